@@ -1,0 +1,28 @@
+"""Shared fixtures and the policy for tests that need ngspice.
+
+In CI (environment variable ``CI`` set) a missing ngspice is a failure, never a skip:
+the tests run and :func:`yieldmc.spice.run_ngspice` raises. On a developer machine
+without ngspice those tests skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    if shutil.which("ngspice") or os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(reason="ngspice is not installed (apt-get install -y ngspice)")
+    for item in items:
+        if "ngspice" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)

@@ -1,0 +1,212 @@
+"""The numba crossbar engine against the scipy direct solve, and the physics it must obey."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+
+from tests.tolerances import ENGINE_RTOL
+from yieldmc.circuit import (
+    node_voltages_reference,
+    solve,
+    solve_reference,
+    transfer_matrix,
+    transfer_matrix_info,
+)
+from yieldmc.errors import ConfigError, SolverError
+
+G_OFF, G_ON = 1e-6, 1e-4
+SHAPES = [(1, 1), (1, 9), (9, 1), (8, 8), (8, 20), (20, 8), (64, 16), (32, 32), (7, 13)]
+WIRES = [  # (r_row, r_col, r_driver, r_sense) in ohm
+    (1.0, 1.0, 0.0, 0.0),
+    (10.0, 10.0, 0.0, 0.0),
+    (0.0, 0.0, 0.0, 0.0),
+    (0.0, 5.0, 0.0, 0.0),
+    (5.0, 0.0, 0.0, 0.0),
+    (1.0, 1.0, 20.0, 50.0),
+    (0.0, 0.0, 10.0, 10.0),
+    (2.5, 0.5, 0.0, 100.0),
+]
+
+
+def random_conductances(rng, shape, stuck=0.15):
+    """Conductances spanning G_off..G_on (log-uniform) with stuck cells at both extremes."""
+    G = np.exp(rng.uniform(np.log(G_OFF), np.log(G_ON), shape))
+    G[rng.random(shape) < stuck] = G_ON
+    G[rng.random(shape) < stuck] = G_OFF
+    return G
+
+
+def rel_err(a, b):
+    return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("wires", WIRES)
+def test_engine_matches_direct_solve(rng, shape, wires):
+    r_row, r_col, r_drv, r_snk = wires
+    G = random_conductances(rng, shape)
+    v = rng.uniform(-0.2, 0.2, (5, shape[0]))
+    ref = solve_reference(G, v, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    got = solve(G, v, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    assert rel_err(got, ref) < ENGINE_RTOL
+    T = transfer_matrix(G, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    assert rel_err(v @ T, ref) < ENGINE_RTOL
+
+
+@pytest.mark.parametrize("shape", [(64, 16), (16, 64), (33, 33)])
+def test_single_vector_path_equals_transfer_matrix(rng, shape):
+    """Few inputs are solved directly, many through T: both routes agree."""
+    G = random_conductances(rng, shape)
+    v = rng.uniform(0, 0.2, shape[0])
+    direct = solve(G, v, 3.0, 2.0)
+    assert direct.shape == (shape[1],)
+    assert rel_err(direct, v @ transfer_matrix(G, 3.0, 2.0)) < ENGINE_RTOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", [(128, 128), (256, 64)])
+def test_engine_matches_direct_solve_large(rng, shape):
+    G = random_conductances(rng, shape)
+    v = rng.uniform(0, 0.2, (3, shape[0]))
+    ref = solve_reference(G, v, 1.0, 1.0)
+    assert rel_err(solve(G, v, 1.0, 1.0), ref) < ENGINE_RTOL
+
+
+def test_ideal_wires_are_exactly_v_at_G(rng):
+    G = random_conductances(rng, (12, 7))
+    v = rng.uniform(0, 0.2, (4, 12))
+    assert np.array_equal(solve(G, v, 0.0, 0.0), v @ G)
+    assert np.array_equal(transfer_matrix(G, 0.0, 0.0), G)
+
+
+def test_reference_ideal_limit_and_kcl(rng):
+    """The oracle itself: ideal wires give v @ G; every row node obeys Kirchhoff's law."""
+    G = random_conductances(rng, (6, 9))
+    v = rng.uniform(0, 0.2, 6)
+    assert_allclose(solve_reference(G, v, 0.0, 0.0), v @ G, rtol=1e-12)
+    r = 2.0
+    row_v, col_v = node_voltages_reference(G, v, r, r)
+    cell = G * (row_v - col_v)
+    # Row node (i, j): current in from the left = current out to the right + cell current.
+    left = np.concatenate([v[:, None], row_v[:, :-1]], axis=1)
+    right = np.concatenate([row_v[:, 1:], row_v[:, -1:]], axis=1)  # open far end
+    assert_allclose((left - row_v) / r - (row_v - right) / r, cell, atol=1e-15)
+    # Column node (i, j): from above + cell = down to the next (ground below the last).
+    above = np.concatenate([col_v[:1, :], col_v[:-1, :]], axis=0)  # open far end
+    below = np.concatenate([col_v[1:, :], np.zeros((1, 9))], axis=0)
+    assert_allclose((above - col_v) / r + cell, (col_v - below) / r, atol=1e-15)
+
+
+def test_hand_computed_single_cell():
+    """1x1 array: source, r_driver + r_row, cell, r_col + r_sense in series."""
+    g, v = 1e-4, 0.2
+    for r_row, r_col, r_drv, r_snk in [(1.0, 2.0, 3.0, 4.0), (0.0, 0.0, 0.0, 0.0)]:
+        expected = v / (1 / g + r_row + r_col + r_drv + r_snk)
+        got = solve([[g]], [v], r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+        assert_allclose(got, [expected], rtol=1e-13)
+
+
+def test_hand_computed_two_cells_on_one_row():
+    """1x2 array, ideal columns: a ladder whose answer follows from series/parallel rules."""
+    g1, g2, r, v = 1e-4, 5e-5, 100.0, 0.2
+    # Node 0 sees cell 1 in parallel with (r + cell 2); the source sees r + that.
+    z_branch = 1 / g1 * (r + 1 / g2) / (1 / g1 + r + 1 / g2)
+    i_total = v / (r + z_branch)
+    v0 = v - r * i_total
+    expected = [v0 * g1, v0 / (r + 1 / g2)]
+    assert_allclose(solve([[g1, g2]], [v], r, 0.0), expected, rtol=1e-12)
+
+
+def test_all_cells_stuck_and_zero_conductance(rng):
+    for G in (np.full((16, 16), G_ON), np.full((16, 16), G_OFF), np.zeros((4, 5))):
+        v = rng.uniform(0, 0.2, (3, G.shape[0]))
+        ref = solve_reference(G, v, 1.0, 1.0)
+        got = solve(G, v, 1.0, 1.0)
+        assert_allclose(got, ref, rtol=0, atol=ENGINE_RTOL * max(np.abs(ref).max(), 1e-30))
+
+
+@pytest.mark.parametrize("corner", [(0, 0), (0, -1), (-1, 0), (-1, -1)])
+def test_defect_in_each_corner(rng, corner):
+    G = np.full((16, 12), G_OFF)
+    G[corner] = G_ON
+    v = rng.uniform(0, 0.2, (2, 16))
+    assert rel_err(solve(G, v, 5.0, 5.0), solve_reference(G, v, 5.0, 5.0)) < ENGINE_RTOL
+
+
+def test_extreme_on_off_ratio(rng):
+    G = np.where(rng.random((24, 24)) < 0.5, 1e-9, 1e-3)  # ratio 1e6, strong IR drop
+    v = rng.uniform(0, 0.2, (2, 24))
+    assert rel_err(solve(G, v, 2.0, 2.0), solve_reference(G, v, 2.0, 2.0)) < ENGINE_RTOL
+
+
+def test_non_convergence_is_reported_not_hidden(rng):
+    G = random_conductances(rng, (32, 32))
+    T, info = transfer_matrix_info(G, 10.0, 10.0, max_iter=1, raise_on_failure=False)
+    assert not info.converged and info.max_residual > 1e-12
+    with pytest.raises(SolverError, match="residual"):
+        transfer_matrix_info(G, 10.0, 10.0, max_iter=1)
+
+
+@pytest.mark.parametrize(
+    "G, v, kw, match",
+    [
+        (np.ones((2, 3)) * 1e-5, np.ones(3), {}, "shape"),
+        (np.ones((2, 3)) * 1e-5, np.ones((4, 2, 2)), {}, "shape"),
+        (np.zeros((0, 3)), np.ones(0), {}, "empty"),
+        (np.ones(3), np.ones(3), {}, "2-D"),
+        (-np.ones((2, 2)), np.ones(2), {}, "negative"),
+        (np.full((2, 2), np.nan), np.ones(2), {}, "non-finite"),
+        (np.ones((2, 2)), np.array([np.inf, 0]), {}, "NaN or inf"),
+        (np.ones((2, 2)), np.ones(2), {"r_row": -1.0}, "r_row"),
+        (np.ones((2, 2)), np.ones(2), {"r_sense": np.inf}, "r_sense"),
+        (np.ones((2, 2)), np.ones(2), {"r_driver": "x"}, "r_driver"),
+    ],
+)
+def test_bad_input_is_refused_clearly(G, v, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        solve(G, v, **kw)
+    with pytest.raises(ConfigError, match=match):
+        solve_reference(G, v, **kw)
+
+
+# ---- physics, as properties -------------------------------------------------------------
+
+shapes = st.tuples(st.integers(1, 12), st.integers(1, 12))
+seeds = st.integers(0, 2**32 - 1)
+resistance = st.floats(0.0, 10.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, seed=seeds, r=resistance, dr=st.floats(0.01, 10.0))
+def test_more_wire_resistance_never_raises_current(shape, seed, r, dr):
+    rng = np.random.default_rng(seed)
+    G = random_conductances(rng, shape)
+    v = rng.uniform(0, 0.2, shape[0])  # non-negative inputs
+    low = solve(G, v, r, r)
+    high = solve(G, v, r + dr, r + dr)
+    # Allow round-off at the solver's tolerance only.
+    assert np.all(high <= low + ENGINE_RTOL * np.abs(low).max())
+    assert np.all(low >= 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, seed=seeds, r=resistance)
+def test_zero_input_gives_zero_current(shape, seed, r):
+    G = random_conductances(np.random.default_rng(seed), shape)
+    assert np.array_equal(solve(G, np.zeros(shape[0]), r, r), np.zeros(shape[1]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, seed=seeds, r=resistance, a=st.floats(-3, 3), b=st.floats(-3, 3))
+def test_superposition(shape, seed, r, a, b):
+    rng = np.random.default_rng(seed)
+    G = random_conductances(rng, shape)
+    v1, v2 = rng.uniform(-0.2, 0.2, (2, shape[0]))
+    combined = solve(G, a * v1 + b * v2, r, r)
+    parts = a * solve(G, v1, r, r) + b * solve(G, v2, r, r)
+    scale = max(np.abs(combined).max(), np.abs(parts).max(), 1e-30)
+    assert np.max(np.abs(combined - parts)) <= 10 * ENGINE_RTOL * scale

@@ -1,0 +1,245 @@
+"""Numba kernels of the crossbar engine: arrays and scalars in, arrays out, no I/O.
+
+Formulation (see docs/circuit.md). Unknowns are the cell currents ``x[i, j]`` (row node
+to column node). With ``D = diag(G)`` the cell equations read
+
+    x / G + A x = v[i]        A = A_row + A_col   (wire-resistance operator, PSD)
+
+where ``(A_row x)[i, j] = r_drv * S_i + r_row * sum_j' (min(j, j') + 1) x[i, j']`` is the
+voltage lost along row i up to node j (``S_i`` is the row's total current) and
+``(A_col x)[i, j] = r_snk * C_j + r_col * sum_i' (M - max(i, i')) x[i', j]`` is the
+voltage of column node (i, j) above the virtual ground (``C_j`` is the column total,
+``r_snk`` the sense impedance). Substituting ``x = sqrt(G) z`` gives the symmetric
+positive-definite system
+
+    H z = (I + D^1/2 A D^1/2) z = D^1/2 v
+
+whose eigenvalues are >= 1; for the default devices it is well conditioned, so
+Jacobi-preconditioned conjugate gradients converge in a handful of iterations.
+Zero conductances are allowed (``z = 0`` there). The right-hand-side index ``k`` is the
+innermost (contiguous) axis so that every inner loop vectorises.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from yieldmc._numba import njit
+
+
+@njit
+def _apply_h(z, sg, r_drv, r_row, r_col, r_snk, out):
+    """``out = H z`` for a block of right-hand sides ``z`` of shape (M, N, K)."""
+    m_rows, n_cols, n_rhs = z.shape
+    acc = np.empty(n_rhs)
+    run = np.empty(n_rhs)
+    drop = np.empty(n_rhs)
+    # Rows: drop(j) = r_drv*S + r_row * sum_{k<=j} (S - sum_{j'<k} x_j').
+    for i in range(m_rows):
+        for k in range(n_rhs):
+            acc[k] = 0.0
+        for j in range(n_cols):
+            g = sg[i, j]
+            for k in range(n_rhs):
+                acc[k] += g * z[i, j, k]
+        for k in range(n_rhs):
+            run[k] = acc[k]  # current in the next row segment
+            drop[k] = r_drv * acc[k]
+        for j in range(n_cols):
+            g = sg[i, j]
+            for k in range(n_rhs):
+                drop[k] += r_row * run[k]
+                out[i, j, k] = drop[k]
+                run[k] -= g * z[i, j, k]
+    # Columns: rise(i) = r_snk*C + r_col * sum_{m>=i} (C - sum_{i'>m} x_i').
+    for j in range(n_cols):
+        for k in range(n_rhs):
+            acc[k] = 0.0
+        for i in range(m_rows):
+            g = sg[i, j]
+            for k in range(n_rhs):
+                acc[k] += g * z[i, j, k]
+        for k in range(n_rhs):
+            run[k] = acc[k]
+            drop[k] = r_snk * acc[k]
+        for i in range(m_rows - 1, -1, -1):
+            g = sg[i, j]
+            for k in range(n_rhs):
+                drop[k] += r_col * run[k]
+                out[i, j, k] = z[i, j, k] + g * (out[i, j, k] + drop[k])
+                run[k] -= g * z[i, j, k]
+
+
+@njit
+def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z):
+    """Jacobi-preconditioned CG on ``H z = rhs`` for every right-hand side at once.
+
+    ``z`` holds the initial guess on entry (the ideal-wire solution ``rhs`` is a good
+    one) and the solution on exit. Returns ``(relative_residuals, iterations)`` where
+    the residuals are recomputed from scratch (``|rhs - H z| / |rhs|`` per column k),
+    so drift of the recursive residual cannot hide a wrong answer.
+    """
+    m_rows, n_cols, n_rhs = rhs.shape
+    inv_diag = np.empty((m_rows, n_cols))
+    for i in range(m_rows):
+        for j in range(n_cols):
+            g2 = sg[i, j] * sg[i, j]
+            a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
+            inv_diag[i, j] = 1.0 / (1.0 + g2 * a_ii)
+    r = np.empty_like(rhs)
+    p = np.empty_like(rhs)
+    q = np.empty_like(rhs)
+    bnorm2 = np.zeros(n_rhs)
+    rz = np.zeros(n_rhs)
+    rnorm2 = np.zeros(n_rhs)
+    pq = np.zeros(n_rhs)
+    alpha = np.zeros(n_rhs)
+    beta = np.zeros(n_rhs)
+    active = np.ones(n_rhs, dtype=np.bool_)
+
+    _apply_h(z, sg, r_drv, r_row, r_col, r_snk, q)
+    for i in range(m_rows):
+        for j in range(n_cols):
+            d = inv_diag[i, j]
+            for k in range(n_rhs):
+                b = rhs[i, j, k]
+                res = b - q[i, j, k]
+                r[i, j, k] = res
+                p[i, j, k] = d * res
+                bnorm2[k] += b * b
+                rz[k] += d * res * res
+                rnorm2[k] += res * res
+    tol2 = np.empty(n_rhs)
+    n_active = 0
+    for k in range(n_rhs):
+        tol2[k] = rtol * rtol * bnorm2[k]
+        if rnorm2[k] <= tol2[k] or rz[k] == 0.0:
+            active[k] = False
+        else:
+            n_active += 1
+
+    iterations = 0
+    while n_active > 0 and iterations < max_iter:
+        iterations += 1
+        _apply_h(p, sg, r_drv, r_row, r_col, r_snk, q)
+        for k in range(n_rhs):
+            pq[k] = 0.0
+        for i in range(m_rows):
+            for j in range(n_cols):
+                for k in range(n_rhs):
+                    pq[k] += p[i, j, k] * q[i, j, k]
+        for k in range(n_rhs):
+            alpha[k] = rz[k] / pq[k] if active[k] and pq[k] > 0.0 else 0.0
+            rnorm2[k] = 0.0
+            beta[k] = 0.0  # holds the new rz until the division below
+        for i in range(m_rows):
+            for j in range(n_cols):
+                d = inv_diag[i, j]
+                for k in range(n_rhs):
+                    a = alpha[k]
+                    z[i, j, k] += a * p[i, j, k]
+                    res = r[i, j, k] - a * q[i, j, k]
+                    r[i, j, k] = res
+                    rnorm2[k] += res * res
+                    beta[k] += d * res * res
+        n_active = 0
+        for k in range(n_rhs):
+            if not active[k]:
+                beta[k] = 0.0
+                continue
+            if rnorm2[k] <= tol2[k] or beta[k] == 0.0:
+                active[k] = False
+                beta[k] = 0.0
+                continue
+            n_active += 1
+            rz_new = beta[k]
+            beta[k] = rz_new / rz[k]
+            rz[k] = rz_new
+        if n_active == 0:
+            break
+        for i in range(m_rows):
+            for j in range(n_cols):
+                d = inv_diag[i, j]
+                for k in range(n_rhs):
+                    if beta[k] != 0.0:
+                        p[i, j, k] = d * r[i, j, k] + beta[k] * p[i, j, k]
+
+    # True residual, recomputed from the solution.
+    _apply_h(z, sg, r_drv, r_row, r_col, r_snk, q)
+    rel = np.zeros(n_rhs)
+    for i in range(m_rows):
+        for j in range(n_cols):
+            for k in range(n_rhs):
+                res = rhs[i, j, k] - q[i, j, k]
+                rel[k] += res * res
+    for k in range(n_rhs):
+        rel[k] = np.sqrt(rel[k] / bnorm2[k]) if bnorm2[k] > 0.0 else np.sqrt(rel[k])
+    return rel, iterations
+
+
+@njit
+def _transfer_by_columns(g, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, t_out):
+    """Transfer matrix by reciprocity: one solve per column (use when N <= M).
+
+    Right-hand side of column c is ``sqrt(G[:, c])`` in column c, zero elsewhere;
+    ``T[i, c] = sum_j sqrt(G[i, j]) z[i, j]``. Returns (max residual, max iterations).
+    """
+    m_rows, n_cols = g.shape
+    sg = np.sqrt(g)
+    worst = 0.0
+    most = 0
+    for c0 in range(0, n_cols, block):
+        nb = min(block, n_cols - c0)
+        rhs = np.zeros((m_rows, n_cols, nb))
+        for i in range(m_rows):
+            for k in range(nb):
+                rhs[i, c0 + k, k] = sg[i, c0 + k]
+        z = rhs.copy()
+        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z)
+        for k in range(nb):
+            worst = max(worst, rel[k])
+        most = max(most, its)
+        for i in range(m_rows):
+            for k in range(nb):
+                t_out[i, c0 + k] = 0.0
+            for j in range(n_cols):
+                s = sg[i, j]
+                for k in range(nb):
+                    t_out[i, c0 + k] += s * z[i, j, k]
+    return worst, most
+
+
+@njit
+def _solve_inputs(g, v, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, i_out):
+    """Column currents for a batch of row-voltage vectors ``v`` (B, M) -> ``i_out`` (B, N).
+
+    Also the route to the transfer matrix when M < N (drive the rows with unit inputs).
+    Returns (max residual, max iterations).
+    """
+    m_rows, n_cols = g.shape
+    n_batch = v.shape[0]
+    sg = np.sqrt(g)
+    worst = 0.0
+    most = 0
+    for b0 in range(0, n_batch, block):
+        nb = min(block, n_batch - b0)
+        rhs = np.empty((m_rows, n_cols, nb))
+        for i in range(m_rows):
+            for j in range(n_cols):
+                s = sg[i, j]
+                for k in range(nb):
+                    rhs[i, j, k] = s * v[b0 + k, i]
+        z = rhs.copy()
+        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z)
+        for k in range(nb):
+            worst = max(worst, rel[k])
+        most = max(most, its)
+        for j in range(n_cols):
+            for k in range(nb):
+                i_out[b0 + k, j] = 0.0
+        for i in range(m_rows):
+            for j in range(n_cols):
+                s = sg[i, j]
+                for k in range(nb):
+                    i_out[b0 + k, j] += s * z[i, j, k]
+    return worst, most

@@ -1,0 +1,138 @@
+"""The test oracle: the crossbar's modified nodal analysis, solved directly by scipy.
+
+Slow and obviously correct. Every element of the circuit convention of DESIGN.md
+section 4 is stamped one by one; a zero resistance is stamped as a 0 V voltage source
+(an extra branch-current unknown), exactly as SPICE does, so ideal wires are exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from yieldmc.circuit.validate import check_inputs, check_network
+
+
+class _Stamper:
+    """Collects MNA stamps as COO triplets, vectorised over element arrays. Node -1 is ground."""
+
+    def __init__(self, n_nodes: int) -> None:
+        self.n_nodes = n_nodes
+        self.n_branches = 0
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+
+    def _add(self, r, c, v) -> None:
+        r, c, v = np.broadcast_arrays(np.asarray(r), np.asarray(c), np.asarray(v, float))
+        keep = (r >= 0) & (c >= 0)
+        self.rows.append(r[keep].ravel())
+        self.cols.append(c[keep].ravel())
+        self.vals.append(v[keep].ravel())
+
+    def conductance(self, a, b, g) -> None:
+        """Stamp conductances ``g`` between node arrays ``a`` and ``b``."""
+        g = np.asarray(g, dtype=float)
+        self._add(a, a, g)
+        self._add(b, b, g)
+        self._add(a, b, -g)
+        self._add(b, a, -g)
+
+    def voltage_sources(self, plus, minus) -> np.ndarray:
+        """Voltage sources ``V(plus) - V(minus) = e``; returns their branch unknowns."""
+        plus, minus = np.broadcast_arrays(np.asarray(plus).ravel(), np.asarray(minus).ravel())
+        k = self.n_nodes + self.n_branches + np.arange(plus.size)
+        self.n_branches += plus.size
+        one = np.ones(plus.size)
+        self._add(plus, k, one)
+        self._add(k, plus, one)
+        self._add(minus, k, -one)
+        self._add(k, minus, -one)
+        return k
+
+    def resistors(self, a, b, resistance: float) -> None:
+        """Equal resistors between node arrays; 0 ohm is stamped as a 0 V source."""
+        if resistance > 0.0:
+            self.conductance(a, b, 1.0 / resistance)
+        else:
+            self.voltage_sources(a, b)
+
+    def matrix(self) -> sp.csc_matrix:
+        n = self.n_nodes + self.n_branches
+        return sp.coo_matrix(
+            (np.concatenate(self.vals), (np.concatenate(self.rows), np.concatenate(self.cols))),
+            shape=(n, n),
+        ).tocsc()
+
+
+def _assemble(G: np.ndarray, r_row: float, r_col: float, r_driver: float, r_sense: float):
+    """MNA matrix of the crossbar and the map from input voltages to the right-hand side."""
+    m_rows, n_cols = G.shape
+    row_node = np.arange(m_rows * n_cols).reshape(m_rows, n_cols)
+    col_node = row_node + m_rows * n_cols
+    st = _Stamper(2 * m_rows * n_cols)
+    st.conductance(row_node, col_node, G)  # the cells (G = 0 stamps zeros: an open cell)
+    if r_driver + r_row > 0.0:
+        # Norton form of source + first segment: a conductance to ground at node (i, 0)
+        # and an injected current v[i] / (r_driver + r_row). Keeps the matrix SPD.
+        g_in = 1.0 / (r_driver + r_row)
+        st.conductance(row_node[:, 0], -1, g_in)
+        inject, scale = row_node[:, 0], g_in
+    else:
+        inject, scale = st.voltage_sources(row_node[:, 0], -1), 1.0  # V(i, 0) = v[i]
+    st.resistors(row_node[:, :-1], row_node[:, 1:], r_row)
+    st.resistors(col_node[:-1, :], col_node[1:, :], r_col)
+    st.resistors(col_node[-1, :], -1, r_col + r_sense)
+    n = st.n_nodes + st.n_branches
+    drive = sp.csr_matrix((np.full(m_rows, scale), (inject, np.arange(m_rows))), shape=(n, m_rows))
+    return st.matrix(), drive, row_node, col_node
+
+
+def node_voltages_reference(
+    G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float = 0.0, r_sense: float = 0.0
+):
+    """Row- and column-node voltages of the crossbar, by a direct sparse solve.
+
+    Returns
+    -------
+    row_v, col_v : ndarray, shape (B, M, N) (or (M, N) for a single input vector)
+        Voltages (V) of the row node and of the column node of every cell.
+    """
+    G, v, single = check_inputs(G, v)
+    check_network(r_row, r_col, r_driver, r_sense)
+    A, drive, row_node, col_node = _assemble(G, r_row, r_col, r_driver, r_sense)
+    x = spla.splu(A, permc_spec="MMD_AT_PLUS_A").solve(np.asarray((drive @ v.T)))  # one factorisation, all inputs at once
+    row_v = x[row_node].transpose(2, 0, 1)
+    col_v = x[col_node].transpose(2, 0, 1)
+    return (row_v[0], col_v[0]) if single else (row_v, col_v)
+
+
+def solve_reference(
+    G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float = 0.0, r_sense: float = 0.0
+) -> np.ndarray:
+    """Column currents of the crossbar by a scipy sparse direct solve of its nodal system.
+
+    The test oracle of :func:`yieldmc.circuit.solve`; same arguments and shapes.
+    The output current of column j is the sum of its cell currents (KCL: the column's far
+    end is open, so they all reach the virtual ground).
+
+    Parameters
+    ----------
+    G : array_like, shape (M, N)
+        Cell conductances (S), finite and >= 0.
+    v : array_like, shape (M,) or (B, M)
+        Row source voltages (V).
+    r_row, r_col, r_driver, r_sense : float
+        Wire segment, driver and sense resistances (ohm), finite and >= 0.
+
+    Returns
+    -------
+    ndarray, shape (N,) or (B, N)
+        Currents (A) into the columns' virtual grounds.
+    """
+    row_v, col_v = node_voltages_reference(
+        G, v, r_row, r_col, r_driver=r_driver, r_sense=r_sense
+    )
+    G = np.asarray(G, dtype=float)
+    return ((row_v - col_v) * G).sum(axis=-2)

@@ -1,0 +1,128 @@
+"""SPICE export of a crossbar and an ngspice runner, for cross-checking the engine.
+
+The netlist follows the circuit convention of DESIGN.md section 4 element by element.
+Column currents are measured by 0 V sources (``Vsense_j``) between each column's last
+node and ground: the current through a voltage source is exactly what the virtual
+ground absorbs. A zero resistance is written as a 0 V source as well (ngspice rejects
+0 ohm resistors).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from yieldmc.circuit.validate import check_inputs, check_network
+from yieldmc.errors import YieldmcError
+
+
+class SpiceError(YieldmcError, RuntimeError):
+    """ngspice is missing, failed, or printed something we cannot parse."""
+
+
+def _two_terminal(lines: list[str], name: str, a: str, b: str, resistance: float) -> None:
+    if resistance > 0:
+        lines.append(f"R{name} {a} {b} {resistance:.17g}")
+    else:
+        lines.append(f"V{name} {a} {b} DC 0")
+
+
+def netlist(G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float = 0.0,
+            r_sense: float = 0.0, title: str = "yieldmc crossbar") -> str:
+    """The crossbar with one input vector as an ngspice netlist (operating point).
+
+    Parameters
+    ----------
+    G : array_like, shape (M, N)
+        Cell conductances (S); a zero conductance is left out (an open cell).
+    v : array_like, shape (M,)
+        Row source voltages (V).
+    r_row, r_col, r_driver, r_sense : float
+        Resistances (ohm), as in :func:`yieldmc.circuit.solve`.
+
+    Returns
+    -------
+    str
+        The netlist. Nodes ``r<i>_<j>`` / ``c<i>_<j>`` are the row / column nodes of
+        cell (i, j); the current of column j is ``i(vsense_<j>)``.
+    """
+    G, v2, single = check_inputs(G, v)
+    if not single:
+        raise ValueError("netlist takes one input vector of shape (M,)")
+    check_network(r_row, r_col, r_driver, r_sense)
+    m_rows, n_cols = G.shape
+    lines = [f"* {title}: {m_rows} x {n_cols} cells", ".options noacct"]
+    for i in range(m_rows):
+        lines.append(f"Vin{i} s{i} 0 DC {v2[0, i]:.17g}")
+        _two_terminal(lines, f"drv{i}", f"s{i}", f"r{i}_0", r_driver + r_row)
+        for j in range(n_cols - 1):
+            _two_terminal(lines, f"row{i}_{j}", f"r{i}_{j}", f"r{i}_{j + 1}", r_row)
+    for j in range(n_cols):
+        for i in range(m_rows - 1):
+            _two_terminal(lines, f"col{i}_{j}", f"c{i}_{j}", f"c{i + 1}_{j}", r_col)
+        _two_terminal(lines, f"snk{j}", f"c{m_rows - 1}_{j}", f"g{j}", r_col + r_sense)
+        lines.append(f"Vsense{j} g{j} 0 DC 0")
+    for i in range(m_rows):
+        for j in range(n_cols):
+            if G[i, j] > 0:
+                lines.append(f"Rcell{i}_{j} r{i}_{j} c{i}_{j} {1.0 / G[i, j]:.17g}")
+    lines += [
+        ".control",
+        "set numdgt=15",
+        "op",
+        *[f"print i(vsense{j})" for j in range(n_cols)],
+        "quit 0",
+        ".endc",
+        ".end",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def ngspice_path() -> str | None:
+    """Path of the ngspice binary, or None when it is not installed."""
+    return shutil.which("ngspice")
+
+
+_PRINT = re.compile(r"^\s*i\(vsense(\d+)\)\s*=\s*([-+0-9.eE]+)\s*$", re.MULTILINE)
+
+
+def run_ngspice(G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float = 0.0,
+                r_sense: float = 0.0, timeout: float = 600.0) -> np.ndarray:
+    """Column currents of the crossbar computed by ``ngspice -b``.
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        Current (A) into each column's virtual ground (SPICE reports the current
+        through a source from + to -, here from the column into ground: same sign as
+        :func:`yieldmc.circuit.solve`).
+
+    Raises
+    ------
+    SpiceError
+        ngspice is not installed, fails, or its output cannot be parsed.
+    """
+    exe = ngspice_path()
+    if exe is None:
+        raise SpiceError("ngspice is not installed (apt-get install -y ngspice)")
+    text = netlist(G, v, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
+    n_cols = np.asarray(G).shape[1]
+    with tempfile.TemporaryDirectory(prefix="yieldmc-spice-") as tmp:
+        path = Path(tmp) / "crossbar.cir"
+        path.write_text(text)
+        try:
+            done = subprocess.run([exe, "-b", str(path)], capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise SpiceError(f"ngspice did not finish within {timeout} s") from exc
+    found = {int(j): float(x) for j, x in _PRINT.findall(done.stdout)}
+    if done.returncode != 0 or len(found) != n_cols:
+        tail = (done.stderr or done.stdout)[-800:]
+        raise SpiceError(f"ngspice failed (exit {done.returncode}, {len(found)}/{n_cols} "
+                         f"currents parsed): {tail}")
+    return np.array([found[j] for j in range(n_cols)])
