@@ -28,20 +28,25 @@ from yieldmc._numba import njit
 
 
 @njit
-def _apply_h(z, sg, r_drv, r_row, r_col, r_snk, out):
-    """``out = H z`` for a block of right-hand sides ``z`` of shape (M, N, K)."""
-    m_rows, n_cols, n_rhs = z.shape
+def _row_pass(p, sg, r_drv, r_row, q, colsum):
+    """Row part of ``H p``: ``q[i, j] = r_drv * S_i + r_row * sum_{k<=j} s_k``.
+
+    ``s_k`` is the current in row segment k (``S_i - sum_{j'<k} x_j'``) of the cell
+    currents ``x = sg * p``. Also accumulates the column totals ``colsum[j] = C_j``.
+    """
+    m_rows, n_cols, n_rhs = p.shape
     acc = np.empty(n_rhs)
     run = np.empty(n_rhs)
     drop = np.empty(n_rhs)
-    # Rows: drop(j) = r_drv*S + r_row * sum_{k<=j} (S - sum_{j'<k} x_j').
+    colsum[:, :] = 0.0
     for i in range(m_rows):
-        for k in range(n_rhs):
-            acc[k] = 0.0
+        acc[:] = 0.0
         for j in range(n_cols):
             g = sg[i, j]
             for k in range(n_rhs):
-                acc[k] += g * z[i, j, k]
+                x = g * p[i, j, k]
+                acc[k] += x
+                colsum[j, k] += x
         for k in range(n_rhs):
             run[k] = acc[k]  # current in the next row segment
             drop[k] = r_drv * acc[k]
@@ -49,25 +54,47 @@ def _apply_h(z, sg, r_drv, r_row, r_col, r_snk, out):
             g = sg[i, j]
             for k in range(n_rhs):
                 drop[k] += r_row * run[k]
-                out[i, j, k] = drop[k]
-                run[k] -= g * z[i, j, k]
-    # Columns: rise(i) = r_snk*C + r_col * sum_{m>=i} (C - sum_{i'>m} x_i').
+                q[i, j, k] = drop[k]
+                run[k] -= g * p[i, j, k]
+
+
+@njit
+def _col_pass(p, sg, r_col, r_snk, q, colsum, run, drop, pq):
+    """Column part: ``q = p + sg * (q + rise)`` and the dot products ``pq[k] = p . q``.
+
+    ``rise(i) = r_snk * C_j + r_col * sum_{m>=i} c_m`` with ``c_m`` the current in the
+    column segment below node m. Sweeps the rows bottom-up with all columns at once,
+    so memory is read in order.
+    """
+    m_rows, n_cols, n_rhs = p.shape
     for j in range(n_cols):
         for k in range(n_rhs):
-            acc[k] = 0.0
-        for i in range(m_rows):
+            run[j, k] = colsum[j, k]  # current in the segment below the node
+            drop[j, k] = r_snk * colsum[j, k]
+    pq[:] = 0.0
+    for i in range(m_rows - 1, -1, -1):
+        for j in range(n_cols):
             g = sg[i, j]
             for k in range(n_rhs):
-                acc[k] += g * z[i, j, k]
-        for k in range(n_rhs):
-            run[k] = acc[k]
-            drop[k] = r_snk * acc[k]
-        for i in range(m_rows - 1, -1, -1):
-            g = sg[i, j]
-            for k in range(n_rhs):
-                drop[k] += r_col * run[k]
-                out[i, j, k] = z[i, j, k] + g * (out[i, j, k] + drop[k])
-                run[k] -= g * z[i, j, k]
+                d = drop[j, k] + r_col * run[j, k]
+                drop[j, k] = d
+                pv = p[i, j, k]
+                qv = pv + g * (q[i, j, k] + d)
+                q[i, j, k] = qv
+                pq[k] += pv * qv
+                run[j, k] -= g * pv
+
+
+@njit
+def _apply_h(z, sg, r_drv, r_row, r_col, r_snk, out):
+    """``out = H z`` for a block of right-hand sides ``z`` of shape (M, N, K)."""
+    n_cols, n_rhs = z.shape[1], z.shape[2]
+    colsum = np.empty((n_cols, n_rhs))
+    run = np.empty((n_cols, n_rhs))
+    drop = np.empty((n_cols, n_rhs))
+    pq = np.empty(n_rhs)
+    _row_pass(z, sg, r_drv, r_row, out, colsum)
+    _col_pass(z, sg, r_col, r_snk, out, colsum, run, drop, pq)
 
 
 @njit
@@ -77,7 +104,8 @@ def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z):
     ``z`` holds the initial guess on entry (the ideal-wire solution ``rhs`` is a good
     one) and the solution on exit. Returns ``(relative_residuals, iterations)`` where
     the residuals are recomputed from scratch (``|rhs - H z| / |rhs|`` per column k),
-    so drift of the recursive residual cannot hide a wrong answer.
+    so drift of the recursive residual cannot hide a wrong answer. Finished columns
+    are frozen (``alpha = beta = 0``) while the others iterate.
     """
     m_rows, n_cols, n_rhs = rhs.shape
     inv_diag = np.empty((m_rows, n_cols))
@@ -87,16 +115,19 @@ def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z):
             a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
             inv_diag[i, j] = 1.0 / (1.0 + g2 * a_ii)
     r = np.empty_like(rhs)
-    p = np.empty_like(rhs)
+    p = np.zeros_like(rhs)
     q = np.empty_like(rhs)
+    colsum = np.empty((n_cols, n_rhs))
+    run = np.empty((n_cols, n_rhs))
+    drop = np.empty((n_cols, n_rhs))
     bnorm2 = np.zeros(n_rhs)
     rz = np.zeros(n_rhs)
     rnorm2 = np.zeros(n_rhs)
     pq = np.zeros(n_rhs)
     alpha = np.zeros(n_rhs)
     beta = np.zeros(n_rhs)
+    rz_new = np.zeros(n_rhs)
     active = np.ones(n_rhs, dtype=np.bool_)
-
     _apply_h(z, sg, r_drv, r_row, r_col, r_snk, q)
     for i in range(m_rows):
         for j in range(n_cols):
@@ -105,33 +136,31 @@ def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z):
                 b = rhs[i, j, k]
                 res = b - q[i, j, k]
                 r[i, j, k] = res
-                p[i, j, k] = d * res
                 bnorm2[k] += b * b
                 rz[k] += d * res * res
                 rnorm2[k] += res * res
-    tol2 = np.empty(n_rhs)
+    tol2 = rtol * rtol * bnorm2
     n_active = 0
     for k in range(n_rhs):
-        tol2[k] = rtol * rtol * bnorm2[k]
         if rnorm2[k] <= tol2[k] or rz[k] == 0.0:
             active[k] = False
         else:
             n_active += 1
-
     iterations = 0
     while n_active > 0 and iterations < max_iter:
         iterations += 1
-        _apply_h(p, sg, r_drv, r_row, r_col, r_snk, q)
-        for k in range(n_rhs):
-            pq[k] = 0.0
+        # p = M^-1 r + beta p (beta = 0 first time and for finished columns: alpha=0 there)
         for i in range(m_rows):
             for j in range(n_cols):
+                d = inv_diag[i, j]
                 for k in range(n_rhs):
-                    pq[k] += p[i, j, k] * q[i, j, k]
+                    p[i, j, k] = d * r[i, j, k] + beta[k] * p[i, j, k]
+        _row_pass(p, sg, r_drv, r_row, q, colsum)
+        _col_pass(p, sg, r_col, r_snk, q, colsum, run, drop, pq)
         for k in range(n_rhs):
             alpha[k] = rz[k] / pq[k] if active[k] and pq[k] > 0.0 else 0.0
             rnorm2[k] = 0.0
-            beta[k] = 0.0  # holds the new rz until the division below
+            rz_new[k] = 0.0
         for i in range(m_rows):
             for j in range(n_cols):
                 d = inv_diag[i, j]
@@ -141,30 +170,16 @@ def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z):
                     res = r[i, j, k] - a * q[i, j, k]
                     r[i, j, k] = res
                     rnorm2[k] += res * res
-                    beta[k] += d * res * res
+                    rz_new[k] += d * res * res
         n_active = 0
         for k in range(n_rhs):
-            if not active[k]:
-                beta[k] = 0.0
-                continue
-            if rnorm2[k] <= tol2[k] or beta[k] == 0.0:
+            if active[k] and rnorm2[k] > tol2[k] and rz_new[k] > 0.0:
+                n_active += 1
+                beta[k] = rz_new[k] / rz[k]
+                rz[k] = rz_new[k]
+            else:
                 active[k] = False
                 beta[k] = 0.0
-                continue
-            n_active += 1
-            rz_new = beta[k]
-            beta[k] = rz_new / rz[k]
-            rz[k] = rz_new
-        if n_active == 0:
-            break
-        for i in range(m_rows):
-            for j in range(n_cols):
-                d = inv_diag[i, j]
-                for k in range(n_rhs):
-                    if beta[k] != 0.0:
-                        p[i, j, k] = d * r[i, j, k] + beta[k] * p[i, j, k]
-
-    # True residual, recomputed from the solution.
     _apply_h(z, sg, r_drv, r_row, r_col, r_snk, q)
     rel = np.zeros(n_rhs)
     for i in range(m_rows):
@@ -242,4 +257,37 @@ def _solve_inputs(g, v, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, i_out
                 s = sg[i, j]
                 for k in range(nb):
                     i_out[b0 + k, j] += s * z[i, j, k]
+    return worst, most
+
+
+@njit
+def _cell_responses(g, cell_i, cell_j, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, u_out):
+    """Cell currents ``u[:, :, c] = K^{-1} e_c`` for unit voltage across each listed cell.
+
+    ``K = diag(1/G) + A`` is the unscaled cell system; column c of ``u_out`` (shape
+    (M, N, n_cells)) is the response to a unit source in series with cell
+    ``(cell_i[c], cell_j[c])``. Used by the low-rank (Woodbury) update of T.
+    Returns (max residual, max iterations).
+    """
+    m_rows, n_cols = g.shape
+    n_cells = cell_i.shape[0]
+    sg = np.sqrt(g)
+    worst = 0.0
+    most = 0
+    for c0 in range(0, n_cells, block):
+        nb = min(block, n_cells - c0)
+        rhs = np.zeros((m_rows, n_cols, nb))
+        for k in range(nb):
+            i, j = cell_i[c0 + k], cell_j[c0 + k]
+            rhs[i, j, k] = sg[i, j]
+        z = rhs.copy()
+        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z)
+        for k in range(nb):
+            worst = max(worst, rel[k])
+        most = max(most, its)
+        for i in range(m_rows):
+            for j in range(n_cols):
+                s = sg[i, j]
+                for k in range(nb):
+                    u_out[i, j, c0 + k] = s * z[i, j, k]
     return worst, most
