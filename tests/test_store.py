@@ -360,13 +360,17 @@ def test_manifest_update_is_atomic(store, monkeypatch):
     before = (store.path / MANIFEST_FILE).read_bytes()
     record = write(store, 1, record=False)
 
+    seen = []
+
     def crash(src, dst):
+        seen.append(Path(src).name)
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         store.record_chunk(record)
     monkeypatch.undo()
+    assert seen and seen[0].startswith(".manifest.json.") and seen[0].endswith(".tmp")  # hidden temp name
     assert (store.path / MANIFEST_FILE).read_bytes() == before
     assert not [p for p in store.path.iterdir() if p.name.endswith(".tmp")]
 

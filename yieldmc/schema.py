@@ -1,0 +1,420 @@
+"""What a run's files contain, as code: the per-die Parquet table and the HDF5 voltage layout.
+
+:mod:`yieldmc.store` decides *where and when* files are written (run directory, atomic
+renames, manifest); this module decides *what is inside* them.
+
+Every column of ``<out>/dies/part-*.parquet`` is a :class:`Column` in :data:`DIE_COLUMNS`.
+:mod:`yieldmc.store` builds the Arrow schema from it (:func:`arrow_schema`), checks tables
+against it before writing (:func:`conform`) and files against it when reading
+(:func:`check_schema`); ``docs/data.md`` holds the table :func:`schema_markdown` renders,
+and a test keeps the two identical. Regenerate the docs table with::
+
+    python -m yieldmc.schema
+
+Design choices
+--------------
+* **Flat and typed.** One scalar per cell, so every tool (pandas, polars, duckdb, Spark,
+  a CSV export, a spreadsheet) reads the table without exploding nested types.
+* ``defect_type`` is a plain ``string``, not an Arrow dictionary: Parquet dictionary-encodes
+  it on disk anyway, and a logical string avoids categorical surprises (per-file categories,
+  pandas ``observed=`` warnings) when runs are concatenated.
+* ``layers_affected`` is a comma-separated string of layer indices (``"0,2"``; ``""`` for
+  a defect-free die) rather than ``list<int8>``: it groups and filters as a scalar in every
+  tool, and :func:`decode_layers` (or ``str.split(",")``) turns it back into a list.
+* ``defect_params`` is compact JSON (:func:`encode_params`) of the per-array parameter list,
+  so new pattern kinds never change the schema; duckdb/polars/Spark parse it with their
+  JSON functions.
+* Voltages go to HDF5, one file per chunk (:func:`write_voltage_file`): a group per image
+  set holding ``voltages`` float32 (dies, images, outputs) and ``labels``; after a run,
+  :func:`write_virtual_file` spans all parts with HDF5 virtual datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pyarrow as pa
+
+import yieldmc
+from yieldmc.errors import ConfigError
+
+#: Version of the on-disk layout (run.json, manifest.json, Parquet and HDF5 files).
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the per-die table.
+
+    Attributes
+    ----------
+    name : str
+        Column name in Parquet and pandas.
+    arrow_type : pyarrow.DataType
+        Exact Arrow type written and required on reading.
+    unit : str
+        Physical unit; ``"1"`` for a dimensionless ratio, ``""`` for identifiers and text.
+    description : str
+        One sentence for the docs and the Parquet field metadata.
+    deterministic : bool
+        ``False`` for columns that differ between two runs of the same config and seed
+        (the run's uuid, wall times).
+    chunk_invariant : bool
+        ``False`` for columns that depend on how the run was split into chunks.
+    """
+
+    name: str
+    arrow_type: pa.DataType
+    unit: str
+    description: str
+    deterministic: bool = True
+    chunk_invariant: bool = True
+
+    @property
+    def field(self) -> pa.Field:
+        """The Arrow field, with unit and description in its metadata."""
+        return pa.field(self.name, self.arrow_type,
+                        metadata={"unit": self.unit, "description": self.description})
+
+
+#: Every column of ``dies/part-*.parquet``, in file order.
+DIE_COLUMNS: tuple[Column, ...] = (
+    Column("run_id", pa.string(), "", "Unique id (uuid4) of the run that wrote the row; kept on resume.",
+           deterministic=False),
+    Column("die", pa.int64(), "", "Die index within the run, 0 .. n_dies-1; its random stream is "
+           "default_rng([seed, die])."),
+    Column("seed", pa.int64(), "", "Root seed of the run (the same on every row)."),
+    Column("chunk", pa.int32(), "", "Chunk that simulated the die: die // chunk_size.",
+           chunk_invariant=False),
+    Column("defect_type", pa.string(), "", "Defect pattern drawn for the die (mixed resolves to a "
+           "spatial kind; none for a defect-free die)."),
+    Column("defect_params", pa.string(), "", "JSON list, one object per array, of the pattern "
+           "parameters in normalized array coordinates ({\"kind\": \"none\"} for unaffected arrays)."),
+    Column("layers_affected", pa.string(), "", "Comma-separated indices of the layers with at least "
+           "one stuck cell, ascending (\"0,2\"; empty when none)."),
+    Column("n_stuck_on", pa.int32(), "cells", "Cells stuck ON (low resistance, G_on) over the whole die."),
+    Column("n_stuck_off", pa.int32(), "cells", "Cells stuck OFF (high resistance, G_off) over the whole die."),
+    Column("fault_fraction", pa.float64(), "1", "Stuck cells / all cells of the die."),
+    Column("accuracy", pa.float64(), "1", "Share of evaluation images classified correctly "
+           "(n_correct / n_images)."),
+    Column("n_images", pa.int32(), "images", "Evaluation images run through the die."),
+    Column("n_correct", pa.int32(), "images", "Evaluation images classified correctly."),
+    Column("solver_max_residual", pa.float64(), "1", "Largest relative residual of the die's "
+           "circuit solves."),
+    Column("solver_converged", pa.bool_(), "", "True when every circuit solve of the die reached "
+           "its tolerance; rows with False must not be trusted."),
+    Column("elapsed_s", pa.float64(), "s", "Wall time spent simulating the die.", deterministic=False),
+)
+
+COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in DIE_COLUMNS}
+
+#: Columns that differ between two runs with the same config and seed; drop them to
+#: compare runs for reproducibility.
+NONDETERMINISTIC_COLUMNS: tuple[str, ...] = tuple(c.name for c in DIE_COLUMNS if not c.deterministic)
+
+#: Columns that depend on how a run was executed (identity, timing, chunking); drop them
+#: to compare runs that used other worker counts, chunk sizes or backends.
+EXECUTION_COLUMNS: tuple[str, ...] = tuple(
+    c.name for c in DIE_COLUMNS if not (c.deterministic and c.chunk_invariant))
+
+
+def arrow_schema(metadata: Mapping[str, str] | None = None) -> pa.Schema:
+    """The Arrow schema of the per-die table, with optional key-value metadata."""
+    return pa.schema([c.field for c in DIE_COLUMNS], metadata=dict(metadata) if metadata else None)
+
+
+def column_units() -> dict[str, str]:
+    """``{column name: unit}`` for every column (stored in the Parquet metadata)."""
+    return {c.name: c.unit for c in DIE_COLUMNS}
+
+
+def empty_table() -> pa.Table:
+    """A table with every column and no rows."""
+    return arrow_schema().empty_table()
+
+
+def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | None = None) -> pa.Table:
+    """Return ``table`` with exactly the registry's columns, in order, cast to their types.
+
+    Parameters
+    ----------
+    table : pyarrow.Table, pandas.DataFrame or mapping of column name -> array-like
+        The rows of one chunk.
+    fill : mapping, optional
+        Values for columns the caller may leave out (a scalar repeated on every row).
+        Where ``table`` has the column already, every row must equal the value.
+
+    Raises
+    ------
+    ConfigError
+        Missing or unknown columns (named), values that do not cast safely to the column's
+        type, or a column disagreeing with ``fill``.
+    """
+    pd = sys.modules.get("pandas")  # without pandas imported, table cannot be a DataFrame
+    if pd is not None and isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    elif not isinstance(table, pa.Table):
+        table = pa.table({k: _as_arrow(k, v) for k, v in dict(table).items()})
+    present = set(table.column_names)
+    fill = dict(fill or {})
+    unknown = sorted(present - set(COLUMNS_BY_NAME))
+    if unknown:
+        raise ConfigError(f"unknown per-die column(s) {unknown}; add them to yieldmc.schema.DIE_COLUMNS "
+                          "first (and regenerate docs/data.md)")
+    missing = [c.name for c in DIE_COLUMNS if c.name not in present and c.name not in fill]
+    if missing:
+        raise ConfigError(f"per-die table lacks column(s) {missing}")
+    arrays = []
+    for col in DIE_COLUMNS:
+        if col.name in present:
+            arr = _cast(col, table.column(col.name))
+            if col.name in fill:
+                expected = fill[col.name]
+                values = set(arr.to_pylist())
+                if values and values != {expected}:
+                    raise ConfigError(f"column {col.name!r} holds {sorted(values, key=str)[:5]}, "
+                                      f"expected {expected!r} on every row")
+        else:
+            arr = _cast(col, pa.array([fill[col.name]] * table.num_rows))
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, schema=arrow_schema())
+
+
+def _as_arrow(name: str, values: Any) -> pa.Array:
+    col = COLUMNS_BY_NAME.get(name)
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    try:
+        if isinstance(values, np.ndarray):
+            return pa.array(values)
+        return pa.array(list(values), type=col.arrow_type if col else None)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise ConfigError(f"column {name!r}: cannot convert values to Arrow ({exc})") from None
+
+
+def _cast(col: Column, arr: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    if arr.type == col.arrow_type:
+        return arr
+    try:
+        return arr.cast(col.arrow_type, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        raise ConfigError(f"column {col.name!r} of type {arr.type} does not convert to "
+                          f"{col.arrow_type}: {exc}") from None
+
+
+def check_schema(schema: pa.Schema, columns: Iterable[str] | None = None, *, source: str = "table") -> None:
+    """Raise :class:`ConfigError` unless ``schema`` has ``columns`` (default: all) with their types.
+
+    The message names every missing column and every type mismatch, and ``source``
+    (a file name) says where.
+    """
+    names = list(columns) if columns is not None else [c.name for c in DIE_COLUMNS]
+    unknown = [n for n in names if n not in COLUMNS_BY_NAME]
+    if unknown:
+        raise ConfigError(f"unknown per-die column(s) {unknown}; valid: {[c.name for c in DIE_COLUMNS]}")
+    missing = [n for n in names if schema.get_field_index(n) < 0]
+    if missing:
+        raise ConfigError(f"{source} lacks per-die column(s) {missing}; it was not written by this "
+                          "version of yieldmc or is damaged")
+    wrong = [f"{n} is {schema.field(n).type}, expected {COLUMNS_BY_NAME[n].arrow_type}"
+             for n in names if schema.field(n).type != COLUMNS_BY_NAME[n].arrow_type]
+    if wrong:
+        raise ConfigError(f"{source} has column(s) of the wrong type: {'; '.join(wrong)}")
+
+
+# --- encoders for the text columns ------------------------------------------------------
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+
+def encode_params(params: Sequence[Mapping[str, Any]]) -> str:
+    """The ``defect_params`` cell: compact JSON with sorted keys (numpy scalars allowed).
+
+    Non-finite floats are rejected so that every JSON reader (duckdb, Spark) parses it.
+
+    >>> encode_params([{"kind": "ring", "radius": 0.25}, {"kind": "none"}])
+    '[{"kind":"ring","radius":0.25},{"kind":"none"}]'
+    """
+    try:
+        return json.dumps(list(params), default=_json_default, sort_keys=True,
+                          separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        raise ConfigError(f"defect parameters must be finite numbers: {exc}") from None
+
+
+def decode_params(text: str) -> list[dict[str, Any]]:
+    """Inverse of :func:`encode_params`."""
+    return json.loads(text)
+
+
+def encode_layers(layers: Iterable[int]) -> str:
+    """The ``layers_affected`` cell: ascending unique layer indices joined by commas.
+
+    >>> encode_layers([2, 0, 2])
+    '0,2'
+    >>> encode_layers([])
+    ''
+    """
+    return ",".join(str(int(x)) for x in sorted({int(x) for x in layers}))
+
+
+def decode_layers(text: str) -> list[int]:
+    """Inverse of :func:`encode_layers`: ``"0,2"`` -> ``[0, 2]``, ``""`` -> ``[]``."""
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+# --- Parquet provenance and the HDF5 voltage layout -------------------------------------------
+
+def parquet_metadata(run_id: str, seed: int, chunk: int, config: Mapping[str, Any]) -> dict[str, str]:
+    """Key-value metadata of a chunk's Parquet file: provenance and column units."""
+    return {"yieldmc.run_id": run_id, "yieldmc.version": yieldmc.__version__,
+            "yieldmc.format_version": str(FORMAT_VERSION), "yieldmc.seed": str(seed),
+            "yieldmc.chunk": str(chunk), "yieldmc.config": json.dumps(config, sort_keys=True),
+            "yieldmc.units": json.dumps(column_units())}
+
+
+#: Target size of one HDF5 chunk of a voltage tensor (bytes); an HDF5 chunk is whole dies.
+H5_CHUNK_BYTES = 1 << 18
+_DIM_LABELS = ("die", "image", "output")
+_SCALE_ATTRS = ("DIMENSION_LIST", "DIMENSION_LABELS", "REFERENCE_LIST", "CLASS", "NAME")
+VoltageSets = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def check_voltages(voltages: Mapping[str, Any] | None, labels: Mapping[str, Any] | None, n_rows: int,
+                   mode: str) -> VoltageSets:
+    """Validate a chunk's voltages against the run's ``store_voltages`` ``mode``.
+
+    Returns ``{image set: (float32 (n_rows, images, outputs), int16 labels (images,))}``;
+    empty when ``mode`` is ``"none"``.
+    """
+    voltages, labels = dict(voltages or {}), dict(labels or {})
+    if mode == "none":
+        if voltages:
+            raise ConfigError("this run stores no voltages (store_voltages='none') but some were given")
+        return {}
+    if not voltages or (mode == "test" and set(voltages) != {"test"}):
+        want = "{'test': array}" if mode == "test" else "a dict of image set -> array"
+        raise ConfigError(f"store_voltages={mode!r} needs voltages={want}, got {sorted(voltages)}")
+    if set(labels) != set(voltages):
+        raise ConfigError(f"labels must have the keys of voltages {sorted(voltages)}, got {sorted(labels)}")
+    out = {}
+    for name, v in voltages.items():
+        v, y = np.asarray(v), np.asarray(labels[name])
+        if not re.fullmatch(r"[A-Za-z0-9_+-]+", name):
+            raise ConfigError(f"image set name {name!r} must be letters, digits, _, + or -")
+        if v.ndim != 3 or v.shape[0] != n_rows or 0 in v.shape:
+            raise ConfigError(f"voltages[{name!r}] must have shape ({n_rows}, images, outputs), got {v.shape}")
+        if y.shape != (v.shape[1],) or not np.issubdtype(y.dtype, np.integer) or \
+                (y.size and not 0 <= y.min() <= y.max() < 2**15):
+            raise ConfigError(f"labels[{name!r}] must be {v.shape[1]} class indices in [0, 32767]")
+        out[name] = (v.astype(np.float32, copy=False), y.astype(np.int16))
+    return out
+
+
+def write_voltage_file(path: Any, dies: np.ndarray, sets: VoltageSets, attrs: Mapping[str, Any],
+                       output_classes: Sequence[int] | None = None) -> None:
+    """Write one chunk's voltage file (the layout docs/data.md describes).
+
+    Root: ``die`` (int64, dimension scale of axis 0) and ``attrs``; per image set ``name``:
+    ``name/voltages`` float32 (dies, images, outputs) in volts, gzip + shuffle, HDF5 chunks of
+    whole dies, attributes ``units``, ``image_set``, ``output_classes``, ``description``;
+    ``name/labels`` int16 (images,).
+    """
+    with h5py.File(path, "w") as f:
+        f.attrs.update(dict(attrs))
+        die = f.create_dataset("die", data=np.asarray(dies, dtype=np.int64))
+        die.attrs["description"] = "die index of each slab along axis 0 of */voltages"
+        die.make_scale("die")
+        for name, (v, y) in sets.items():
+            classes = np.arange(v.shape[2]) if output_classes is None else np.asarray(output_classes)
+            if classes.shape != (v.shape[2],):
+                raise ConfigError(f"output_classes must have {v.shape[2]} entries, got {classes.shape}")
+            per_die = v.shape[1] * v.shape[2] * v.itemsize
+            chunks = (max(1, min(v.shape[0], H5_CHUNK_BYTES // per_die)),) + v.shape[1:]
+            ds = f.create_dataset(f"{name}/voltages", data=v, chunks=chunks, compression="gzip", shuffle=True)
+            ds.attrs.update({"units": "V", "image_set": name, "output_classes": classes.astype(np.int16),
+                             "description": "output voltage of each die (axis 0), image (axis 1) and output "
+                                            "neuron (axis 2); the prediction is the argmax over axis 2"})
+            for axis, label in enumerate(_DIM_LABELS):
+                ds.dims[axis].label = label
+            ds.dims[0].attach_scale(die)
+            lab = f.create_dataset(f"{name}/labels", data=y)
+            lab.attrs["description"] = "true class of each image (axis 1 of voltages)"
+
+
+def write_virtual_file(path: Any, parts: Sequence[tuple[str, int, int]], n_dies: int,
+                       attrs: Mapping[str, Any]) -> None:
+    """Write HDF5 virtual datasets ``die`` and ``<set>/voltages`` spanning chunk files.
+
+    ``parts`` lists ``(file name relative to path's folder, die_start, die_stop)``; the
+    first part gives the image sets, shapes and labels. Dies no part covers read as NaN.
+    """
+    folder = Path(path).parent
+    with h5py.File(folder / parts[0][0], "r") as f0:
+        sets = {name: (f0[f"{name}/voltages"].shape[1:], f0[f"{name}/labels"][()],
+                       {k: v for k, v in f0[f"{name}/voltages"].attrs.items() if k not in _SCALE_ATTRS})
+                for name in f0 if isinstance(f0[name], h5py.Group)}
+    with h5py.File(path, "w", libver="latest") as f:
+        f.attrs.update(dict(attrs))
+        layout = h5py.VirtualLayout((n_dies,), np.int64)
+        for part, start, stop in parts:
+            layout[start:stop] = h5py.VirtualSource(part, "die", (stop - start,))
+        f.create_virtual_dataset("die", layout, fillvalue=-1)
+        for name, (shape, labels, set_attrs) in sets.items():
+            layout = h5py.VirtualLayout((n_dies,) + shape, np.float32)
+            for part, start, stop in parts:
+                layout[start:stop] = h5py.VirtualSource(part, f"{name}/voltages", (stop - start,) + shape)
+            f.create_virtual_dataset(f"{name}/voltages", layout, fillvalue=np.nan).attrs.update(set_attrs)
+            f.create_dataset(f"{name}/labels", data=labels)
+
+
+def read_voltage_rows(path: Any, image_set: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slabs ``rows`` (positions within the file, any order, repeats allowed) and the labels."""
+    with h5py.File(path, "r") as f:
+        if f"{image_set}/voltages" not in f:
+            raise ConfigError(f"image set {image_set!r} is not stored in {path}; stored: {sorted(f)}")
+        ds = f[f"{image_set}/voltages"]
+        uniq, inverse = np.unique(rows, return_inverse=True)
+        if uniq[-1] - uniq[0] + 1 == uniq.size:  # contiguous: one hyperslab, much faster than a list
+            block = ds[int(uniq[0]):int(uniq[-1]) + 1]
+        else:
+            block = ds[uniq.tolist()]
+        return block[inverse], f[f"{image_set}/labels"][()]
+
+
+# --- documentation -----------------------------------------------------------------------
+
+def _reproducible(col: Column) -> str:
+    if not col.deterministic:
+        return "no"
+    return "yes" if col.chunk_invariant else "per chunk size"
+
+
+def schema_markdown() -> str:
+    """The Markdown table of every per-die column, as ``docs/data.md`` holds it."""
+    lines = ["| column | Arrow type | unit | reproducible | description |",
+             "|---|---|---|---|---|"]
+    for c in DIE_COLUMNS:
+        unit = c.unit or "-"
+        desc = c.description.replace("|", "\\|")
+        lines.append(f"| `{c.name}` | `{c.arrow_type}` | {unit} | {_reproducible(c)} | {desc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(schema_markdown(), end="")
