@@ -95,6 +95,22 @@ def spice_check(
         raise typer.Exit(1)
 
 
+@app.command()
+@user_errors
+def gallery(
+    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    rows: int = typer.Option(32, min=1, help="Rows of the example arrays."),
+    cols: int = typer.Option(32, min=1, help="Columns of the example arrays."),
+    examples: int = typer.Option(4, min=1, help="Examples per defect kind."),
+    seed: int = typer.Option(0, min=0, help="Root seed (example d uses die stream d)."),
+) -> None:
+    """Draw example stuck-at masks of every defect kind (rows of examples) to a PNG."""
+    from yieldmc.gallery import plot_gallery
+
+    path = plot_gallery(out, shape=(rows, cols), n_examples=examples, seed=seed)
+    typer.echo(str(path))
+
+
 def main() -> None:  # pragma: no cover - console entry point alternative
     app()
 
