@@ -42,6 +42,194 @@ def user_errors(func):
     return wrapper
 
 
+PresetOpt = typer.Option("paper", "--preset", help="Shipped preset: paper (64-8-8-8-10) or large (784-256-10, tiled).")
+ConfigOpt = typer.Option(None, "--config", help="TOML file whose settings override the preset's.")
+SetOpt = typer.Option(None, "--set", help="Override one setting, e.g. --set wires.r_row=2.0 (repeatable).")
+
+
+def build_config(preset: str, config: Path | None, sets: list[str] | None, **flags):
+    """Preset -> user TOML -> --set overrides -> the command's own flags (None = unset)."""
+    from yieldmc.config import load_config, parse_value
+    from yieldmc.errors import ConfigError
+
+    overrides = {}
+    for item in sets or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set needs section.field=value, got {item!r}")
+        overrides[key.strip()] = parse_value(value.strip())
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    return load_config(preset, config, overrides)
+
+
+def parse_severity(text: str | None) -> list[float] | None:
+    """``"0.1"`` or ``"LO:HI"`` -> ``[lo, hi]``; None stays None."""
+    from yieldmc.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise ConfigError(f"--severity must be a number or LO:HI in [0, 1], got {text!r}") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2:
+        raise ConfigError(f"--severity must be a number or LO:HI in [0, 1], got {text!r}")
+    return parts
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """``"0,2"`` -> ``[0, 2]``; ``"all"`` -> ``[]``; None stays None."""
+    from yieldmc.errors import ConfigError
+
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return []
+    try:
+        return [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError(f"--layers must be comma-separated layer indices or 'all', got {text!r}") from None
+
+
+@app.command()
+@user_errors
+def die(
+    preset: str = PresetOpt,
+    config: Path = ConfigOpt,
+    sets: list[str] = SetOpt,
+    defect: str = typer.Option(None, "--defect", help="Defect kind: circular, circular_complement, ring, row, column, checkerboard, random, mixed, none."),
+    severity: str = typer.Option(None, "--severity", help="Faulty share of each affected array: S or LO:HI."),
+    layers: str = typer.Option(None, "--layers", help="Layers receiving defects, e.g. 0,2 or all."),
+    seed: int = typer.Option(None, "--seed", min=0, help="Root seed of the run."),
+    die_index: int = typer.Option(0, "--die", min=0, help="Die index (its stream is default_rng([seed, die]))."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Simulate one die and print its accuracy (software, fault-free, with and without IR drop)."""
+
+    from yieldmc.die import DieModel
+
+    cfg = build_config(preset, config, sets, **{
+        "defects.kind": defect, "defects.severity": parse_severity(severity),
+        "defects.layers": parse_layers(layers), "seed": seed})
+    model = DieModel.build(cfg)
+    result = model.simulate(die_index)
+    ideal_cfg = cfg.replace(**{"wires.r_row": 0.0, "wires.r_col": 0.0})
+    ideal = DieModel(ideal_cfg, model.network, model.dataset).simulate(die_index)
+    summary = {
+        "preset": cfg.name,
+        "die": die_index,
+        "seed": cfg.seed,
+        "software_accuracy": model.software_accuracy(),
+        "fault_free_accuracy": model.fault_free_accuracy(),
+        "circuit_accuracy": result.accuracy,
+        "ideal_wire_accuracy": ideal.accuracy,
+        "n_arrays": len(model.layout.arrays),
+        "array_shapes": [list(s) for s in model.layout.shapes],
+        "defect_type": result.defect_type,
+        "fault_fraction": result.fault_fraction,
+        "n_stuck_on": result.n_stuck_on,
+        "n_stuck_off": result.n_stuck_off,
+        "layers_affected": result.layers_affected,
+        "solver_max_residual": result.solver_max_residual,
+        "solver_converged": result.solver_converged,
+        "update_methods": result.methods,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(f"{cfg.name} die {die_index} (seed {cfg.seed}): {summary['n_arrays']} arrays "
+               f"{', '.join('x'.join(map(str, s)) for s in model.layout.shapes)}")
+    typer.echo(f"  software accuracy            {summary['software_accuracy']:.4f}")
+    typer.echo(f"  fault-free die, IR drop      {summary['fault_free_accuracy']:.4f}")
+    typer.echo(f"  this die ({result.defect_type}, {100 * result.fault_fraction:.2f}% stuck: "
+               f"{result.n_stuck_on} ON, {result.n_stuck_off} OFF, layers {result.layers_affected})")
+    typer.echo(f"    with IR drop               {result.accuracy:.4f}")
+    typer.echo(f"    with ideal wires           {ideal.accuracy:.4f}")
+
+
+@app.command()
+@user_errors
+def sample(
+    dies: int = typer.Option(..., "--dies", help="Number of dies to simulate (>= 1)."),
+    defect: str = typer.Option(None, "--defect", help="Defect kind (mixed draws a spatial kind per die); default from the preset."),
+    preset: str = PresetOpt,
+    config: Path = ConfigOpt,
+    sets: list[str] = SetOpt,
+    severity: str = typer.Option(None, "--severity", help="Faulty share of each affected array: S or LO:HI (drawn per array)."),
+    layers: str = typer.Option(None, "--layers", help="Layers receiving defects, e.g. 0,2 or all."),
+    seed: int = typer.Option(None, "--seed", min=0, help="Root seed: die d uses default_rng([seed, d])."),
+    out: Path = typer.Option(Path("runs/sample"), "--out", help="Run directory (refused if not empty, see --resume/--overwrite)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (-1: all cores)."),
+    chunk_size: int = typer.Option(None, "--chunk-size", help="Dies per task (default: about 8 tasks per worker)."),
+    backend: str = typer.Option("loky", "--backend", help="loky (local processes) or dask."),
+    scheduler_address: str = typer.Option(None, "--scheduler-address", help="dask scheduler, e.g. tcp://host:8786."),
+    scheduler_file: Path = typer.Option(None, "--scheduler-file", help="dask scheduler file."),
+    store_voltages: str = typer.Option("test", "--store-voltages", help="none, test (180 test images) or all (train and test)."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace yieldmc's files in --out."),
+    threshold: float = typer.Option(0.8, "--threshold", help="Accuracy threshold of the summary's yield."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Sample a population of defective dies and store each die's accuracy and voltages.
+
+    Writes OUT/run.json, OUT/dies/part-*.parquet (one row per die), OUT/voltages/part-*.h5
+    and OUT/manifest.json; see docs/data.md. Ctrl-C leaves a run that --resume finishes.
+    """
+    from yieldmc.montecarlo import run_sample
+
+    if scheduler_address and scheduler_file:
+        _fail("give --scheduler-address or --scheduler-file, not both")
+    if (scheduler_address or scheduler_file) and backend != "dask":
+        _fail("--scheduler-address/--scheduler-file need --backend dask")
+    cfg = build_config(preset, config, sets, **{
+        "defects.kind": defect, "defects.severity": parse_severity(severity),
+        "defects.layers": parse_layers(layers), "seed": seed})
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    columns = (TextColumn("[bold]dies"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
+        task = bar.add_task("dies", total=dies, rate="")
+        state = {"t0": None, "n0": 0}
+
+        def progress(done: int, total: int) -> None:
+            import time as _time
+
+            now = _time.perf_counter()
+            if state["t0"] is None:
+                state["t0"], state["n0"] = now, done
+            elapsed = now - state["t0"]
+            rate = (done - state["n0"]) / elapsed if elapsed > 0 else 0.0
+            bar.update(task, completed=done, rate=f"{rate:,.0f} dies/s" if rate else "")
+
+        try:
+            summary = run_sample(
+                cfg, dies, out, jobs=jobs, chunk_size=chunk_size, backend=backend,
+                scheduler_address=scheduler_address,
+                scheduler_file=str(scheduler_file) if scheduler_file else None,
+                store_voltages=store_voltages, resume=resume, overwrite=overwrite,
+                threshold=threshold, progress=progress)
+        except KeyboardInterrupt:
+            bar.stop()
+            typer.echo(f"interrupted: finished chunks are kept; run again with --resume --out {out}", err=True)
+            raise typer.Exit(130) from None
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        rate = summary["dies_per_s"]
+        typer.echo(
+            f"{summary['dies']} dies, mean accuracy {summary['mean_accuracy']:.4f}, "
+            f"yield {summary['yield']:.4f} at accuracy >= {summary['threshold']:.2f}, "
+            f"{summary['elapsed_s']:.1f} s" + (f", {rate:,.0f} dies/s" if rate else "") + f" -> {out}")
+
+
 @app.command()
 @user_errors
 def demo(

@@ -1,0 +1,380 @@
+"""Every setting of a yieldmc run: frozen, documented, unit-carrying dataclasses.
+
+A :class:`Config` is built from a preset shipped in ``yieldmc/presets/*.toml``, then a
+user's TOML file, then ``section.field=value`` overrides (CLI ``--set``), each layer
+replacing only what it names. Validation happens on creation and raises
+:class:`~yieldmc.errors.ConfigError` with a message a user understands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from yieldmc.errors import ConfigError
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise ConfigError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """The ReRAM cells.
+
+    Attributes
+    ----------
+    g_on : float
+        Conductance of the low-resistance state, and of a stuck-ON cell (S). Default
+        1e-4 S (10 kOhm).
+    g_off : float
+        Conductance of the high-resistance state, and of a stuck-OFF cell (S). Default
+        1e-6 S (1 MOhm).
+    levels : int
+        Programmable conductance levels per device; 0 means continuous (analog).
+    programming_noise : float
+        Standard deviation of the programmed conductance, as a fraction of
+        ``g_on - g_off``, drawn per die (0 = exact programming).
+    model : str
+        Device I-V model; ``"linear"`` (ohmic) is the only one implemented.
+    """
+
+    g_on: float = 1e-4
+    g_off: float = 1e-6
+    levels: int = 0
+    programming_noise: float = 0.0
+    model: str = "linear"
+
+    def __post_init__(self) -> None:
+        _positive("device.g_on", self.g_on)
+        _positive("device.g_off", self.g_off)
+        if self.g_off >= self.g_on:
+            raise ConfigError(f"device.g_off ({self.g_off:g} S) must be below device.g_on ({self.g_on:g} S)")
+        if not isinstance(self.levels, int) or self.levels < 0 or self.levels == 1:
+            raise ConfigError(f"device.levels must be 0 (continuous) or an integer >= 2, got {self.levels!r}")
+        _positive("device.programming_noise", self.programming_noise, allow_zero=True)
+        if self.model != "linear":
+            raise ConfigError(f"device.model {self.model!r} is not available; valid: linear")
+
+
+@dataclass(frozen=True)
+class WireConfig:
+    """Parasitic resistances of every array (ohm).
+
+    Attributes
+    ----------
+    r_row, r_col : float
+        Resistance of one word-line / bit-line segment between neighbouring cells.
+    r_driver : float
+        Source resistance of each row driver.
+    r_sense : float
+        Input impedance of each column's sense amplifier (TIA).
+    """
+
+    r_row: float = 1.0
+    r_col: float = 1.0
+    r_driver: float = 0.0
+    r_sense: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            _positive(f"wires.{f.name}", getattr(self, f.name), allow_zero=True)
+
+    @property
+    def ideal(self) -> WireConfig:
+        """The same periphery with ideal (0 ohm) row and column wires."""
+        return dataclasses.replace(self, r_row=0.0, r_col=0.0)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The task and the software network the die implements.
+
+    Attributes
+    ----------
+    dataset : str
+        ``"digits"`` (scikit-learn ``load_digits``, embedded) or ``"mnist"`` (user files).
+    data_path : str
+        MNIST only: a directory of IDX files or an ``.npz``.
+    test_size : int
+        Evaluation images (digits: 180, stratified).
+    upsample_to : int
+        Side length to upsample the 8x8 digits to (0 = keep 8x8).
+    hidden : tuple of int
+        Hidden layer sizes; the input and output sizes follow from the data.
+    activation : str
+        Saturating hidden activation with outputs in [0, 1] (``"logistic"``).
+    train_seed : int
+        Seed of the data split and the training.
+    """
+
+    dataset: str = "digits"
+    data_path: str = ""
+    test_size: int = 180
+    upsample_to: int = 0
+    hidden: tuple[int, ...] = (8, 8, 8)
+    activation: str = "logistic"
+    train_seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise ConfigError(f"network.hidden must be a non-empty list of positive integers, got {list(self.hidden)}")
+        if self.dataset not in ("digits", "mnist"):
+            raise ConfigError(f"network.dataset must be 'digits' or 'mnist', got {self.dataset!r}")
+        if self.dataset == "mnist" and not self.data_path:
+            raise ConfigError("network.dataset = 'mnist' needs network.data_path (IDX directory or .npz)")
+        if not isinstance(self.test_size, int) or self.test_size < 1:
+            raise ConfigError(f"network.test_size must be a positive integer, got {self.test_size!r}")
+        if not isinstance(self.upsample_to, int) or self.upsample_to < 0:
+            raise ConfigError(f"network.upsample_to must be 0 or a positive integer, got {self.upsample_to!r}")
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Arrays, tiling and the analog periphery.
+
+    Attributes
+    ----------
+    max_rows, max_cols : int
+        Largest physical array (cells). A layer needing more is tiled over several
+        arrays; a differential pair never straddles two arrays.
+    v_read : float
+        Full-scale read voltage (V): pixel 1 and hidden activation 1 map to it.
+    output_gain : float
+        Output neuron gain (V per unit of software logit): the TIA feedback resistance
+        is ``output_gain / (g_scale * v_read)``.
+    """
+
+    max_rows: int = 64
+    max_cols: int = 32
+    v_read: float = 0.2
+    output_gain: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_rows, int) or self.max_rows < 1:
+            raise ConfigError(f"arrays.max_rows must be a positive integer, got {self.max_rows!r}")
+        if not isinstance(self.max_cols, int) or self.max_cols < 2 or self.max_cols % 2:
+            raise ConfigError(f"arrays.max_cols must be an even integer >= 2 (differential pairs), got {self.max_cols!r}")
+        _positive("arrays.v_read", self.v_read)
+        _positive("arrays.output_gain", self.output_gain)
+
+
+@dataclass(frozen=True)
+class DefectConfig:
+    """Which defects the dies of a run receive (docs/defects.md).
+
+    Attributes
+    ----------
+    kind : str
+        Defect kind (``circular``, ..., ``random``, ``mixed``, ``none``).
+    severity : tuple of float
+        Range ``(lo, hi)`` of the target faulty share of an affected array, drawn
+        uniformly per array; ``()`` draws geometry from the default ranges.
+    on_fraction : float
+        Probability that a faulty cell is stuck ON (G_on) rather than OFF.
+    on_mode : str
+        ``"cell"``: ON/OFF drawn per cell; ``"pattern"``: per pattern.
+    layers : tuple of int
+        Layers (0 = first) whose arrays receive defects; ``()`` means all layers.
+    """
+
+    kind: str = "mixed"
+    severity: tuple[float, ...] = (0.005, 0.05)
+    on_fraction: float = 0.5
+    on_mode: str = "cell"
+    layers: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        from yieldmc.defects import KINDS, ON_MODES
+
+        object.__setattr__(self, "severity", tuple(float(s) for s in self.severity))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown defect kind {self.kind!r}; valid: {', '.join(KINDS)}")
+        if len(self.severity) not in (0, 2) or any(not 0 <= s <= 1 for s in self.severity) or (
+            self.severity and self.severity[0] > self.severity[1]
+        ):
+            raise ConfigError(f"defects.severity must be [] or [lo, hi] with 0 <= lo <= hi <= 1, got {list(self.severity)}")
+        if not 0 <= self.on_fraction <= 1:
+            raise ConfigError(f"defects.on_fraction must be in [0, 1], got {self.on_fraction!r}")
+        if self.on_mode not in ON_MODES:
+            raise ConfigError(f"defects.on_mode must be one of {', '.join(ON_MODES)}, got {self.on_mode!r}")
+        if any(not isinstance(x, int) or x < 0 for x in self.layers):
+            raise ConfigError(f"defects.layers must be layer indices >= 0, got {list(self.layers)}")
+
+    @property
+    def severity_arg(self) -> tuple[float, float] | None:
+        """The severity as :func:`yieldmc.defects.sample_die` takes it."""
+        return (self.severity[0], self.severity[1]) if self.severity else None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: the die design, its defects and the root seed.
+
+    Attributes
+    ----------
+    name : str
+        Preset or user label.
+    seed : int
+        Root seed: die ``d`` uses ``default_rng([seed, d])``.
+    """
+
+    name: str = "paper"
+    seed: int = 0
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    wires: WireConfig = field(default_factory=WireConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    arrays: ArrayConfig = field(default_factory=ArrayConfig)
+    defects: DefectConfig = field(default_factory=DefectConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/TOML-serialisable; tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_toml(self) -> str:
+        """The config as TOML text that :func:`load_config` reads back to an equal Config."""
+        return dumps_toml(self.to_dict())
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``section.field`` style changes, e.g. ``{"wires.r_row": 2.0}``."""
+        return from_dict(apply_overrides(self.to_dict(), changes))
+
+
+_SECTIONS = {"device": DeviceConfig, "wires": WireConfig, "network": NetworkConfig,
+             "arrays": ArrayConfig, "defects": DefectConfig}
+
+
+def _build_section(cls, values: Any, section: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{section}] must be a table of settings")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in [{section}]: {', '.join(unknown)}; valid: {', '.join(known)}")
+    converted = {}
+    for key, value in values.items():
+        default = getattr(cls(), key) if cls is not DefectConfig else getattr(DefectConfig(), key)
+        if isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{section}.{key} must be a list, got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif type(default) is not type(value):
+            raise ConfigError(f"{section}.{key} must be of type {type(default).__name__}, got {value!r}")
+        converted[key] = value
+    return cls(**converted)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from a nested dict (as read from TOML)."""
+    top = {"name", "seed", *_SECTIONS}
+    unknown = sorted(set(data) - top)
+    if unknown:
+        raise ConfigError(f"unknown top-level setting(s): {', '.join(unknown)}; valid: {', '.join(sorted(top))}")
+    kwargs: dict[str, Any] = {k: data[k] for k in ("name", "seed") if k in data}
+    for section, cls in _SECTIONS.items():
+        if section in data:
+            kwargs[section] = _build_section(cls, data[section], section)
+    return Config(**kwargs)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A CLI override value: TOML syntax (``2.0``, ``[0.1, 0.3]``, ``"x"``), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
+    """Apply ``{"section.field": value}`` overrides to a nested dict."""
+    out = json.loads(json.dumps(data))
+    for dotted, value in overrides.items():
+        parts = dotted.split(".")
+        node = out
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown setting {dotted!r}: no section {part!r}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ConfigError(f"unknown setting {dotted!r}")
+        node[parts[-1]] = value
+    return out
+
+
+PRESETS = ("paper", "large")
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    """The TOML of a shipped preset, as a dict."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; valid: {', '.join(PRESETS)}")
+    text = resources.files("yieldmc.presets").joinpath(f"{name}.toml").read_text()
+    return tomllib.loads(text)
+
+
+def load_config(preset: str = "paper", path: str | Path | None = None,
+                overrides: dict[str, Any] | None = None) -> Config:
+    """Preset, then the user's TOML file, then ``section.field`` overrides.
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset, unreadable or invalid TOML, unknown or invalid settings.
+    """
+    data = preset_dict(preset)
+    if path is not None:
+        try:
+            user = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        data = _merge(data, user)
+    if overrides:
+        data = apply_overrides(_merge(Config().to_dict(), data), overrides)
+    return from_dict(data)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def dumps_toml(data: dict[str, Any]) -> str:
+    """TOML text of a dict of scalars and one level of tables (the Config schema)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for key, table in data.items():
+        if isinstance(table, dict):
+            lines += ["", f"[{key}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"

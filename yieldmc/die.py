@@ -1,0 +1,285 @@
+"""One die end to end: defects -> transfer matrices -> fully analog inference.
+
+A :class:`DieModel` is the design shared by every die of a run: the trained network,
+its mapping onto arrays, and each array's fault-free transfer matrix (solved once).
+:meth:`DieModel.simulate` makes die ``d``: it draws the die's defects from
+``default_rng([seed, d])``, recomputes only the affected arrays' transfer matrices
+(low-rank update or fresh solve, whichever is cheaper), and runs the images through
+all layers in the analog domain:
+
+    row voltages -> column currents (v @ T, tiles summed at the virtual ground)
+    -> differential pair I+ - I- -> neuron: z = (I+ - I-) / (g_scale v_read) + b
+    -> hidden: v_read * f(z) drives the next layer's rows;  output: output_gain * z (V)
+
+The prediction is the argmax of the ten output voltages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from yieldmc import defects
+from yieldmc.circuit import transfer_matrix_info
+from yieldmc.circuit.update import faulty_transfer
+from yieldmc.config import Config
+from yieldmc.data import Dataset, load_dataset
+from yieldmc.errors import ConfigError
+from yieldmc.mapping import DieLayout, map_network
+from yieldmc.network import ACTIVATIONS, Network, load_network, save_network, train_network
+from yieldmc.rng import die_generator
+
+@dataclass
+class DieResult:
+    """What one die did on a set of images.
+
+    Attributes
+    ----------
+    die : int
+        Die index within the run.
+    defect_type : str
+        Kind actually drawn (``mixed`` resolves to a spatial kind; ``none``).
+    defect_params : list of dict
+        Pattern parameters per array (``{"kind": "none"}`` for unaffected arrays).
+    layers_affected : list of int
+        Layers with at least one stuck cell.
+    n_stuck_on, n_stuck_off : int
+        Stuck cells over the whole die.
+    fault_fraction : float
+        Stuck cells / all cells of the die.
+    outputs : numpy.ndarray, shape (n_images, n_classes)
+        Output voltages (V).
+    predictions : numpy.ndarray
+        Argmax of the outputs.
+    accuracy : float
+        Share of correct predictions (nan without labels).
+    solver_max_residual : float
+        Largest relative residual of the die's solves.
+    solver_converged : bool
+        All of the die's solves reached tolerance.
+    methods : list of str
+        Per array: ``reuse``, ``woodbury`` or ``solve``.
+    hidden : list of numpy.ndarray or None
+        Hidden-layer voltages (V) per layer, when asked for.
+    """
+
+    die: int
+    defect_type: str
+    defect_params: list[dict]
+    layers_affected: list[int]
+    n_stuck_on: int
+    n_stuck_off: int
+    fault_fraction: float
+    outputs: np.ndarray
+    predictions: np.ndarray
+    accuracy: float
+    solver_max_residual: float
+    solver_converged: bool
+    methods: list[str] = field(default_factory=list)
+    hidden: list[np.ndarray] | None = None
+
+
+def _training_key(config: Config) -> str:
+    """Hash of exactly the settings that decide the trained weights."""
+    net = config.network.__dict__ | {"hidden": list(config.network.hidden)}
+    return hashlib.sha256(json.dumps(net, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    """Where trained networks are cached: ``$YIELDMC_CACHE`` or ``~/.cache/yieldmc``."""
+    return Path(os.environ.get("YIELDMC_CACHE") or Path.home() / ".cache" / "yieldmc")
+
+
+def obtain_network(config: Config, dataset: Dataset, path: Path | None = None) -> Network:
+    """Load the network cached at ``path`` (checked against the config) or train and save it.
+
+    ``path`` defaults to ``<cache>/network-<key>.npz`` where ``key`` hashes the network
+    settings, so a config never silently gets weights trained with other settings.
+    """
+    key = _training_key(config)
+    if path is None:
+        path = default_cache_dir() / f"network-{key}.npz"
+    path = Path(path)
+    if path.exists():
+        net = load_network(path)
+        stored = getattr(net, "metadata", {}) or {}
+        if stored.get("training_key", key) != key:
+            raise ConfigError(
+                f"{path} holds weights trained with other network settings; "
+                "remove it or choose another output directory"
+            )
+        return net
+    n = config.network
+    net = train_network(dataset, hidden=n.hidden, activation=n.activation, seed=n.train_seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_network(net, path, metadata={"training_key": key, "network": config.to_dict()["network"]})
+    return net
+
+
+class DieModel:
+    """The design shared by all dies of a run; :meth:`simulate` makes one die.
+
+    Parameters
+    ----------
+    config : Config
+        The run's settings.
+    network : Network
+        Trained software network (its layer sizes must match the data).
+    dataset : Dataset
+        Task data; test images are the default evaluation set.
+    """
+
+    def __init__(self, config: Config, network: Network, dataset: Dataset) -> None:
+        n_in = int(np.prod(dataset.x_test.shape[1:]))
+        sizes = tuple(network.layer_sizes)
+        if sizes[0] != n_in or sizes[-1] != dataset.n_classes:
+            raise ConfigError(
+                f"network layer sizes {list(sizes)} do not match the data "
+                f"({n_in} inputs, {dataset.n_classes} classes)"
+            )
+        if network.activation not in ACTIVATIONS:
+            raise ConfigError(f"activation {network.activation!r} has no analog neuron; valid: {', '.join(ACTIVATIONS)}")
+        self.config = config
+        self.network = network
+        self.dataset = dataset
+        self.layout: DieLayout = map_network(network.weights, config.device, config.arrays)
+        self.affected = self.layout.arrays_of_layers(config.defects.layers)
+        self.wires = config.wires
+        self.T0 = tuple(self._solve(a.G, self.wires) for a in self.layout.arrays)
+        self._T_ideal: tuple[np.ndarray, ...] | None = None
+
+    @classmethod
+    def build(cls, config: Config, network_path: Path | None = None) -> DieModel:
+        """Load the data, obtain the network (cached or trained) and map it."""
+        n = config.network
+        dataset = load_dataset(n.dataset, path=n.data_path or None, test_size=n.test_size,
+                               seed=n.train_seed, upsample_to=n.upsample_to or None)
+        return cls(config, obtain_network(config, dataset, network_path), dataset)
+
+    # ---- physics -------------------------------------------------------------------
+
+    @staticmethod
+    def _solve(G: np.ndarray, wires) -> np.ndarray:
+        return transfer_matrix_info(G, wires.r_row, wires.r_col, r_driver=wires.r_driver,
+                                    r_sense=wires.r_sense)[0]
+
+    @property
+    def T_ideal(self) -> tuple[np.ndarray, ...]:
+        """Fault-free transfer matrices with ideal row/column wires (periphery kept)."""
+        if self._T_ideal is None:
+            self._T_ideal = tuple(self._solve(a.G, self.wires.ideal) for a in self.layout.arrays)
+        return self._T_ideal
+
+    def images(self, which: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of ``"test"``, ``"train"`` or ``"all"`` (train then test) images."""
+        d = self.dataset
+        flat = lambda x: x.reshape(len(x), -1)  # noqa: E731
+        if which == "test":
+            return flat(d.x_test), d.y_test
+        if which == "train":
+            return flat(d.x_train), d.y_train
+        if which == "all":
+            return (np.concatenate([flat(d.x_train), flat(d.x_test)]),
+                    np.concatenate([d.y_train, d.y_test]))
+        raise ConfigError(f"images must be 'test', 'train' or 'all', got {which!r}")
+
+    def forward(self, transfers, x: np.ndarray, return_hidden: bool = False):
+        """Analog forward pass of images ``x`` (B, n_in) in [0, 1] with given transfer matrices.
+
+        Returns the output voltages (B, n_classes) in volts, and with ``return_hidden``
+        also the list of hidden-layer voltages (V).
+        """
+        arr = self.config.arrays
+        act = ACTIVATIONS[self.network.activation]
+        v = np.asarray(x, dtype=np.float64) * arr.v_read
+        hidden = []
+        n_layers = len(self.layout.g_scales)
+        for layer in range(n_layers):
+            n_out = self.layout.layer_sizes[layer + 1]
+            current = np.zeros((v.shape[0], 2 * n_out))
+            for spec, T in zip(self.layout.arrays, transfers):
+                if spec.layer == layer:
+                    current[:, spec.cols] += v[:, spec.rows] @ T
+            z = (current[:, 0::2] - current[:, 1::2]) / (self.layout.g_scales[layer] * arr.v_read)
+            z += self.network.biases[layer]
+            if layer < n_layers - 1:
+                v = arr.v_read * act(z)
+                hidden.append(v)
+            else:
+                out = arr.output_gain * z
+        return (out, hidden) if return_hidden else out
+
+    # ---- one die -------------------------------------------------------------------
+
+    def die_conductances(self, die: int):
+        """The die's conductances per array and its defect draw (masks, params)."""
+        cfg = self.config
+        rng = die_generator(cfg.seed, die)
+        d = cfg.defects
+        masks, params = defects.sample_die(
+            d.kind, self.layout.shapes, rng, affected=self.affected,
+            severity=d.severity_arg, on_fraction=d.on_fraction, on_mode=d.on_mode,
+        )
+        dev = cfg.device
+        Gs = []
+        for spec, m in zip(self.layout.arrays, masks):
+            G = spec.G
+            if dev.programming_noise > 0:
+                noise = rng.normal(0.0, dev.programming_noise * (dev.g_on - dev.g_off), G.shape)
+                G = np.clip(G + noise, dev.g_off, dev.g_on)
+            Gs.append(defects.apply(G, m, dev.g_on, dev.g_off) if m.any() else G)
+        return Gs, masks, params
+
+    def die_transfers(self, die: int) -> tuple[list[np.ndarray], dict]:
+        """Transfer matrices of die ``die`` and a summary of its defects and solves."""
+        Gs, masks, params = self.die_conductances(die)
+        transfers, methods = [], []
+        worst, converged = 0.0, True
+        w = self.wires
+        for spec, G, T0 in zip(self.layout.arrays, Gs, self.T0):
+            T, info, method = faulty_transfer(spec.G, T0, G, w.r_row, w.r_col, r_driver=w.r_driver,
+                                              r_sense=w.r_sense, raise_on_failure=False)
+            transfers.append(T)
+            methods.append(method)
+            worst = max(worst, info.max_residual)
+            converged &= info.converged
+        n_on = sum(int(np.count_nonzero(m == defects.STUCK_ON)) for m in masks)
+        n_off = sum(int(np.count_nonzero(m == defects.STUCK_OFF)) for m in masks)
+        kinds = {p["kind"] for p in params} - {"none"}
+        summary = {
+            "defect_type": kinds.pop() if kinds else "none",
+            "defect_params": params,
+            "layers_affected": sorted({s.layer for s, m in zip(self.layout.arrays, masks) if m.any()}),
+            "n_stuck_on": n_on,
+            "n_stuck_off": n_off,
+            "fault_fraction": (n_on + n_off) / sum(m.size for m in masks),
+            "solver_max_residual": worst,
+            "solver_converged": bool(converged),
+            "methods": methods,
+        }
+        return transfers, summary
+
+    def simulate(self, die: int, images: str = "test", return_hidden: bool = False) -> DieResult:
+        """Make die ``die`` and run the chosen images (``test``, ``train``, ``all``) through it."""
+        transfers, summary = self.die_transfers(die)
+        x, y = self.images(images)
+        out = self.forward(transfers, x, return_hidden)
+        outputs, hidden = out if return_hidden else (out, None)
+        pred = outputs.argmax(axis=1)
+        return DieResult(die=die, outputs=outputs, predictions=pred,
+                         accuracy=float(np.mean(pred == y)), hidden=hidden, **summary)
+
+    def fault_free_accuracy(self, ideal_wires: bool = False, images: str = "test") -> float:
+        """Accuracy of the defect-free die, with IR drop or with ideal row/column wires."""
+        x, y = self.images(images)
+        out = self.forward(self.T_ideal if ideal_wires else self.T0, x)
+        return float(np.mean(out.argmax(axis=1) == y))
+
+    def software_accuracy(self, images: str = "test") -> float:
+        """Accuracy of the trained network in software (floating point)."""
+        x, y = self.images(images)
+        return float(np.mean(self.network.predict(x) == y))
