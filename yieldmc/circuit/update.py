@@ -31,6 +31,26 @@ from yieldmc.circuit.validate import check_conductances, check_network
 WOODBURY_MAX_SHARE = 0.5
 
 
+#: Arrays with fewer cells than this are always re-solved: the update's fixed cost
+#: (a few numpy calls) exceeds a whole solve there (measured, docs/performance.md).
+WOODBURY_MIN_CELLS = 256
+
+
+def _woodbury(G0, T0, G1, ci, cj, r_driver, r_row, r_col, r_sense):
+    """The update itself, on validated arrays; returns (T1, max residual, iterations)."""
+    m_rows, n_cols = G0.shape
+    U = np.empty((m_rows, n_cols, ci.size))
+    worst, its = _kernels._cell_responses(
+        G0, ci, cj, float(r_driver), float(r_row), float(r_col), float(r_sense),
+        SOLVER_RTOL, SOLVER_MAX_ITER, RHS_BLOCK, U,
+    )
+    row_resp = U.sum(axis=1)  # B^T U: (M, k)
+    col_resp = U.sum(axis=0)  # C^T U: (N, k)
+    S = U[ci, cj, :]
+    S[np.diag_indices_from(S)] += 1.0 / (1.0 / G1[ci, cj] - 1.0 / G0[ci, cj])
+    return T0 - row_resp @ np.linalg.solve(S, col_resp.T), worst, its
+
+
 def woodbury_transfer(G0, T0, G1, r_row: float = 1.0, r_col: float = 1.0, *,
                       r_driver: float = 0.0, r_sense: float = 0.0,
                       raise_on_failure: bool = True) -> tuple[np.ndarray, SolveInfo]:
@@ -61,18 +81,9 @@ def woodbury_transfer(G0, T0, G1, r_row: float = 1.0, r_col: float = 1.0, *,
         return G1.copy(), SolveInfo(0.0, 0, True)
     if np.any(G0[ci, cj] == 0) or np.any(G1[ci, cj] == 0):
         raise ValueError("the low-rank update needs non-zero conductances at changed cells")
-    m_rows, n_cols = G0.shape
-    U = np.empty((m_rows, n_cols, ci.size))
-    worst, its = _kernels._cell_responses(
-        G0, ci.astype(np.int64), cj.astype(np.int64), float(r_driver), float(r_row),
-        float(r_col), float(r_sense), SOLVER_RTOL, SOLVER_MAX_ITER, RHS_BLOCK, U,
-    )
-    info = _finish(worst, its, SOLVER_RTOL, raise_on_failure)
-    row_resp = U.sum(axis=1)  # B^T U: (M, k)
-    col_resp = U.sum(axis=0)  # C^T U: (N, k)
-    S = U[ci, cj, :] + np.diag(1.0 / (1.0 / G1[ci, cj] - 1.0 / G0[ci, cj]))
-    T1 = np.asarray(T0, dtype=np.float64) - row_resp @ np.linalg.solve(S, col_resp.T)
-    return T1, info
+    T1, worst, its = _woodbury(G0, np.asarray(T0, dtype=np.float64), G1, ci, cj,
+                               r_driver, r_row, r_col, r_sense)
+    return T1, _finish(worst, its, SOLVER_RTOL, raise_on_failure)
 
 
 def faulty_transfer(G0, T0, G1, r_row: float = 1.0, r_col: float = 1.0, *,
@@ -80,18 +91,22 @@ def faulty_transfer(G0, T0, G1, r_row: float = 1.0, r_col: float = 1.0, *,
                     raise_on_failure: bool = True) -> tuple[np.ndarray, SolveInfo, str]:
     """Transfer matrix of a faulty array by the cheaper exact route.
 
+    ``G0`` and ``T0`` are trusted (the die validated and solved them); ``G1`` is checked.
     Returns ``(T1, info, method)`` with method ``"reuse"`` (nothing changed),
-    ``"woodbury"`` (few changed cells) or ``"solve"`` (a fresh solve).
+    ``"woodbury"`` (few changed cells on a large enough array) or ``"solve"``.
     """
-    G0 = np.asarray(G0)
-    G1 = np.asarray(G1)
-    n_changed = int(np.count_nonzero(G1 != G0))
+    G1 = check_conductances(G1)
+    changed = G1 != G0
+    n_changed = int(np.count_nonzero(changed))
     if n_changed == 0:
-        return np.asarray(T0), SolveInfo(0.0, 0, True), "reuse"
-    kw = dict(r_driver=r_driver, r_sense=r_sense, raise_on_failure=raise_on_failure)
-    small = n_changed <= WOODBURY_MAX_SHARE * min(G0.shape)
-    if small and np.all(G0 > 0) and np.all(G1 > 0):
-        T1, info = woodbury_transfer(G0, T0, G1, r_row, r_col, **kw)
-        return T1, info, "woodbury"
-    T1, info = transfer_matrix_info(G1, r_row, r_col, **kw)
+        return T0, SolveInfo(0.0, 0, True), "reuse"
+    check_network(r_row, r_col, r_driver, r_sense)
+    small = n_changed <= WOODBURY_MAX_SHARE * min(G0.shape) and G0.size >= WOODBURY_MIN_CELLS
+    if small and not _is_ideal(r_row, r_col, r_driver, r_sense):
+        ci, cj = np.nonzero(changed)
+        if np.all(G0[ci, cj] > 0) and np.all(G1[ci, cj] > 0):
+            T1, worst, its = _woodbury(G0, T0, G1, ci, cj, r_driver, r_row, r_col, r_sense)
+            return T1, _finish(worst, its, SOLVER_RTOL, raise_on_failure), "woodbury"
+    T1, info = transfer_matrix_info(G1, r_row, r_col, r_driver=r_driver, r_sense=r_sense,
+                                    raise_on_failure=raise_on_failure)
     return T1, info, "solve"
