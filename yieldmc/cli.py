@@ -230,6 +230,95 @@ def sample(
             f"{summary['elapsed_s']:.1f} s" + (f", {rate:,.0f} dies/s" if rate else "") + f" -> {out}")
 
 
+def _progress_bar(label: str, quiet: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=Console(stderr=True), disable=quiet)
+
+
+@app.command()
+@user_errors
+def correct(
+    run: Path = typer.Argument(..., help="Run directory written by `yieldmc sample`."),
+    mode: str = typer.Option("per-die", "--mode", help="per-die (one corrector per die) or population (one for all)."),
+    method: str = typer.Option("rff-ridge", "--method", help="Per-die corrector: rff-ridge, linear-ridge or mlp."),
+    sample_k: int = typer.Option(None, "--sample", help="Correct a random subsample of K dies (seeded)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the subsample and the correctors."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace RUN/corrected/MODE.parquet."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train correctors on the dies' output voltages; write RUN/corrected/MODE.parquet.
+
+    The die table is never rewritten. With --sample K, yields after correction are
+    estimated on K dies (their interval is over K, not over the whole run).
+    """
+    from yieldmc.correct import correct_run
+
+    with _progress_bar("correcting", quiet) as bar:
+        task = bar.add_task("c", total=None)
+        summary = correct_run(run, mode, method=method, sample=sample_k, seed=seed,
+                              overwrite=overwrite,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    typer.echo(
+        f"{summary['dies_corrected']} of {summary['dies_in_run']} dies corrected ({summary['mode']}, "
+        f"{summary['method']}, {summary['corrector_params']} parameters): mean accuracy "
+        f"{summary['mean_accuracy_before']:.4f} -> {summary['mean_accuracy_after']:.4f}, "
+        f"{summary['elapsed_s']:.1f} s -> {summary['out']}")
+
+
+@app.command("yield")
+@user_errors
+def yield_(
+    run: Path = typer.Argument(..., help="Run directory written by `yieldmc sample`."),
+    threshold: float = typer.Option(None, "--threshold", help="One accuracy threshold (default 0.8)."),
+    thresholds: str = typer.Option(None, "--thresholds", help="A curve: START:STOP:STEP or a comma list."),
+    by: str = typer.Option(None, "--by", help="Group by a die-table column, e.g. defect_type."),
+    mode: str = typer.Option(None, "--corrected", help="Also report yield after correction of this mode (per-die or population)."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
+) -> None:
+    """Yield = share of dies with accuracy >= threshold, with Wilson / Clopper-Pearson intervals.
+
+    Clopper-Pearson is used near 0 or 1 (see yieldmc.stats.choose_method), Wilson elsewhere.
+    With --corrected, the 'after' rows cover the corrected dies only (a subsample if
+    `yieldmc correct --sample` was used) and the 'before' rows are computed on those same dies.
+    """
+    import pandas as pd
+
+    from yieldmc import stats
+    from yieldmc.correct import load_corrected
+    from yieldmc.store import load_dies
+
+    if threshold is not None and thresholds is not None:
+        _fail("give --threshold or --thresholds, not both")
+    grid = stats.parse_thresholds(thresholds) if thresholds else np.array([0.8 if threshold is None else threshold])
+    df = load_dies(run)
+    frames = {"before": df}
+    if mode:
+        fixed = load_corrected(run, mode)
+        merged = df.merge(fixed[["die", "accuracy_corrected"]], on="die", how="inner")
+        frames = {"before": merged, "after": merged.assign(accuracy=merged["accuracy_corrected"])}
+    parts = []
+    for stage, frame in frames.items():
+        for t in grid:
+            if by:
+                table = stats.yield_table(frame, float(t), by=by, confidence=confidence)
+            else:
+                table = stats.yield_curve(frame["accuracy"].to_numpy(), [float(t)], confidence=confidence)
+            parts.append(table.assign(stage=stage))
+    result = pd.concat(parts, ignore_index=True)
+    if as_json:
+        typer.echo(result.to_json(orient="records"))
+        return
+    typer.echo(result.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+
+
 @app.command()
 @user_errors
 def demo(
