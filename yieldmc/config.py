@@ -197,7 +197,10 @@ class DefectConfig:
     def __post_init__(self) -> None:
         from yieldmc.defects import KINDS, ON_MODES
 
-        object.__setattr__(self, "severity", tuple(float(s) for s in self.severity))
+        sev = tuple(self.severity)
+        if any(isinstance(s, bool) or not isinstance(s, (int, float)) for s in sev):
+            raise ConfigError(f"defects.severity must be [] or [lo, hi] numbers in [0, 1], got {list(sev)}")
+        object.__setattr__(self, "severity", tuple(float(s) for s in sev))
         object.__setattr__(self, "layers", tuple(self.layers))
         if self.kind not in KINDS:
             raise ConfigError(f"unknown defect kind {self.kind!r}; valid: {', '.join(KINDS)}")
@@ -209,7 +212,7 @@ class DefectConfig:
             raise ConfigError(f"defects.on_fraction must be in [0, 1], got {self.on_fraction!r}")
         if self.on_mode not in ON_MODES:
             raise ConfigError(f"defects.on_mode must be one of {', '.join(ON_MODES)}, got {self.on_mode!r}")
-        if any(not isinstance(x, int) or x < 0 for x in self.layers):
+        if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in self.layers):
             raise ConfigError(f"defects.layers must be layer indices >= 0, got {list(self.layers)}")
 
     @property
@@ -239,7 +242,7 @@ class Config:
     defects: DefectConfig = field(default_factory=DefectConfig)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.seed, int) or self.seed < 0:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -365,7 +368,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")

@@ -1,0 +1,136 @@
+"""The ``yieldmc die`` command: JSON summary, flags, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from yieldmc.cli import app
+
+#: Cells of the paper die: 64x16 + 8x16 + 8x16 + 8x20 (DESIGN.md section 5).
+PAPER_CELLS = 64 * 16 + 8 * 16 + 8 * 16 + 8 * 20
+#: `random` defects at density s: the die's stuck share is binomial(PAPER_CELLS, s) / cells;
+#: 4 standard deviations at s = 0.02 is 0.015.
+RANDOM_SHARE_ATOL = 0.015
+#: Fault-free paper die with 1 ohm wires: at most this accuracy loss against software.
+IR_ACCURACY_LOSS = 0.02
+KEYS = {"software_accuracy", "circuit_accuracy", "ideal_wire_accuracy", "n_arrays",
+        "defect_type", "fault_fraction"}
+
+
+@pytest.fixture(scope="module")
+def cache_env(tmp_path_factory):
+    return {"YIELDMC_CACHE": str(tmp_path_factory.mktemp("yieldmc_cache"))}
+
+
+@pytest.fixture(scope="module")
+def run(cache_env):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, ["die", *args], env=cache_env)
+
+    return invoke
+
+
+def _json(result) -> dict:
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1, result.stdout  # one JSON object, nothing else on stdout
+    return json.loads(lines[0])
+
+
+def test_json_summary_of_a_fault_free_die(run):
+    out = _json(run("--defect", "none", "--json"))
+    assert KEYS <= set(out)
+    assert out["n_arrays"] == 4 and out["array_shapes"] == [[64, 16], [8, 16], [8, 16], [8, 20]]
+    assert out["defect_type"] == "none" and out["fault_fraction"] == 0.0
+    assert out["n_stuck_on"] == out["n_stuck_off"] == 0 and out["layers_affected"] == []
+    assert out["circuit_accuracy"] == out["fault_free_accuracy"]
+    # ideal wires, no defects: exactly the software network (tests/test_die.py)
+    assert out["ideal_wire_accuracy"] == out["software_accuracy"]
+    assert out["circuit_accuracy"] >= out["software_accuracy"] - IR_ACCURACY_LOSS
+    for key in ("software_accuracy", "circuit_accuracy", "ideal_wire_accuracy"):
+        assert 0.0 <= out[key] <= 1.0 and out[key] * 180 == pytest.approx(round(out[key] * 180))
+    assert out["solver_converged"] is True
+
+
+def test_json_summary_of_a_random_defect_die(run):
+    out = _json(run("--defect", "random", "--severity", "0.02", "--die", "3", "--json"))
+    assert out["defect_type"] == "random" and out["die"] == 3
+    assert out["fault_fraction"] == pytest.approx(0.02, abs=RANDOM_SHARE_ATOL)
+    assert out["n_stuck_on"] + out["n_stuck_off"] == round(out["fault_fraction"] * PAPER_CELLS)
+    # every layer may be hit; the 64x16 array (~20 expected cells) surely is
+    assert 0 in out["layers_affected"] and set(out["layers_affected"]) <= {0, 1, 2, 3}
+    again = _json(run("--defect", "random", "--severity", "0.02", "--die", "3", "--json"))
+    assert again == out  # a die is a function of (seed, die)
+
+
+def test_layers_flag_confines_defects(run):
+    out = _json(run("--defect", "row", "--severity", "0.25", "--layers", "2", "--json"))
+    assert out["layers_affected"] == [2]
+    assert out["n_stuck_on"] + out["n_stuck_off"] == 2 * 16  # 2 of 8 rows of an 8x16 array
+    assert out["update_methods"][:2] == ["reuse", "reuse"] and out["update_methods"][3] == "reuse"
+
+
+def test_set_and_config_file_reach_the_die(run, tmp_path):
+    cfg = tmp_path / "tiled.toml"
+    cfg.write_text("[arrays]\nmax_rows = 16\nmax_cols = 4\n")
+    out = _json(run("--config", str(cfg), "--set", "defects.kind=\"none\"", "--json"))
+    assert out["n_arrays"] == 29 and max(r for r, _ in out["array_shapes"]) == 16
+
+
+def test_text_output(run):
+    result = run("--defect", "none")
+    assert result.exit_code == 0, result.stderr
+    assert "software accuracy" in result.stdout and "fault-free die, IR drop" in result.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["--preset", "nope"],
+    ["--set", "device.g_off=1e-3"],
+    ["--set", "wires.r_row=-1"],
+    ["--set", "wires.r_rw=1"],
+    ["--set", "novalue"],
+    ["--layers", "9"],
+    ["--layers", "one"],
+    ["--defect", "scratch"],
+    ["--severity", "0.5:0.1"],
+    ["--severity", "lots"],
+    ["--config", "CORRUPT"],
+    ["--config", "MISSING"],
+])
+def test_bad_input_is_one_line_on_stderr_and_exit_2(run, tmp_path, args):
+    corrupt = tmp_path / "corrupt.toml"
+    corrupt.write_text("[wires\nr_row = = 1\n")
+    args = [{"CORRUPT": str(corrupt), "MISSING": str(tmp_path / "absent.toml")}.get(a, a)
+            for a in args]
+    result = run(*args, "--json")
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_non_numeric_severity_is_a_clean_error(run):
+    result = run("--set", 'defects.severity=["a", "b"]', "--json")
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+
+
+def test_end_to_end_subprocess(cache_env):
+    env = {**os.environ, **cache_env}
+    ok = subprocess.run([sys.executable, "-m", "yieldmc.cli", "die", "--defect", "none", "--json"],
+                        capture_output=True, text=True, env=env, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert KEYS <= set(json.loads(ok.stdout))
+    bad = subprocess.run([sys.executable, "-m", "yieldmc.cli", "die", "--set", "wires.r_row=-1"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip().splitlines() == ["error: wires.r_row must be a finite number >= 0, got -1.0"]
