@@ -321,6 +321,25 @@ def yield_(
 
 @app.command()
 @user_errors
+def reproduce(
+    out: Path = typer.Option(Path("results/paper"), "--out", help="Directory of the study's CSV, HDF5 and PNG files."),
+    quick: bool = typer.Option(False, "--quick", help="Small version (one severity, 2 instances): about 3 minutes."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing study files in --out."),
+    preset: str = PresetOpt,
+    config: Path = ConfigOpt,
+    sets: list[str] = SetOpt,
+) -> None:
+    """Run the publication's study: per-type correction, 6x6 generalization, size sweep, yield."""
+    from yieldmc.reproduce import StudySettings, run_study
+
+    cfg = build_config(preset, config, sets)
+    settings = StudySettings.quick() if quick else StudySettings()
+    summary = run_study(out, settings, cfg, overwrite=overwrite, log=lambda m: typer.echo(m, err=True))
+    typer.echo(json.dumps({k: v for k, v in summary.items() if k != "settings"}))
+
+
+@app.command()
+@user_errors
 def demo(
     rows: int = typer.Option(32, min=1, help="Rows (inputs) of the demo array."),
     cols: int = typer.Option(16, min=1, help="Columns (outputs) of the demo array."),

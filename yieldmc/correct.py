@@ -90,6 +90,14 @@ def correct_run(
     dict
         Summary: dies corrected, mean accuracy before/after, elapsed, dies/s, output path.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small matrices: BLAS threads only oversubscribe the cores
+        return _correct_run(run, mode, method=method, sample=sample, seed=seed, hidden=hidden,
+                            overwrite=overwrite, progress=progress)
+
+
+def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, progress) -> dict[str, Any]:
     from yieldmc.corrector import MLPCorrector, n_parameters
     from yieldmc.corrector_batch import fit_predict_many
     from yieldmc.die import DieModel

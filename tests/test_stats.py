@@ -1,0 +1,270 @@
+"""Yield estimates and binomial confidence intervals (yieldmc.stats).
+
+Reference values come from Newcombe (1998), "Two-sided confidence intervals for the single
+proportion: comparison of seven methods", Statistics in Medicine 17:857-872, Table II
+(method 3 = Wilson score, method 5 = Clopper-Pearson "exact"), printed to 4 decimals.
+They are also recomputed here from the closed forms with explicit constants.
+"""
+
+from __future__ import annotations
+
+import doctest
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+from scipy import stats as sps
+
+import yieldmc.stats as ys
+from yieldmc.errors import ConfigError
+from yieldmc.stats import (
+    YieldEstimate,
+    choose_method,
+    clopper_pearson_interval,
+    parse_thresholds,
+    wilson_interval,
+    yield_curve,
+    yield_estimate,
+    yield_table,
+)
+
+#: Published values are rounded to 4 decimals: allow half a unit in the last place.
+PUBLISHED_ATOL = 5e-5
+#: Closed form and beta quantiles against our implementation: float rounding only.
+FORMULA_RTOL = 1e-12
+#: z for a two-sided 95 % interval, Phi^-1(0.975), to 16 digits.
+Z95 = 1.959963984540054
+
+# (k, n, Wilson lo, Wilson hi, Clopper-Pearson lo, Clopper-Pearson hi), Newcombe 1998 Table II.
+NEWCOMBE = [
+    (81, 263, 0.2553, 0.3662, 0.2527, 0.3676),
+    (15, 148, 0.0624, 0.1605, 0.0578, 0.1617),
+    (0, 20, 0.0, 0.1611, 0.0, 0.1684),
+    (1, 29, 0.0061, 0.1718, 0.0009, 0.1776),
+]
+
+
+@pytest.mark.parametrize("k, n, wlo, whi, clo, chi", NEWCOMBE)
+def test_published_examples(k, n, wlo, whi, clo, chi):
+    assert_allclose(wilson_interval(k, n), (wlo, whi), rtol=0, atol=PUBLISHED_ATOL)
+    assert_allclose(clopper_pearson_interval(k, n), (clo, chi), rtol=0, atol=PUBLISHED_ATOL)
+
+
+def test_wilson_closed_form_by_hand():
+    # k = 81, n = 263 written out step by step.
+    p = 81 / 263
+    z2 = Z95**2
+    denom = 1 + z2 / 263
+    centre = (p + z2 / (2 * 263)) / denom
+    half = Z95 / denom * math.sqrt(p * (1 - p) / 263 + z2 / (4 * 263**2))
+    assert_allclose(wilson_interval(81, 263), (centre - half, centre + half), rtol=FORMULA_RTOL)
+    assert round(centre - half, 4) == 0.2553 and round(centre + half, 4) == 0.3662
+
+
+@pytest.mark.parametrize("n", [1, 5, 10, 57, 1000])
+def test_clopper_pearson_all_or_nothing(n):
+    # k = 0: P(X = 0) = (1 - p)^n = 0.025 at the upper bound; k = n: p^n = 0.025 at the lower.
+    lo, hi = clopper_pearson_interval(0, n)
+    assert lo == 0.0
+    assert_allclose(hi, 1 - 0.025 ** (1 / n), rtol=FORMULA_RTOL)
+    lo, hi = clopper_pearson_interval(n, n)
+    assert hi == 1.0
+    assert_allclose(lo, 0.025 ** (1 / n), rtol=FORMULA_RTOL)
+
+
+def test_clopper_pearson_zero_of_ten():
+    assert round(clopper_pearson_interval(0, 10)[1], 4) == 0.3085
+
+
+@pytest.mark.parametrize("k, n", [(1, 10), (7, 20), (50, 100), (999, 1000)])
+def test_clopper_pearson_inverts_the_binomial_test(k, n):
+    # Definition: each bound leaves 2.5 % in one binomial tail.
+    lo, hi = clopper_pearson_interval(k, n)
+    assert_allclose(sps.binom.cdf(k, n, hi), 0.025, rtol=1e-9)
+    assert_allclose(sps.binom.sf(k - 1, n, lo), 0.025, rtol=1e-9)
+
+
+@pytest.mark.parametrize("func", [wilson_interval, clopper_pearson_interval])
+def test_intervals_are_vectorised(func):
+    k = np.array([0, 1, 17, 99, 100])
+    lo, hi = func(k, 100, confidence=0.9)
+    for i, ki in enumerate(k):
+        assert_allclose((lo[i], hi[i]), func(int(ki), 100, confidence=0.9), rtol=FORMULA_RTOL)
+    assert np.all((lo <= k / 100) & (k / 100 <= hi))
+    # Broadcasting over n as well; n = 0 gives NaN bounds, not an error.
+    lo, hi = func(np.array([[0], [2]]), np.array([3, 10]))
+    assert lo.shape == (2, 2)
+    assert_allclose(hi[1, 0], func(2, 3)[1], rtol=FORMULA_RTOL)
+    lo, hi = func(np.array([0, 0, 2]), np.array([0, 3, 10]))
+    assert np.isnan(lo[0]) and np.isnan(hi[0])
+    assert not np.any(np.isnan(lo[1:])) and not np.any(np.isnan(hi[1:]))
+
+
+@pytest.mark.parametrize("func", [wilson_interval, clopper_pearson_interval])
+@pytest.mark.parametrize(
+    "k, n, confidence",
+    [(5, 3, 0.95), (-1, 3, 0.95), (1.5, 3, 0.95), (1, 3, 1.0), (1, 3, 0.0), (np.nan, 3, 0.95)],
+)
+def test_interval_rejects_bad_input(func, k, n, confidence):
+    with pytest.raises(ConfigError):
+        func(k, n, confidence)
+
+
+def test_wider_interval_at_higher_confidence():
+    for func in (wilson_interval, clopper_pearson_interval):
+        lo90, hi90 = func(30, 100, 0.90)
+        lo99, hi99 = func(30, 100, 0.99)
+        assert lo99 < lo90 and hi90 < hi99
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.8])
+def test_coverage_by_simulation(p):
+    # 20,000 binomial samples: the simulated coverage has a standard error of about 0.0015.
+    # Wilson oscillates around nominal (Brown, Cai & DasGupta 2001, fig. 4); within 2 points.
+    n, draws = 100, 20_000
+    k = np.random.default_rng([2001, int(p * 100)]).binomial(n, p, size=draws)
+    lo, hi = wilson_interval(k, n)
+    wilson_cover = np.mean((lo <= p) & (p <= hi))
+    assert 0.93 <= wilson_cover <= 0.97
+    lo, hi = clopper_pearson_interval(k, n)
+    assert np.mean((lo <= p) & (p <= hi)) >= 0.945  # conservative by construction
+
+
+def test_choose_method_rule():
+    assert choose_method(0, 50) == "clopper-pearson"
+    assert choose_method(50, 50) == "clopper-pearson"
+    assert choose_method(5, 1000) == "clopper-pearson"  # p within 3 SE of 0
+    assert choose_method(995, 1000) == "clopper-pearson"
+    assert choose_method(50, 100) == "wilson"
+    assert choose_method(30, 1000) == "wilson"
+    assert choose_method(0, 50, "wilson") == "wilson"
+    with pytest.raises(ConfigError, match="method"):
+        choose_method(1, 2, "exact")
+
+
+def test_yield_is_the_direct_fraction():
+    rng = np.random.default_rng(7)
+    # Accuracies on a grid of 180 test images, so many dies sit exactly on a threshold.
+    acc = rng.integers(120, 181, size=2_000) / 180
+    for t in parse_thresholds("0.7:1:0.05"):
+        est = yield_estimate(acc, t)
+        assert est.k == np.count_nonzero(acc >= t)
+        assert est.n == acc.size
+        assert est.yield_ == est.k / est.n
+        assert est.lo <= est.yield_ <= est.hi
+    # 162 / 180 is exactly 0.9: such a die passes a threshold of 0.9.
+    assert yield_estimate([162 / 180], 0.9).k == 1
+    assert yield_estimate(np.full(10, 162 / 180), parse_thresholds("0.9")[0]).k == 10
+
+
+def test_yield_estimate_method_and_interval():
+    acc = np.r_[np.ones(60), np.zeros(40)]
+    est = yield_estimate(acc, 0.5, method="wilson")
+    assert isinstance(est, YieldEstimate)
+    assert (est.lo, est.hi) == wilson_interval(60, 100)
+    est = yield_estimate(acc, 0.5, method="clopper-pearson", confidence=0.9)
+    assert (est.lo, est.hi) == clopper_pearson_interval(60, 100, 0.9)
+    assert yield_estimate(acc, 0.5).method == "wilson"
+    assert yield_estimate(np.ones(100), 0.5).method == "clopper-pearson"
+    with pytest.raises(Exception):
+        est.k = 3  # frozen
+
+
+def test_nan_accuracy_policy():
+    acc = np.array([0.9, np.nan, 0.95, 0.2])
+    with pytest.raises(ConfigError, match="NaN"):
+        yield_estimate(acc, 0.5)
+    est = yield_estimate(acc, 0.5, nan_policy="omit")
+    assert (est.n, est.k, est.n_nan) == (3, 2, 1)
+    with pytest.raises(ConfigError):
+        yield_estimate([np.nan], 0.5, nan_policy="omit")  # nothing left
+    with pytest.raises(ConfigError):
+        yield_estimate([], 0.5)
+    with pytest.raises(ConfigError):
+        yield_estimate([0.5], 1.5)
+
+
+def test_yield_curve_matches_estimates():
+    rng = np.random.default_rng(3)
+    acc = rng.beta(20, 2, size=500)
+    thresholds = parse_thresholds("0.5:0.99:0.01")
+    curve = yield_curve(acc, thresholds)
+    assert list(curve.columns) == ["threshold", "n", "k", "yield", "lo", "hi", "method"]
+    assert len(curve) == 50
+    for row in curve.itertuples(index=False):
+        est = yield_estimate(acc, row.threshold)
+        assert (row.n, row.k, row.method) == (est.n, est.k, est.method)
+        assert row.lo == est.lo and row.hi == est.hi
+    assert np.all(np.diff(curve["yield"]) <= 0)  # yield never rises with the threshold
+    assert_allclose(yield_curve(acc, "0.5:0.99:0.01")["yield"], curve["yield"], rtol=0)
+
+
+def test_yield_table_groups_and_all_row():
+    rng = np.random.default_rng(11)
+    types = np.array(["ring", "row", "random"])[rng.integers(0, 3, size=300)]
+    df = pd.DataFrame(
+        {"defect_type": pd.Categorical(types), "accuracy": rng.uniform(0.5, 1.0, size=300)}
+    )
+    table = yield_table(df, 0.8)
+    assert list(table["defect_type"]) == ["random", "ring", "row", "all"]
+    assert list(table.columns[1:]) == list(ys.CURVE_COLUMNS)
+    for row in table.itertuples(index=False):
+        sub = df if row.defect_type == "all" else df[df.defect_type == row.defect_type]
+        est = yield_estimate(sub.accuracy.to_numpy(), 0.8)
+        assert (row.n, row.k, row.lo, row.hi) == (est.n, est.k, est.lo, est.hi)
+    assert table["n"].iloc[:-1].sum() == table["n"].iloc[-1] == 300
+    df2 = df.rename(columns={"accuracy": "acc_after"})
+    assert yield_table(df2, 0.8, accuracy_column="acc_after")["k"].tolist() == table["k"].tolist()
+    with pytest.raises(ConfigError, match="column"):
+        yield_table(df, 0.8, by="layer")
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("0.9:0.95:0.01", [0.9, 0.91, 0.92, 0.93, 0.94, 0.95]),
+        ("0.1:0.3:0.1", [0.1, 0.2, 0.3]),  # (0.3 - 0.1) / 0.1 = 1.9999999999999998
+        ("0:1:0.25", [0.0, 0.25, 0.5, 0.75, 1.0]),
+        ("0.5:0.6:0.3", [0.5]),
+        (" 0.8, 0.9,0.95 ", [0.8, 0.9, 0.95]),
+        ("0.9", [0.9]),
+    ],
+)
+def test_parse_thresholds(spec, expected):
+    values = parse_thresholds(spec)
+    assert values.dtype == np.float64
+    assert values.tolist() == expected  # exact: each equals the double nearest its decimal
+
+
+def test_parse_thresholds_long_range_is_inclusive():
+    values = parse_thresholds("0.5:0.99:0.01")
+    assert len(values) == 50 and values[0] == 0.5 and values[-1] == 0.99
+    assert values[40] == 0.9
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("", "non-empty"),
+        ("a:b:c", "number"),
+        ("0.5:0.9", "start:stop:step"),
+        ("0.5:0.9:0.1:2", "start:stop:step"),
+        ("0.5:0.9:0", "step"),
+        ("0.5:0.9:-0.1", "step"),
+        ("0.9:0.5:0.1", "above stop"),
+        ("0.5:1.5:0.1", r"\[0, 1\]"),
+        ("-0.1", r"\[0, 1\]"),
+        ("0.5,,0.6", "number"),
+        ("nan", "finite"),
+    ],
+)
+def test_parse_thresholds_errors(spec, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_thresholds(spec)
+
+
+def test_docstring_examples():
+    result = doctest.testmod(ys, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0
