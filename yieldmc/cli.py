@@ -195,31 +195,40 @@ def sample(
     columns = (TextColumn("[bold]dies"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=quiet, transient=False) as bar:
-        task = bar.add_task("dies", total=dies, rate="")
-        state = {"t0": None, "n0": 0}
+    # The bar starts at the first progress report, i.e. after every argument was checked,
+    # so a bad input prints only its one-line error.
+    bar = Progress(*columns, console=console, disable=quiet, transient=False)
+    task = bar.add_task("dies", total=dies, rate="")
+    state: dict = {"started": False, "t0": None, "n0": 0}
 
-        def progress(done: int, total: int) -> None:
-            import time as _time
+    def progress(done: int, total: int) -> None:
+        import time as _time
 
-            now = _time.perf_counter()
-            if state["t0"] is None:
-                state["t0"], state["n0"] = now, done
-            elapsed = now - state["t0"]
-            rate = (done - state["n0"]) / elapsed if elapsed > 0 else 0.0
-            bar.update(task, completed=done, rate=f"{rate:,.0f} dies/s" if rate else "")
+        if not state["started"]:
+            bar.start()
+            state["started"] = True
+        now = _time.perf_counter()
+        if state["t0"] is None:  # rate counts from the first report (workers started)
+            state["t0"], state["n0"] = now, done
+        elapsed = now - state["t0"]
+        rate = (done - state["n0"]) / elapsed if elapsed > 0 and done > state["n0"] else 0.0
+        bar.update(task, completed=done, rate=f"{rate:,.0f} dies/s" if rate else "")
 
-        try:
-            summary = run_sample(
-                cfg, dies, out, jobs=jobs, chunk_size=chunk_size, backend=backend,
-                scheduler_address=scheduler_address,
-                scheduler_file=str(scheduler_file) if scheduler_file else None,
-                store_voltages=store_voltages, resume=resume, overwrite=overwrite,
-                threshold=threshold, progress=progress)
-        except KeyboardInterrupt:
+    try:
+        summary = run_sample(
+            cfg, dies, out, jobs=jobs, chunk_size=chunk_size, backend=backend,
+            scheduler_address=scheduler_address,
+            scheduler_file=str(scheduler_file) if scheduler_file else None,
+            store_voltages=store_voltages, resume=resume, overwrite=overwrite,
+            threshold=threshold, progress=progress)
+    except KeyboardInterrupt:
+        if state["started"]:
             bar.stop()
-            typer.echo(f"interrupted: finished chunks are kept; run again with --resume --out {out}", err=True)
-            raise typer.Exit(130) from None
+        typer.echo(f"interrupted: finished chunks are kept; run again with --resume --out {out}", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        if state["started"]:
+            bar.stop()
     if as_json:
         typer.echo(json.dumps(summary))
     else:

@@ -9,9 +9,12 @@ record; the parent alone updates the manifest. Die ``d`` depends only on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import numbers
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ import numpy as np
 from yieldmc.config import Config
 from yieldmc.errors import ConfigError
 from yieldmc import schema
-from yieldmc.store import STORE_VOLTAGES, ChunkRecord, RunStore, load_dies
+from yieldmc.store import STORE_VOLTAGES, ChunkRecord, RunStore, atomic_path, load_dies
 
 #: Accuracy a die must reach to count as good in the sweep's one-line summary.
 DEFAULT_THRESHOLD = 0.8
@@ -105,24 +108,53 @@ def labels_for(spec: ModelSpec, store_voltages: str) -> dict[str, np.ndarray]:
     return {name: model.images(name)[1] for name in sets}
 
 
-def _chunk_task(spec: ModelSpec, store: RunStore, chunk: int) -> tuple[ChunkRecord, np.ndarray]:
-    """One task: simulate a chunk, write its files, return the record and accuracies."""
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """numba and BLAS on one thread inside the block (numba's setting is restored after).
+
+    Workers must not oversubscribe the cores, and every process (the parent with
+    ``jobs=1`` too) must build and run the dies with the same thread counts.
+    """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
         threadpool_limits = None
     import numba
 
+    before = numba.get_num_threads()
     numba.set_num_threads(1)
+    try:
+        with threadpool_limits(1) if threadpool_limits is not None else contextlib.nullcontext():
+            yield
+    finally:
+        numba.set_num_threads(before)
+
+
+def _chunk_task(spec: ModelSpec, store: RunStore, chunk: int) -> tuple[ChunkRecord, np.ndarray]:
+    """One task: simulate a chunk, write its files, return the record and accuracies."""
     store_voltages = store.info["store_voltages"]
-    if threadpool_limits is not None:
-        with threadpool_limits(1):
-            columns, voltages = simulate_chunk(spec, store.chunk_range(chunk), store_voltages)
-    else:  # pragma: no cover
+    with _one_thread():
         columns, voltages = simulate_chunk(spec, store.chunk_range(chunk), store_voltages)
     labels = labels_for(spec, store_voltages)
     record = store.write_chunk_files(chunk, columns, voltages or None, labels or None)
     return record, columns["accuracy"]
+
+
+def _run_model(config: Config, store: RunStore):
+    """The die model of a run, and the run's copy of its network weights (network.npz).
+
+    A new run takes the weights from the user cache (``$YIELDMC_CACHE``; trained there once
+    per network setting) and copies them into the run; a resumed run reads its own copy.
+    """
+    from yieldmc.die import DieModel, _training_key, default_cache_dir
+
+    if store.network_path.is_file():
+        return DieModel.build(config, store.network_path)
+    cached = default_cache_dir() / f"network-{_training_key(config)}.npz"
+    model = DieModel.build(config, cached)  # trains (once) into the cache if it is not there
+    with atomic_path(store.network_path) as tmp:
+        shutil.copyfile(cached, tmp)
+    return model
 
 
 def _parse_jobs(jobs: int) -> int:
@@ -149,46 +181,43 @@ def _run_loky(tasks, jobs: int) -> Iterator:
 
 
 def _dask_client(scheduler_address: str | None, scheduler_file: str | None, jobs: int):
+    """``(client, cluster)``: a client of the given scheduler (cluster None) or of a new LocalCluster."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise ConfigError("the dask backend needs dask[distributed]: pip install 'yieldmc[dask]'") from None
+    if scheduler_file and not Path(scheduler_file).is_file():
+        raise ConfigError(f"scheduler file not found: {scheduler_file}")
     try:
         if scheduler_address:
             return Client(scheduler_address, timeout="10s"), None
         if scheduler_file:
-            if not Path(scheduler_file).exists():
-                raise ConfigError(f"scheduler file not found: {scheduler_file}")
             return Client(scheduler_file=scheduler_file, timeout="10s"), None
-    except (OSError, TimeoutError) as exc:
-        raise ConfigError(f"cannot reach the dask scheduler: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - dask raises OSError, TimeoutError, ValueError, AssertionError
+        where = scheduler_address or f"the scheduler of {scheduler_file}"
+        raise ConfigError(f"cannot reach the dask scheduler ({where}): {exc or type(exc).__name__}") from None
     cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                            dashboard_address=None)
     return Client(cluster), cluster
 
 
-def _run_dask(tasks, jobs: int, scheduler_address, scheduler_file) -> Iterator:
+def _run_dask(tasks, jobs: int, client) -> Iterator:
+    """Run the tasks on ``client``'s cluster, at most ``2 * jobs`` (at least 4) in flight."""
     from dask.distributed import as_completed
 
-    client, cluster = _dask_client(scheduler_address, scheduler_file, jobs)
-    try:
-        window = max(2 * jobs, 4)
-        tasks = iter(tasks)
-        pending = as_completed()
-        for t in tasks:
-            pending.add(client.submit(_chunk_task, *t, pure=False))
-            if pending.count() >= window:
-                break
-        for future in pending:
-            yield future.result()
-            future.release()
-            nxt = next(tasks, None)
-            if nxt is not None:
-                pending.add(client.submit(_chunk_task, *nxt, pure=False))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    window = max(2 * jobs, 4)
+    tasks = iter(tasks)
+    pending = as_completed()
+    for t in tasks:
+        pending.add(client.submit(_chunk_task, *t, pure=False))
+        if pending.count() >= window:
+            break
+    for future in pending:
+        yield future.result()
+        future.release()
+        nxt = next(tasks, None)
+        if nxt is not None:
+            pending.add(client.submit(_chunk_task, *nxt, pure=False))
 
 
 def run_sample(
@@ -219,7 +248,8 @@ def run_sample(
         Run directory (see docs/data.md); refused if it exists and is not empty, unless
         ``resume`` (finish it) or ``overwrite`` (replace yieldmc's files there).
     jobs : int
-        Worker processes (-1: all cores).
+        Worker processes (-1: all cores). With a given dask scheduler, the cluster's thread
+        count when larger: it sizes the default chunks and the tasks kept in flight.
     chunk_size : int, optional
         Dies per task; default about eight chunks per worker (kept from run.json on resume).
     backend : {"loky", "dask"}
@@ -237,8 +267,9 @@ def run_sample(
     dict
         Summary: dies, mean_accuracy, yield, threshold, elapsed_s, dies_per_s, ...
     """
-    if not isinstance(n_dies, int) or n_dies < 1:
-        raise ConfigError(f"--dies must be a positive integer, got {n_dies}")
+    if isinstance(n_dies, bool) or not isinstance(n_dies, numbers.Integral) or n_dies < 1:
+        raise ConfigError(f"--dies must be a positive integer, got {n_dies!r}")
+    n_dies = int(n_dies)
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if store_voltages not in STORE_VOLTAGES:
@@ -249,6 +280,23 @@ def run_sample(
     out = Path(out)
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"--chunk-size must be a positive integer, got {chunk_size}")
+    with contextlib.ExitStack() as stack:
+        client = None
+        if backend == "dask" and (scheduler_address or scheduler_file):
+            # connect before touching ``out`` (a bad address leaves no run behind), and size the
+            # chunks and the task window by the cluster's threads rather than by ``jobs``
+            client, _ = _dask_client(scheduler_address, scheduler_file, jobs)
+            stack.callback(client.close)
+            jobs = max(jobs, sum(client.nthreads().values()))
+        return _sweep(config, n_dies, out, jobs=jobs, chunk_size=chunk_size, backend=backend,
+                      client=client, stack=stack, store_voltages=store_voltages, resume=resume,
+                      overwrite=overwrite, threshold=threshold, progress=progress)
+
+
+def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int | None, backend: str,
+           client, stack: contextlib.ExitStack, store_voltages: str, resume: bool, overwrite: bool,
+           threshold: float, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    """:func:`run_sample` after its checks; ``client``: a connected dask client or None."""
     if chunk_size is None and resume and (out / "run.json").exists():
         from yieldmc.store import read_run_info
 
@@ -258,9 +306,8 @@ def run_sample(
                 "chunk_size": chunk_size, "store_voltages": store_voltages}
     store = RunStore.create(out, run_info, resume=resume, overwrite=overwrite)
 
-    from yieldmc.die import DieModel
-
-    model = DieModel.build(config, store.network_path)  # trains (once) and caches the weights
+    with _one_thread():  # as in the workers, where _chunk_task builds the model
+        model = _run_model(config, store)
     spec = ModelSpec(config, str(store.network_path))
     _MODELS.clear()
     _MODELS[spec.key] = model  # the in-process path (jobs = 1) reuses it
@@ -273,8 +320,14 @@ def run_sample(
     start = time.perf_counter()
     simulated = 0
     tasks = ((spec, store, c) for c in todo)
-    runner = (_run_loky(tasks, jobs) if backend == "loky"
-              else _run_dask(tasks, jobs, scheduler_address, scheduler_file))
+    if backend == "dask" and client is None and todo:  # a LocalCluster of ``jobs`` workers, for this run
+        client, cluster = _dask_client(None, None, jobs)
+        stack.callback(cluster.close)
+        stack.callback(client.close)  # callbacks run last-in first-out: the client closes first
+    if not todo:  # a finished run: start no workers
+        runner = iter(())
+    else:
+        runner = _run_loky(tasks, jobs) if backend == "loky" else _run_dask(tasks, jobs, client)
     for record, _acc in runner:
         store.record_chunk(record)
         simulated += record.n_rows

@@ -1,0 +1,406 @@
+"""The Monte Carlo sweep (issue 5): reproducibility, resume, refusal, schema, summaries.
+
+Every run here is small (tens of dies of the ``paper`` preset) and writes into ``tmp_path``.
+The trained network lives in one cache directory per test session (``YIELDMC_CACHE``), so it
+is trained at most once. Per-die results must be *identical* (not close) whatever the
+worker count, chunk size or backend: die ``d`` depends only on ``(config, seed, d)``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+import pytest
+
+from yieldmc import schema
+from yieldmc.config import load_config
+from yieldmc.errors import ConfigError
+from yieldmc.montecarlo import ModelSpec, run_sample, simulate_chunk
+from yieldmc.store import MANIFEST_FILE, RUN_FILE, load_dies, load_voltages, read_run_info, sha256_file
+
+#: Dies of the reference run; chunk sizes below are chosen so that the last chunk is short.
+N_DIES = 40
+OVERRIDES = {"seed": 7}  # paper preset: mixed defects, severity 0.5 % .. 5 % per array
+N_TEST_IMAGES, N_OUTPUTS = 180, 10
+
+
+@pytest.fixture(scope="session")
+def network_cache(tmp_path_factory) -> Path:
+    """One network cache for the whole session (test_cli_sample.py uses the same folder)."""
+    path = tmp_path_factory.getbasetemp() / "yieldmc-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _use_cache(network_cache, monkeypatch):
+    monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))
+
+
+@pytest.fixture(scope="module")
+def config():
+    return load_config("paper", None, OVERRIDES)
+
+
+@pytest.fixture(scope="module")
+def reference(config, network_cache, tmp_path_factory):
+    """One uninterrupted run, all dies in one chunk, in this process (jobs=1)."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("YIELDMC_CACHE", str(network_cache))
+        summary = run_sample(config, N_DIES, out, chunk_size=N_DIES)
+    return out, summary
+
+
+def results(out: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-die table without the execution columns, and the stored test voltages."""
+    table = load_dies(out).drop(columns=list(schema.EXECUTION_COLUMNS))
+    return table, load_voltages(out).voltages
+
+
+def assert_same_results(out: Path, reference_out: Path) -> None:
+    table, volts = results(out)
+    ref_table, ref_volts = results(reference_out)
+    pd.testing.assert_frame_equal(table, ref_table, check_exact=True)
+    assert volts.dtype == ref_volts.dtype == np.float32
+    assert np.array_equal(volts, ref_volts)
+
+
+def snapshot(root: Path) -> dict:
+    """Every file under ``root``: (sha256, mtime) by relative path."""
+    return {str(p.relative_to(root)): (sha256_file(p), p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- reproducibility -------------------------------------------------------------------------
+
+def test_reference_is_not_trivial(reference):
+    """Guard for the invariance tests: the dies really differ (defect kinds, accuracies)."""
+    out, _ = reference
+    table = load_dies(out)
+    assert table["die"].tolist() == list(range(N_DIES))
+    assert table["defect_type"].nunique() >= 3
+    assert table["accuracy"].nunique() >= 10
+    assert table["n_stuck_on"].gt(0).all() or table["n_stuck_off"].gt(0).all()
+    assert table["solver_converged"].all()
+
+
+@pytest.mark.parametrize("chunk_size", [5, 17])
+def test_same_dies_for_any_chunk_size(config, reference, tmp_path, chunk_size):
+    summary = run_sample(config, N_DIES, tmp_path / "run", chunk_size=chunk_size)
+    assert summary["chunk_size"] == chunk_size
+    assert len(list((tmp_path / "run" / "dies").glob("part-*.parquet"))) == -(-N_DIES // chunk_size)
+    assert_same_results(tmp_path / "run", reference[0])
+    # the chunk column does depend on the chunk size: it is an execution column
+    assert (load_dies(tmp_path / "run")["chunk"] == np.arange(N_DIES) // chunk_size).all()
+
+
+def test_same_dies_with_two_loky_workers(config, reference, tmp_path):
+    summary = run_sample(config, N_DIES, tmp_path / "run", jobs=2, chunk_size=7)
+    assert summary["jobs"] == 2 and summary["backend"] == "loky"
+    assert_same_results(tmp_path / "run", reference[0])
+
+
+def test_same_dies_on_a_dask_local_cluster(config, reference, tmp_path):
+    """Without an address the dask backend starts (and stops) a LocalCluster of ``jobs`` workers."""
+    summary = run_sample(config, N_DIES, tmp_path / "run", jobs=2, chunk_size=9, backend="dask")
+    assert summary["backend"] == "dask" and summary["dies"] == N_DIES
+    assert_same_results(tmp_path / "run", reference[0])
+
+
+def test_same_dies_on_a_given_dask_scheduler(config, reference, tmp_path):
+    """A scheduler given by address or by scheduler file; the sweep leaves that cluster running."""
+    distributed = pytest.importorskip("distributed")
+    scheduler_file = tmp_path / "scheduler.json"
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        by_address = run_sample(config, N_DIES, tmp_path / "run", chunk_size=11, backend="dask",
+                                scheduler_address=cluster.scheduler_address)
+        assert cluster.status.name == "running"
+        scheduler_file.write_text(json.dumps({"address": cluster.scheduler_address}))
+        by_file = run_sample(config, N_DIES, tmp_path / "run2", backend="dask",
+                             scheduler_file=str(scheduler_file))
+        assert cluster.status.name == "running"
+    assert by_address["backend"] == by_file["backend"] == "dask"
+    assert_same_results(tmp_path / "run", reference[0])
+    assert_same_results(tmp_path / "run2", reference[0])
+
+
+def test_simulate_chunk_matches_the_die_model(config, reference):
+    """The sweep's fast path (no DieResult objects) agrees with DieModel.simulate die by die."""
+    from yieldmc.die import DieModel
+
+    out, _ = reference
+    spec = ModelSpec(config, str(out / "network.npz"))
+    spec = pickle.loads(pickle.dumps(spec))  # what a worker receives
+    dies = range(3, 9)
+    columns, volts = simulate_chunk(spec, dies, "test")
+    model = DieModel.build(config, out / "network.npz")
+    for i, d in enumerate(dies):
+        r = model.simulate(d)
+        assert columns["die"][i] == d
+        assert columns["accuracy"][i] == r.accuracy
+        assert columns["defect_type"][i] == r.defect_type
+        assert columns["n_stuck_on"][i] == r.n_stuck_on and columns["n_stuck_off"][i] == r.n_stuck_off
+        assert np.array_equal(volts["test"][i], r.outputs.astype(np.float32))
+    assert set(volts) == {"test"}
+
+
+# --- resume ------------------------------------------------------------------------------------
+
+def test_resume_recomputes_a_lost_last_chunk(config, reference, tmp_path):
+    out = tmp_path / "run"
+    first = run_sample(config, N_DIES, out, chunk_size=7)
+    run_id = read_run_info(out)["run_id"]
+    last = -(-N_DIES // 7) - 1
+    # a crash before the last chunk finished: its files and its manifest entry are gone
+    (out / "dies" / f"part-{last:05d}.parquet").unlink()
+    (out / "voltages" / f"part-{last:05d}.h5").unlink()
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    del manifest["chunks"][str(last)]
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest))
+    info = json.loads((out / RUN_FILE).read_text())
+    (out / RUN_FILE).write_text(json.dumps(info | {"status": "running"}))
+
+    with pytest.raises(ConfigError, match="--resume"):  # not empty: refused without resume
+        run_sample(config, N_DIES, out, chunk_size=7)
+    summary = run_sample(config, N_DIES, out, resume=True)  # chunk size comes from run.json
+    assert summary["chunk_size"] == 7
+    assert summary["dies_simulated_now"] == N_DIES - 7 * last
+    assert summary["dies"] == first["dies"] == N_DIES
+    assert summary["mean_accuracy"] == first["mean_accuracy"]
+    info = read_run_info(out)
+    assert info["run_id"] == run_id and info["status"] == "complete" and len(info["resumed"]) == 1
+    assert_same_results(out, reference[0])
+
+
+def test_resume_recomputes_a_truncated_file_and_drops_stray_files(config, reference, tmp_path):
+    out = tmp_path / "run"
+    run_sample(config, N_DIES, out, chunk_size=7)
+    part = out / "dies" / "part-00002.parquet"
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])  # torn write
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reader may warn about the damaged file
+        with pytest.raises(Exception):
+            pq.read_table(part)
+    # a crash between a chunk's rename and the manifest update leaves an unlisted file
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    del manifest["chunks"]["4"]
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest))
+    (out / "dies" / ".part-00005.parquet.deadbeef.tmp").write_bytes(b"half")  # a leftover temp file
+
+    summary = run_sample(config, N_DIES, out, resume=True)
+    assert summary["dies_simulated_now"] == 14  # chunks 2 and 4
+    assert not list(out.rglob("*.tmp"))
+    assert_same_results(out, reference[0])
+    assert pd.read_parquet(out / "dies")["die"].sort_values().tolist() == list(range(N_DIES))
+
+
+def test_resume_of_a_complete_run_simulates_nothing(config, reference, tmp_path, monkeypatch):
+    import yieldmc.montecarlo as mc
+
+    out = tmp_path / "run"
+    run_sample(config, N_DIES, out, chunk_size=13)
+    before = {k: v for k, v in snapshot(out).items() if k.startswith(("dies/", "voltages/part"))}
+
+    def no_cluster(*args):
+        raise AssertionError("a finished run must not start a dask cluster")
+
+    monkeypatch.setattr(mc, "_dask_client", no_cluster)
+    summary = run_sample(config, N_DIES, out, resume=True, backend="dask", jobs=2)
+    assert summary["dies_simulated_now"] == 0 and summary["dies_per_s"] is None
+    assert summary["dies"] == N_DIES
+    after = {k: v for k, v in snapshot(out).items() if k.startswith(("dies/", "voltages/part"))}
+    assert after == before
+
+
+def test_resume_with_other_settings_is_refused(config, tmp_path):
+    out = tmp_path / "run"
+    run_sample(config, 10, out, chunk_size=5)
+    before = snapshot(out)
+    with pytest.raises(ConfigError, match="seed"):
+        run_sample(config.replace(seed=8), 10, out, resume=True)
+    with pytest.raises(ConfigError, match="n_dies"):
+        run_sample(config, 12, out, resume=True)
+    assert snapshot(out) == before
+
+
+# --- refusal to overwrite ------------------------------------------------------------------------
+
+def test_second_run_is_refused_and_overwrite_replaces(config, reference, tmp_path):
+    out = tmp_path / "run"
+    run_sample(config, 12, out, chunk_size=5)
+    old_id = read_run_info(out)["run_id"]
+    before = snapshot(out)
+    for kwargs in ({}, {"chunk_size": 5}, {"jobs": 2}):
+        with pytest.raises(ConfigError, match="not empty"):
+            run_sample(config, N_DIES, out, **kwargs)
+    assert snapshot(out) == before  # not a byte and not a timestamp changed
+
+    summary = run_sample(config, N_DIES, out, chunk_size=N_DIES, overwrite=True)
+    assert summary["dies"] == N_DIES
+    assert read_run_info(out)["run_id"] != old_id
+    assert sorted(p.name for p in (out / "dies").iterdir()) == ["part-00000.parquet"]
+    assert_same_results(out, reference[0])
+
+
+def test_overwrite_never_deletes_foreign_files(config, tmp_path):
+    out = tmp_path / "run"
+    run_sample(config, 6, out, chunk_size=6)
+    (out / "notes.txt").write_text("mine")
+    before = snapshot(out)
+    with pytest.raises(ConfigError, match="notes.txt"):
+        run_sample(config, 6, out, overwrite=True)
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_dies": 0}, "--dies"),
+    ({"n_dies": -5}, "--dies"),
+    ({"chunk_size": 0}, "--chunk-size"),
+    ({"jobs": 0}, "--jobs"),
+    ({"backend": "spark"}, "backend"),
+    ({"store_voltages": "bogus"}, "--store-voltages"),
+    ({"threshold": 1.5}, "threshold"),
+    ({"resume": True, "overwrite": True}, "not both"),
+])
+def test_bad_arguments_are_refused_before_anything_is_written(config, tmp_path, kwargs, match):
+    kwargs = {"n_dies": 5} | kwargs
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match=match):
+        run_sample(config, kwargs.pop("n_dies"), out, **kwargs)
+    assert not out.exists() or not any(out.iterdir())
+
+
+# --- files and schema ----------------------------------------------------------------------------
+
+def test_table_schema_and_readers(reference):
+    out, _ = reference
+    expected = schema.arrow_schema()
+    for part in sorted((out / "dies").glob("part-*.parquet")):
+        got = pq.read_schema(part)
+        assert got.names == expected.names
+        assert got.types == expected.types
+        meta = {k.decode(): v.decode() for k, v in got.metadata.items()}
+        assert meta["yieldmc.run_id"] == read_run_info(out)["run_id"]
+        assert json.loads(meta["yieldmc.units"])["fault_fraction"] == "1"
+    dataset = pads.dataset(out / "dies", format="parquet")
+    assert dataset.schema.names == expected.names and dataset.schema.types == expected.types
+    table = dataset.to_table()
+    assert table.num_rows == N_DIES
+    frame = pd.read_parquet(out / "dies")
+    assert len(frame) == N_DIES and list(frame.columns) == expected.names
+    assert sorted(frame["die"]) == list(range(N_DIES))
+    assert (frame["n_images"] == N_TEST_IMAGES).all()
+    assert (frame["seed"] == OVERRIDES["seed"]).all()
+
+
+def test_stored_voltages_reproduce_every_dies_accuracy(reference):
+    out, _ = reference
+    table = load_dies(out)
+    stored = load_voltages(out)
+    assert stored.voltages.shape == (N_DIES, N_TEST_IMAGES, N_OUTPUTS)
+    assert stored.voltages.dtype == np.float32
+    assert np.isfinite(stored.voltages).all()
+    assert stored.dies.tolist() == list(range(N_DIES))
+    assert stored.labels.shape == (N_TEST_IMAGES,)
+    correct = (stored.voltages.argmax(axis=2) == stored.labels).sum(axis=1)
+    assert correct.tolist() == table["n_correct"].tolist()
+    assert (correct / N_TEST_IMAGES).tolist() == table["accuracy"].tolist()
+    for path in [*sorted((out / "voltages").glob("part-*.h5")), out / "voltages" / "all.h5"]:
+        with h5py.File(path, "r") as f:
+            assert f["test/voltages"].attrs["units"] == "V"
+            assert f["test/voltages"].dtype == np.float32
+            assert np.array_equal(f["test/labels"][()], stored.labels)
+    with h5py.File(out / "voltages" / "all.h5", "r") as f:  # the virtual view spans every part
+        assert np.array_equal(f["test/voltages"][()], stored.voltages)
+        assert f["die"][()].tolist() == list(range(N_DIES))
+
+
+def test_store_voltages_none_writes_no_voltage_files(config, reference, tmp_path):
+    out = tmp_path / "run"
+    run_sample(config, N_DIES, out, chunk_size=17, store_voltages="none")
+    folder = out / "voltages"
+    assert not folder.exists() or not any(folder.iterdir())
+    assert all("voltages/" not in rel for c in json.loads((out / MANIFEST_FILE).read_text())["chunks"].values()
+               for rel in c["files"])
+    with pytest.raises(ConfigError, match="no voltages"):
+        load_voltages(out)
+    # the table does not depend on what is stored
+    pd.testing.assert_frame_equal(results(reference[0])[0],
+                                  load_dies(out).drop(columns=list(schema.EXECUTION_COLUMNS)),
+                                  check_exact=True)
+
+
+def test_store_voltages_all_keeps_train_and_test_images(config, reference, tmp_path):
+    from yieldmc.die import DieModel
+
+    n = 4
+    out = tmp_path / "run"
+    run_sample(config, n, out, chunk_size=3, store_voltages="all")
+    model = DieModel.build(config, out / "network.npz")
+    x_train, y_train = model.images("train")
+    train, test = load_voltages(out, image_set="train"), load_voltages(out, image_set="test")
+    assert train.voltages.shape == (n, len(y_train), N_OUTPUTS) and train.voltages.dtype == np.float32
+    assert test.voltages.shape == (n, N_TEST_IMAGES, N_OUTPUTS)
+    assert np.array_equal(train.labels, y_train)
+    assert np.array_equal(test.voltages, load_voltages(reference[0], dies=range(n)).voltages)
+    for d in range(n):  # the train voltages are the same die's outputs on the train images
+        transfers, _ = model.die_transfers(d)
+        assert np.array_equal(train.voltages[d], model.forward(transfers, x_train).astype(np.float32))
+    with h5py.File(out / "voltages" / "part-00000.h5", "r") as f:
+        assert set(f) >= {"train", "test"} and f["train/voltages"].attrs["units"] == "V"
+
+
+# --- summary -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("which", ["zero", "lowest", "median", "highest", "one"])
+def test_summary_matches_the_table(config, reference, tmp_path, which):
+    ref_acc = np.sort(load_dies(reference[0])["accuracy"].to_numpy())
+    # thresholds equal to some die's accuracy tell ">=" from ">"
+    threshold = {"zero": 0.0, "lowest": ref_acc[0], "median": ref_acc[N_DIES // 2],
+                 "highest": ref_acc[-1], "one": 1.0}[which]
+    out = tmp_path / "run"
+    summary = run_sample(config, N_DIES, out, chunk_size=N_DIES, threshold=float(threshold))
+    acc = load_dies(out)["accuracy"].to_numpy()
+    assert summary["dies"] == N_DIES == summary["dies_simulated_now"]
+    assert summary["mean_accuracy"] == pytest.approx(acc.mean(), rel=1e-12, abs=0)
+    assert summary["yield"] == np.mean(acc >= threshold)
+    assert summary["threshold"] == threshold
+    assert summary["elapsed_s"] > 0 and summary["dies_per_s"] > 0
+    assert summary["unconverged_dies"] == 0
+    assert 0.0 <= summary["fault_free_accuracy"] <= 1.0 and summary["software_accuracy"] > 0.8
+    assert read_run_info(out)["summary"] == json.loads(json.dumps(summary))
+    if which in ("zero", "lowest"):
+        assert summary["yield"] == 1.0
+    if which == "highest":
+        assert 0 < summary["yield"] < 0.5
+
+
+def test_progress_is_reported_after_every_chunk(config, tmp_path):
+    calls = []
+    run_sample(config, 12, tmp_path / "run", chunk_size=5,
+               progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 12), (5, 12), (10, 12), (12, 12)]
+
+
+def test_network_is_cached_and_stored_with_the_run(config, reference, network_cache):
+    out, _ = reference
+    cached = list(network_cache.glob("network-*.npz"))
+    assert len(cached) == 1
+    assert sha256_file(cached[0]) == sha256_file(out / "network.npz")
+
+
+def test_sweep_leaves_the_callers_numba_threads_alone(config, tmp_path):
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    run_sample(config, 3, tmp_path / "run")
+    assert numba.get_num_threads() == before
