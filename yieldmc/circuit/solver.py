@@ -71,6 +71,12 @@ def transfer_matrix_info(
     """
     G = check_conductances(G)
     check_network(r_row, r_col, r_driver, r_sense)
+    return _transfer_checked(G, r_row, r_col, r_driver, r_sense, rtol, max_iter, raise_on_failure)
+
+
+def _transfer_checked(G, r_row, r_col, r_driver, r_sense, rtol=SOLVER_RTOL, max_iter=SOLVER_MAX_ITER,
+                      raise_on_failure=True) -> tuple[np.ndarray, SolveInfo]:
+    """:func:`transfer_matrix_info` on inputs already validated (C-contiguous float64 G)."""
     if _is_ideal(r_row, r_col, r_driver, r_sense):
         return G.copy(), SolveInfo(0.0, 0, True)
     m_rows, n_cols = G.shape

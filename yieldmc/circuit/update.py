@@ -23,7 +23,7 @@ from yieldmc.circuit.solver import (
     SolveInfo,
     _finish,
     _is_ideal,
-    transfer_matrix_info,
+    _transfer_checked,
 )
 from yieldmc.circuit.validate import check_conductances, check_network
 
@@ -107,6 +107,6 @@ def faulty_transfer(G0, T0, G1, r_row: float = 1.0, r_col: float = 1.0, *,
         if np.all(G0[ci, cj] > 0) and np.all(G1[ci, cj] > 0):
             T1, worst, its = _woodbury(G0, T0, G1, ci, cj, r_driver, r_row, r_col, r_sense)
             return T1, _finish(worst, its, SOLVER_RTOL, raise_on_failure), "woodbury"
-    T1, info = transfer_matrix_info(G1, r_row, r_col, r_driver=r_driver, r_sense=r_sense,
-                                    raise_on_failure=raise_on_failure)
+    T1, info = _transfer_checked(G1, r_row, r_col, r_driver, r_sense,
+                                 raise_on_failure=raise_on_failure)
     return T1, info, "solve"
