@@ -98,14 +98,16 @@ def _apply_h(z, sg, r_drv, r_row, r_col, r_snk, out):
 
 
 @njit
-def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z):
+def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q):
     """Jacobi-preconditioned CG on ``H z = rhs`` for every right-hand side at once.
 
     ``z`` holds the initial guess on entry (the ideal-wire solution ``rhs`` is a good
     one) and the solution on exit. Returns ``(relative_residuals, iterations)`` where
     the residuals are recomputed from scratch (``|rhs - H z| / |rhs|`` per column k),
     so drift of the recursive residual cannot hide a wrong answer. Finished columns
-    are frozen (``alpha = beta = 0``) while the others iterate.
+    are frozen (``alpha = beta = 0``) while the others iterate. ``r, p, q`` are work
+    arrays of the shape of ``rhs`` (contents ignored), owned by the caller so that
+    repeated solves do not allocate (fresh pages cost page faults).
     """
     m_rows, n_cols, n_rhs = rhs.shape
     inv_diag = np.empty((m_rows, n_cols))
@@ -114,9 +116,7 @@ def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z):
             g2 = sg[i, j] * sg[i, j]
             a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
             inv_diag[i, j] = 1.0 / (1.0 + g2 * a_ii)
-    r = np.empty_like(rhs)
-    p = np.zeros_like(rhs)
-    q = np.empty_like(rhs)
+    p[:] = 0.0
     colsum = np.empty((n_cols, n_rhs))
     run = np.empty((n_cols, n_rhs))
     drop = np.empty((n_cols, n_rhs))
@@ -193,6 +193,23 @@ def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z):
 
 
 @njit
+def _workspace(m_rows, n_cols, n_rhs):
+    """One flat buffer for rhs, z, r, p, q of up to ``n_rhs`` right-hand sides."""
+    return np.empty(5 * m_rows * n_cols * max(n_rhs, 1))
+
+
+@njit
+def _views(buf, m_rows, n_cols, nb):
+    """Contiguous (M, N, nb) views rhs, z, r, p, q into the workspace."""
+    size = m_rows * n_cols * nb
+    return (buf[0:size].reshape((m_rows, n_cols, nb)),
+            buf[size:2 * size].reshape((m_rows, n_cols, nb)),
+            buf[2 * size:3 * size].reshape((m_rows, n_cols, nb)),
+            buf[3 * size:4 * size].reshape((m_rows, n_cols, nb)),
+            buf[4 * size:5 * size].reshape((m_rows, n_cols, nb)))
+
+
+@njit
 def _transfer_by_columns(g, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, t_out):
     """Transfer matrix by reciprocity: one solve per column (use when N <= M).
 
@@ -203,14 +220,16 @@ def _transfer_by_columns(g, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, t
     sg = np.sqrt(g)
     worst = 0.0
     most = 0
+    buf = _workspace(m_rows, n_cols, min(block, n_cols))
     for c0 in range(0, n_cols, block):
         nb = min(block, n_cols - c0)
-        rhs = np.zeros((m_rows, n_cols, nb))
+        rhs, z, r, p, q = _views(buf, m_rows, n_cols, nb)
+        rhs[:] = 0.0
         for i in range(m_rows):
             for k in range(nb):
                 rhs[i, c0 + k, k] = sg[i, c0 + k]
-        z = rhs.copy()
-        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z)
+        z[:] = rhs  # warm start: the ideal-wire solution
+        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q)
         for k in range(nb):
             worst = max(worst, rel[k])
         most = max(most, its)
@@ -236,16 +255,17 @@ def _solve_inputs(g, v, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, i_out
     sg = np.sqrt(g)
     worst = 0.0
     most = 0
+    buf = _workspace(m_rows, n_cols, min(block, n_batch))
     for b0 in range(0, n_batch, block):
         nb = min(block, n_batch - b0)
-        rhs = np.empty((m_rows, n_cols, nb))
+        rhs, z, r, p, q = _views(buf, m_rows, n_cols, nb)
         for i in range(m_rows):
             for j in range(n_cols):
                 s = sg[i, j]
                 for k in range(nb):
                     rhs[i, j, k] = s * v[b0 + k, i]
-        z = rhs.copy()
-        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z)
+        z[:] = rhs  # warm start: the ideal-wire solution
+        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q)
         for k in range(nb):
             worst = max(worst, rel[k])
         most = max(most, its)
@@ -274,14 +294,16 @@ def _cell_responses(g, cell_i, cell_j, r_drv, r_row, r_col, r_snk, rtol, max_ite
     sg = np.sqrt(g)
     worst = 0.0
     most = 0
+    buf = _workspace(m_rows, n_cols, min(block, n_cells))
     for c0 in range(0, n_cells, block):
         nb = min(block, n_cells - c0)
-        rhs = np.zeros((m_rows, n_cols, nb))
+        rhs, z, r, p, q = _views(buf, m_rows, n_cols, nb)
+        rhs[:] = 0.0
         for k in range(nb):
             i, j = cell_i[c0 + k], cell_j[c0 + k]
             rhs[i, j, k] = sg[i, j]
-        z = rhs.copy()
-        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z)
+        z[:] = rhs  # warm start: the ideal-wire solution
+        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q)
         for k in range(nb):
             worst = max(worst, rel[k])
         most = max(most, its)
