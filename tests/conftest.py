@@ -26,3 +26,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+def pytest_configure(config):
+    """Trained networks go to a per-session cache, never to the user's ~/.cache."""
+    if not os.environ.get("YIELDMC_CACHE"):
+        import tempfile
+
+        os.environ["YIELDMC_CACHE"] = tempfile.mkdtemp(prefix="yieldmc-test-cache-")
