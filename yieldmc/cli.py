@@ -323,7 +323,7 @@ def yield_(
             parts.append(table.assign(stage=stage))
     result = pd.concat(parts, ignore_index=True)
     if as_json:
-        typer.echo(result.to_json(orient="records"))
+        typer.echo(json.dumps(result.to_dict(orient="records")))  # exact floats
         return
     typer.echo(result.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
 

@@ -1,0 +1,121 @@
+"""The correction pipeline end to end: reproduce study files, `correct`, and `yield`."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from yieldmc import stats
+from yieldmc.cli import app
+from yieldmc.reproduce import OUTPUT_FILES, StudySettings, run_study
+from yieldmc.store import load_dies
+
+TINY = StudySettings(severities=(0.05,), main_severity=0.05, n_instances=2, hidden=(8,),
+                     sweep_hidden=(4,), sweep_instances=1, population_dies=12)
+COLUMNS = {
+    "types.csv": ["defect_type", "severity", "layers", "n_instances", "accuracy_fault_free",
+                  "accuracy_defective_mean", "accuracy_defective_std", "accuracy_corrected_mean",
+                  "accuracy_corrected_std", "corrector_params"],
+    "generalization.csv": ["train_type", "test_type", "accuracy_defective_mean", "accuracy_corrected_mean"],
+    "size_sweep.csv": ["defect_type", "hidden", "corrector_params", "accuracy_corrected_mean",
+                       "accuracy_corrected_std"],
+    "yield.csv": list(stats.CURVE_COLUMNS) + ["stage"],
+}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    summary = run_study(out, TINY, log=lambda m: None)
+    return out, summary
+
+
+def test_study_writes_every_file_with_the_documented_columns(study):
+    out, summary = study
+    for name in OUTPUT_FILES:
+        assert (out / name).stat().st_size > 0, name
+    for name, cols in COLUMNS.items():
+        assert list(pd.read_csv(out / name).columns) == cols, name
+    types = pd.read_csv(out / "types.csv")
+    assert len(types) == 6 and set(types.n_instances) == {2}
+    gen = pd.read_csv(out / "generalization.csv")
+    assert len(gen) == 7 * 6  # six types and "mixed" as training sets
+    assert json.loads((out / "summary.json").read_text())["fault_free_accuracy"] == summary["fault_free_accuracy"]
+
+
+def test_stored_voltages_reproduce_the_reported_defective_accuracy(study):
+    """Anyone can re-derive the table from voltages.h5: argmax of the test voltages."""
+    out, _ = study
+    types = pd.read_csv(out / "types.csv").set_index("defect_type")
+    with h5py.File(out / "voltages.h5") as h5:
+        labels = h5["labels_test"][()]
+        for kind in types.index:
+            accs = [np.mean(h5[f"{kind}/severity_0.05/instance_{i}/test"][()].argmax(axis=1) == labels)
+                    for i in range(2)]
+            assert np.mean(accs) == pytest.approx(types.loc[kind, "accuracy_defective_mean"], abs=1e-6)
+
+
+def test_correction_helps_at_this_severity(study):
+    """At 5 % stuck cells a per-circuit corrector must beat the raw argmax on average."""
+    out, _ = study
+    t = pd.read_csv(out / "types.csv")
+    assert t.accuracy_corrected_mean.mean() > t.accuracy_defective_mean.mean() + 0.2
+
+
+def test_study_refuses_to_overwrite(study):
+    from yieldmc.errors import ConfigError
+
+    out, _ = study
+    with pytest.raises(ConfigError, match="--overwrite"):
+        run_study(out, TINY, log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    result = CliRunner().invoke(app, ["sample", "--dies", "24", "--out", str(out), "--chunk-size", "10",
+                                      "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_yield_before_correction_equals_the_parquet_fraction(small_run):
+    df = pd.read_parquet(small_run / "dies")
+    for t in (0.5, 0.8, float(np.median(df.accuracy))):
+        result = CliRunner().invoke(app, ["yield", str(small_run), "--threshold", repr(t), "--json"])
+        assert result.exit_code == 0, result.output
+        (row,) = json.loads(result.stdout)
+        assert row["yield"] == np.mean(df.accuracy.to_numpy() >= t)
+        assert row["n"] == len(df) and row["lo"] <= row["yield"] <= row["hi"]
+
+
+def test_correct_per_die_writes_a_separate_table(small_run):
+    before = (small_run / "dies").stat().st_mtime_ns, sorted(p.name for p in (small_run / "dies").iterdir())
+    result = CliRunner().invoke(app, ["correct", str(small_run), "--sample", "8", "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    fixed = pd.read_parquet(small_run / "corrected" / "per-die.parquet")
+    assert len(fixed) == 8 == summary["dies_corrected"]
+    assert set(fixed.die) <= set(load_dies(small_run).die)
+    assert ((small_run / "dies").stat().st_mtime_ns, sorted(p.name for p in (small_run / "dies").iterdir())) == before
+    assert summary["mean_accuracy_after"] > summary["mean_accuracy_before"]
+    # yield --corrected compares the same dies before and after
+    result = CliRunner().invoke(app, ["yield", str(small_run), "--corrected", "per-die", "--threshold", "0.8", "--json"])
+    rows = {r["stage"]: r for r in json.loads(result.stdout)}
+    assert rows["before"]["n"] == rows["after"]["n"] == 8
+    # never silently overwritten
+    again = CliRunner().invoke(app, ["correct", str(small_run), "--sample", "8", "--quiet"])
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+
+
+@pytest.mark.slow
+def test_reproduce_quick_cli(tmp_path):
+    result = CliRunner().invoke(app, ["reproduce", "--quick", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for name in OUTPUT_FILES:
+        assert (tmp_path / name).exists()
