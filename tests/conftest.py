@@ -23,6 +23,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session")
+def network_cache(tmp_path_factory):
+    """One trained-network cache folder for the whole session (sweep and CLI tests)."""
+    path = tmp_path_factory.getbasetemp() / "yieldmc-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

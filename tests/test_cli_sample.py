@@ -30,14 +30,6 @@ SEED = 3
 STARTUP_TIMEOUT = 120
 
 
-@pytest.fixture(scope="session")
-def network_cache(tmp_path_factory) -> Path:
-    """One network cache for the whole session (test_montecarlo.py uses the same folder)."""
-    path = tmp_path_factory.getbasetemp() / "yieldmc-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 @pytest.fixture(autouse=True)
 def _use_cache(network_cache, monkeypatch):
     monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))

@@ -32,14 +32,6 @@ OVERRIDES = {"seed": 7}  # paper preset: mixed defects, severity 0.5 % .. 5 % pe
 N_TEST_IMAGES, N_OUTPUTS = 180, 10
 
 
-@pytest.fixture(scope="session")
-def network_cache(tmp_path_factory) -> Path:
-    """One network cache for the whole session (test_cli_sample.py uses the same folder)."""
-    path = tmp_path_factory.getbasetemp() / "yieldmc-cache"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 @pytest.fixture(autouse=True)
 def _use_cache(network_cache, monkeypatch):
     monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))

@@ -416,9 +416,5 @@ def gallery(
     typer.echo(str(path))
 
 
-def main() -> None:  # pragma: no cover - console entry point alternative
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

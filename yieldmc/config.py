@@ -271,7 +271,7 @@ def _build_section(cls, values: Any, section: str):
         raise ConfigError(f"unknown setting(s) in [{section}]: {', '.join(unknown)}; valid: {', '.join(known)}")
     converted = {}
     for key, value in values.items():
-        default = getattr(cls(), key) if cls is not DefectConfig else getattr(DefectConfig(), key)
+        default = getattr(cls(), key)
         if isinstance(default, tuple):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{section}.{key} must be a list, got {value!r}")
@@ -367,8 +367,10 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):  # TOML basic string: escape quotes, backslashes, controls
+        out = "".join(c if c not in '"\\' and 0x1F < ord(c) != 0x7F else f"\\u{ord(c):04X}"
+                      for c in value)
+        return f'"{out}"'
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {value!r} as TOML")
