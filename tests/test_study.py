@@ -119,3 +119,12 @@ def test_reproduce_quick_cli(tmp_path):
     assert result.exit_code == 0, result.output
     for name in OUTPUT_FILES:
         assert (tmp_path / name).exists()
+
+
+def test_correct_population_scores_only_held_out_dies(small_run):
+    result = CliRunner().invoke(app, ["correct", str(small_run), "--mode", "population", "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    fixed = pd.read_parquet(small_run / "corrected" / "population.parquet")
+    assert len(fixed) == 12 and set(fixed.role) == {"evaluated"}  # half of 24 dies trains
+    assert fixed.accuracy_corrected.between(0, 1).all()
+    assert (fixed.n_correct_corrected / 180 == fixed.accuracy_corrected).all()

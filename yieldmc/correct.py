@@ -53,9 +53,15 @@ def _select_dies(all_dies: np.ndarray, sample: int | None, seed: int) -> np.ndar
     return np.sort(rng.choice(all_dies, size=sample, replace=False))
 
 
-def _voltages(model, dies: np.ndarray, which: str) -> np.ndarray:
-    x, _ = model.images(which)
-    return np.stack([model.forward(model.die_transfers(int(d))[0], x) for d in dies])
+def _voltages(model, dies: np.ndarray, which: tuple[str, ...]) -> list[np.ndarray]:
+    """Output voltages (dies, images, outputs) for each image set; each die is made once."""
+    xs = [model.images(w)[0] for w in which]
+    out: list[list[np.ndarray]] = [[] for _ in which]
+    for d in dies:
+        transfers = model.die_transfers(int(d))[0]
+        for slot, x in zip(out, xs):
+            slot.append(model.forward(transfers, x))
+    return [np.stack(v) for v in out]
 
 
 def correct_run(
@@ -126,8 +132,8 @@ def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, progress
     if mode == "per-die":
         for b0 in range(0, len(dies), BATCH_DIES):
             batch = dies[b0:b0 + BATCH_DIES]
-            pred = fit_predict_many(_voltages(model, batch, "train"), y_train,
-                                    _voltages(model, batch, "test"), method=method,
+            v_train, v_test = _voltages(model, batch, ("train", "test"))
+            pred = fit_predict_many(v_train, y_train, v_test, method=method,
                                     hidden=hidden, random_state=seed)
             n_ok = (pred == y_test).sum(axis=1)
             rows["die"] += batch.tolist()
@@ -146,15 +152,16 @@ def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, progress
         per_die = max(1, POPULATION_MAX_ROWS // len(train_dies))
         img_rng = np.random.default_rng([seed, 0xC1])
         X, Y = [], []
+        x_train, _ = model.images("train")
         for d in train_dies:
             pick = np.sort(img_rng.choice(len(y_train), size=min(per_die, len(y_train)), replace=False))
-            x, _ = model.images("train")
-            X.append(model.forward(model.die_transfers(int(d))[0], x[pick]))
+            X.append(model.forward(model.die_transfers(int(d))[0], x_train[pick]))
             Y.append(y_train[pick])
         corrector = MLPCorrector(hidden=hidden, random_state=seed).fit(np.concatenate(X), np.concatenate(Y))
         n_params = n_parameters(corrector)
         for i, d in enumerate(eval_dies):
-            v = _voltages(model, np.array([d]), "test")[0]
+            (v,) = _voltages(model, np.array([d]), ("test",))
+            v = v[0]
             n_ok = int((corrector.predict(v) == y_test).sum())
             rows["die"].append(int(d))
             rows["n_correct_corrected"].append(n_ok)
