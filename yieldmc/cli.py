@@ -45,6 +45,7 @@ def user_errors(func):
 PresetOpt = typer.Option("paper", "--preset", help="Shipped preset: paper (64-8-8-8-10) or large (784-256-10, tiled).")
 ConfigOpt = typer.Option(None, "--config", help="TOML file whose settings override the preset's.")
 SetOpt = typer.Option(None, "--set", help="Override one setting, e.g. --set wires.r_row=2.0 (repeatable).")
+DeviceOpt = typer.Option(None, "--device", help="Cell I-V model: linear (ohmic, fast) or sinh (gap model, a Newton solve per image); default from the preset.")
 
 
 def build_config(preset: str, config: Path | None, sets: list[str] | None, **flags):
@@ -104,6 +105,7 @@ def die(
     layers: str = typer.Option(None, "--layers", help="Layers receiving defects, e.g. 0,2 or all."),
     seed: int = typer.Option(None, "--seed", min=0, help="Root seed of the run."),
     die_index: int = typer.Option(0, "--die", min=0, help="Die index (its stream is default_rng([seed, die]))."),
+    device: str = DeviceOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Simulate one die and print its accuracy (software, fault-free, with and without IR drop)."""
@@ -112,13 +114,14 @@ def die(
 
     cfg = build_config(preset, config, sets, **{
         "defects.kind": defect, "defects.severity": parse_severity(severity),
-        "defects.layers": parse_layers(layers), "seed": seed})
+        "defects.layers": parse_layers(layers), "seed": seed, "device.model": device})
     model = DieModel.build(cfg)
     result = model.simulate(die_index)
     ideal_cfg = cfg.replace(**{"wires.r_row": 0.0, "wires.r_col": 0.0})
     ideal = DieModel(ideal_cfg, model.network, model.dataset).simulate(die_index)
     summary = {
         "preset": cfg.name,
+        "device": cfg.device.model,
         "die": die_index,
         "seed": cfg.seed,
         "software_accuracy": model.software_accuracy(),
@@ -139,7 +142,7 @@ def die(
     if as_json:
         typer.echo(json.dumps(summary))
         return
-    typer.echo(f"{cfg.name} die {die_index} (seed {cfg.seed}): {summary['n_arrays']} arrays "
+    typer.echo(f"{cfg.name} die {die_index} (seed {cfg.seed}, {cfg.device.model} device): {summary['n_arrays']} arrays "
                f"{', '.join('x'.join(map(str, s)) for s in model.layout.shapes)}")
     typer.echo(f"  software accuracy            {summary['software_accuracy']:.4f}")
     typer.echo(f"  fault-free die, IR drop      {summary['fault_free_accuracy']:.4f}")
@@ -160,6 +163,7 @@ def sample(
     severity: str = typer.Option(None, "--severity", help="Faulty share of each affected array: S or LO:HI (drawn per array)."),
     layers: str = typer.Option(None, "--layers", help="Layers receiving defects, e.g. 0,2 or all."),
     seed: int = typer.Option(None, "--seed", min=0, help="Root seed: die d uses default_rng([seed, d])."),
+    device: str = DeviceOpt,
     out: Path = typer.Option(Path("runs/sample"), "--out", help="Run directory (refused if not empty, see --resume/--overwrite)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (-1: all cores)."),
     chunk_size: int = typer.Option(None, "--chunk-size", help="Dies per task (default: about 8 tasks per worker)."),
@@ -186,7 +190,7 @@ def sample(
         _fail("--scheduler-address/--scheduler-file need --backend dask")
     cfg = build_config(preset, config, sets, **{
         "defects.kind": defect, "defects.severity": parse_severity(severity),
-        "defects.layers": parse_layers(layers), "seed": seed})
+        "defects.layers": parse_layers(layers), "seed": seed, "device.model": device})
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -375,28 +379,44 @@ def demo(
 @app.command("spice-check")
 @user_errors
 def spice_check(
-    rows: int = typer.Option(32, min=1, help="Rows of the random test array."),
-    cols: int = typer.Option(32, min=1, help="Columns of the random test array."),
+    rows: int = typer.Option(None, min=1, help="Rows of the random test array (default 32 linear, 16 sinh)."),
+    cols: int = typer.Option(None, min=1, help="Columns of the random test array (default as rows)."),
     seed: int = typer.Option(0, min=0, help="Seed of conductances and inputs."),
     r_wire: float = typer.Option(1.0, min=0.0, help="Row and column segment resistance (ohm)."),
     r_sense: float = typer.Option(0.0, min=0.0, help="Sense-amplifier input impedance (ohm)."),
+    device: str = typer.Option("linear", "--device", help="Cell model: linear (R elements) or sinh (B elements, Newton solver)."),
+    v0: float = typer.Option(0.25, "--v0", help="sinh only: voltage scale of the non-linearity (V)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of text."),
 ) -> None:
-    """Compare the engine with ngspice on one random array; print the worst relative error."""
-    from yieldmc.circuit import solve
+    """Compare the engine with ngspice on one random array; print the worst relative error.
+
+    Passes (exit 0) below 1e-8 (linear) or 1e-7 (sinh) of the largest column current.
+    """
+    from yieldmc.circuit import solve_device
+    from yieldmc.devices import DEVICE_MODELS, LinearDevice, SinhDevice
+    from yieldmc.errors import ConfigError
     from yieldmc.spice import run_ngspice
 
+    if device not in DEVICE_MODELS:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICE_MODELS)}, got {device!r}")
+    if not v0 > 0:
+        raise ConfigError(f"--v0 must be > 0 V, got {v0!r}")
+    cell = SinhDevice(v0=v0) if device == "sinh" else LinearDevice()
+    rows = rows or (16 if device == "sinh" else 32)
+    cols = cols or rows
+    limit = 1e-7 if device == "sinh" else 1e-8
     rng = np.random.default_rng(seed)
     G = np.exp(rng.uniform(np.log(1e-6), np.log(1e-4), (rows, cols)))
     v = rng.uniform(0.0, 0.2, rows)
-    ours = solve(G, v, r_wire, r_wire, r_sense=r_sense)
-    spice = run_ngspice(G, v, r_wire, r_wire, r_sense=r_sense)
+    ours = solve_device(cell, G, v, r_wire, r_wire, r_sense=r_sense)
+    spice = run_ngspice(G, v, r_wire, r_wire, r_sense=r_sense, device=cell)
     worst = float(np.max(np.abs(ours - spice)) / np.max(np.abs(spice)))
     if as_json:
-        typer.echo(json.dumps({"rows": rows, "cols": cols, "seed": seed, "max_rel_error": worst}))
+        typer.echo(json.dumps({"rows": rows, "cols": cols, "seed": seed, "device": device,
+                               "max_rel_error": worst, "limit": limit}))
     else:
-        typer.echo(f"{rows}x{cols}, seed {seed}: worst relative error vs ngspice {worst:.3e}")
-    if not worst < 1e-8:
+        typer.echo(f"{rows}x{cols} {device}, seed {seed}: worst relative error vs ngspice {worst:.3e} (limit {limit:g})")
+    if not worst < limit:
         raise typer.Exit(1)
 
 

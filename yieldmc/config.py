@@ -45,7 +45,18 @@ class DeviceConfig:
         Standard deviation of the programmed conductance, as a fraction of
         ``g_on - g_off``, drawn per die (0 = exact programming).
     model : str
-        Device I-V model; ``"linear"`` (ohmic) is the only one implemented.
+        Cell I-V model (:mod:`yieldmc.devices`): ``"linear"`` (ohmic, the fast default)
+        or ``"sinh"`` (gap model ``I = i0 exp(-gap/gap0) sinh(V/v0)``). For ``sinh``,
+        ``g_on``/``g_off`` are the small-signal (0 V) conductances, realised by the
+        gaps ``gap0 ln(i0 / (v0 g))`` (:attr:`gap_range`); no transfer matrix exists,
+        so every image is a non-linear solve.
+    i0 : float
+        ``sinh`` only: current scale (A). Default 1e-3.
+    gap0 : float
+        ``sinh`` only: gap scale (nm). Default 0.25.
+    v0 : float
+        ``sinh`` only: voltage scale of the non-linearity (V). Default 0.25: at 0.2 V a
+        cell conducts ``sinh(0.8) / 0.8 = 1.107`` times its small-signal current.
     """
 
     g_on: float = 1e-4
@@ -53,6 +64,9 @@ class DeviceConfig:
     levels: int = 0
     programming_noise: float = 0.0
     model: str = "linear"
+    i0: float = 1e-3
+    gap0: float = 0.25
+    v0: float = 0.25
 
     def __post_init__(self) -> None:
         _positive("device.g_on", self.g_on)
@@ -62,8 +76,24 @@ class DeviceConfig:
         if not isinstance(self.levels, int) or self.levels < 0 or self.levels == 1:
             raise ConfigError(f"device.levels must be 0 (continuous) or an integer >= 2, got {self.levels!r}")
         _positive("device.programming_noise", self.programming_noise, allow_zero=True)
-        if self.model != "linear":
-            raise ConfigError(f"device.model {self.model!r} is not available; valid: linear")
+        from yieldmc.devices import DEVICE_MODELS
+
+        if self.model not in DEVICE_MODELS:
+            raise ConfigError(f"device.model {self.model!r} is not available; valid: {', '.join(DEVICE_MODELS)}")
+        for name in ("i0", "gap0", "v0"):
+            _positive(f"device.{name}", getattr(self, name))
+        if self.model == "sinh" and self.g_on >= self.i0 / self.v0:
+            raise ConfigError(
+                f"device.g_on ({self.g_on:g} S) needs a gap <= 0 with i0 = {self.i0:g} A and "
+                f"v0 = {self.v0:g} V; the sinh model needs g_on < i0 / v0 = {self.i0 / self.v0:g} S")
+
+    @property
+    def gap_range(self) -> tuple[float, float]:
+        """``(gap_min, gap_max)`` (nm): the gaps of ``g_on`` (stuck ON) and ``g_off`` (stuck OFF)."""
+        from yieldmc.devices import SinhDevice
+
+        dev = SinhDevice(self.i0, self.gap0, self.v0)
+        return float(dev.gap(self.g_on)), float(dev.gap(self.g_off))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ all layers in the analog domain:
     -> hidden: v_read * f(z) drives the next layer's rows;  output: output_gain * z (V)
 
 The prediction is the argmax of the ten output voltages.
+
+With the ``sinh`` device (:mod:`yieldmc.devices`) an array has no transfer matrix: each
+array is a :class:`SinhArray` whose currents are a Newton solve per image batch, and
+its solver status is gathered by :meth:`DieModel.solver_status` after the forward pass.
 """
 
 from __future__ import annotations
@@ -24,14 +28,53 @@ from pathlib import Path
 
 import numpy as np
 from yieldmc import defects
-from yieldmc.circuit import transfer_matrix_info
+from yieldmc.circuit import solve_sinh_info, transfer_matrix_info
 from yieldmc.circuit.update import faulty_transfer
-from yieldmc.config import Config
+from yieldmc.config import Config, WireConfig
 from yieldmc.data import Dataset, load_dataset
+from yieldmc.devices import device_from_config
 from yieldmc.errors import ConfigError
 from yieldmc.mapping import DieLayout, map_network
 from yieldmc.network import ACTIVATIONS, Network, load_network, save_network, train_network
 from yieldmc.rng import die_generator
+
+
+class SinhArray:
+    """One array of sinh-device cells as the forward pass uses it; records its solves.
+
+    Parameters
+    ----------
+    G : numpy.ndarray, shape (M, N)
+        Small-signal conductances (S).
+    v0 : float
+        Voltage scale of the device non-linearity (V).
+    wires : WireConfig
+        Wire, driver and sense resistances.
+    """
+
+    method = "newton"
+
+    def __init__(self, G: np.ndarray, v0: float, wires: WireConfig) -> None:
+        self.G = G
+        self.v0 = v0
+        self.wires = wires
+        self.max_residual = 0.0
+        self.converged = True
+
+    def currents(self, v: np.ndarray) -> np.ndarray:
+        """Column currents (A) for row voltages ``v`` (B, M); never raises on non-convergence."""
+        w = self.wires
+        out, info = solve_sinh_info(self.G, v, self.v0, w.r_row, w.r_col, r_driver=w.r_driver,
+                                    r_sense=w.r_sense, raise_on_failure=False)
+        self.max_residual = max(self.max_residual, info.max_residual)
+        self.converged = self.converged and info.converged
+        return out
+
+
+def array_currents(array: np.ndarray | SinhArray, v: np.ndarray) -> np.ndarray:
+    """Column currents of one array: ``v @ T`` for a transfer matrix, a solve for a SinhArray."""
+    return v @ array if isinstance(array, np.ndarray) else array.currents(v)
+
 
 @dataclass
 class DieResult:
@@ -149,8 +192,9 @@ class DieModel:
         self.layout: DieLayout = map_network(network.weights, config.device, config.arrays)
         self.affected = self.layout.arrays_of_layers(config.defects.layers)
         self.wires = config.wires
+        self.device = device_from_config(config.device)
         self.T0 = tuple(self._solve(a.G, self.wires) for a in self.layout.arrays)
-        self._T_ideal: tuple[np.ndarray, ...] | None = None
+        self._T_ideal: tuple[np.ndarray | SinhArray, ...] | None = None
 
     @classmethod
     def build(cls, config: Config, network_path: Path | None = None) -> DieModel:
@@ -162,14 +206,16 @@ class DieModel:
 
     # ---- physics -------------------------------------------------------------------
 
-    @staticmethod
-    def _solve(G: np.ndarray, wires) -> np.ndarray:
+    def _solve(self, G: np.ndarray, wires: WireConfig) -> np.ndarray | SinhArray:
+        """The array's transfer matrix (linear device) or its :class:`SinhArray`."""
+        if not self.device.is_linear:
+            return SinhArray(G, self.device.v0, wires)
         return transfer_matrix_info(G, wires.r_row, wires.r_col, r_driver=wires.r_driver,
                                     r_sense=wires.r_sense)[0]
 
     @property
-    def T_ideal(self) -> tuple[np.ndarray, ...]:
-        """Fault-free transfer matrices with ideal row/column wires (periphery kept)."""
+    def T_ideal(self) -> tuple[np.ndarray | SinhArray, ...]:
+        """Fault-free arrays with ideal row/column wires (periphery kept)."""
         if self._T_ideal is None:
             self._T_ideal = tuple(self._solve(a.G, self.wires.ideal) for a in self.layout.arrays)
         return self._T_ideal
@@ -188,7 +234,10 @@ class DieModel:
         raise ConfigError(f"images must be 'test', 'train' or 'all', got {which!r}")
 
     def forward(self, transfers, x: np.ndarray, return_hidden: bool = False):
-        """Analog forward pass of images ``x`` (B, n_in) in [0, 1] with given transfer matrices.
+        """Analog forward pass of images ``x`` (B, n_in) in [0, 1] through the given arrays.
+
+        ``transfers`` holds one transfer matrix (linear device) or :class:`SinhArray`
+        per array, as :meth:`die_transfers` returns them.
 
         Returns the output voltages (B, n_classes) in volts, and with ``return_hidden``
         also the list of hidden-layer voltages (V).
@@ -203,7 +252,7 @@ class DieModel:
             current = np.zeros((v.shape[0], 2 * n_out))
             for spec, T in zip(self.layout.arrays, transfers):
                 if spec.layer == layer:
-                    current[:, spec.cols] += v[:, spec.rows] @ T
+                    current[:, spec.cols] += array_currents(T, v[:, spec.rows])
             z = (current[:, 0::2] - current[:, 1::2]) / (self.layout.g_scales[layer] * arr.v_read)
             z += self.network.biases[layer]
             if layer < n_layers - 1:
@@ -234,13 +283,22 @@ class DieModel:
             Gs.append(defects.apply(G, m, dev.g_on, dev.g_off) if m.any() else G)
         return Gs, masks, params
 
-    def die_transfers(self, die: int) -> tuple[list[np.ndarray], dict]:
-        """Transfer matrices of die ``die`` and a summary of its defects and solves."""
+    def die_transfers(self, die: int) -> tuple[list[np.ndarray | SinhArray], dict]:
+        """Arrays of die ``die`` and a summary of its defects and solves.
+
+        For the linear device these are transfer matrices and the summary's solver
+        fields are final; for ``sinh`` they are :class:`SinhArray` objects whose solves
+        happen in :meth:`forward`: read the status with :meth:`solver_status` after it.
+        """
         Gs, masks, params = self.die_conductances(die)
         transfers, methods = [], []
         worst, converged = 0.0, True
         w = self.wires
         for spec, G, T0 in zip(self.layout.arrays, Gs, self.T0):
+            if not self.device.is_linear:
+                transfers.append(SinhArray(G, self.device.v0, w))
+                methods.append(SinhArray.method)
+                continue
             T, info, method = faulty_transfer(spec.G, T0, G, w.r_row, w.r_col, r_driver=w.r_driver,
                                               r_sense=w.r_sense, raise_on_failure=False)
             transfers.append(T)
@@ -263,11 +321,21 @@ class DieModel:
         }
         return transfers, summary
 
+    @staticmethod
+    def solver_status(transfers, summary: dict) -> tuple[float, bool]:
+        """``(max residual, converged)`` of a die: its transfer solves and every Newton solve so far."""
+        worst, converged = summary["solver_max_residual"], summary["solver_converged"]
+        for T in transfers:
+            if isinstance(T, SinhArray):
+                worst, converged = max(worst, T.max_residual), converged and T.converged
+        return float(worst), bool(converged)
+
     def simulate(self, die: int, images: str = "test", return_hidden: bool = False) -> DieResult:
         """Make die ``die`` and run the chosen images (``test``, ``train``, ``all``) through it."""
         transfers, summary = self.die_transfers(die)
         x, y = self.images(images)
         out = self.forward(transfers, x, return_hidden)
+        summary["solver_max_residual"], summary["solver_converged"] = self.solver_status(transfers, summary)
         outputs, hidden = out if return_hidden else (out, None)
         pred = outputs.argmax(axis=1)
         return DieResult(die=die, outputs=outputs, predictions=pred,

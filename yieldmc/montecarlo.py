@@ -87,6 +87,7 @@ def simulate_chunk(spec: ModelSpec, dies: range, store_voltages: str = "test") -
             volts["test"].append(out.astype(np.float32))
         for name, (x, _) in extra.items():
             volts[name].append(model.forward(transfers, x).astype(np.float32))
+        s["solver_max_residual"], s["solver_converged"] = model.solver_status(transfers, s)
         rows["die"].append(die)
         for key in ("defect_type", "n_stuck_on", "n_stuck_off", "fault_fraction",
                     "solver_max_residual", "solver_converged"):
@@ -303,7 +304,8 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
         chunk_size = int(read_run_info(out).get("chunk_size") or 0) or None
     chunk_size = chunk_size or default_chunk_size(n_dies, jobs)
     run_info = {"config": config.to_dict(), "seed": config.seed, "n_dies": n_dies,
-                "chunk_size": chunk_size, "store_voltages": store_voltages}
+                "chunk_size": chunk_size, "store_voltages": store_voltages,
+                "device": config.device.model}
     store = RunStore.create(out, run_info, resume=resume, overwrite=overwrite)
 
     with _one_thread():  # as in the workers, where _chunk_task builds the model
@@ -348,6 +350,7 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
         "software_accuracy": model.software_accuracy(),
         "fault_free_accuracy": model.fault_free_accuracy(),
         "unconverged_dies": int((~table["solver_converged"]).sum()),
+        "device": config.device.model,
         "elapsed_s": elapsed,
         "dies_per_s": simulated / elapsed if simulated and elapsed > 0 else None,
         "jobs": jobs,

@@ -285,6 +285,7 @@ def parquet_metadata(run_id: str, seed: int, chunk: int, config: Mapping[str, An
     return {"yieldmc.run_id": run_id, "yieldmc.version": yieldmc.__version__,
             "yieldmc.format_version": str(FORMAT_VERSION), "yieldmc.seed": str(seed),
             "yieldmc.chunk": str(chunk), "yieldmc.config": json.dumps(config, sort_keys=True),
+            "yieldmc.device": str(config.get("device", {}).get("model", "linear")),
             "yieldmc.units": json.dumps(column_units())}
 
 

@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from yieldmc.circuit.validate import check_inputs, check_network
+from yieldmc.devices import LinearDevice, SinhDevice
 from yieldmc.errors import YieldmcError
+
+#: ngspice's Newton tolerances for non-linear cells: its defaults (reltol 1e-3,
+#: vntol 1 uV) stop far from the 1e-7 agreement we check; these stop at round-off.
+NONLINEAR_OPTIONS = ".options reltol=1e-12 vntol=1e-15 abstol=1e-20 itl1=500"
 
 
 class SpiceError(YieldmcError, RuntimeError):
@@ -33,17 +38,21 @@ def _two_terminal(lines: list[str], name: str, a: str, b: str, resistance: float
 
 
 def netlist(G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float = 0.0,
-            r_sense: float = 0.0, title: str = "yieldmc crossbar") -> str:
+            r_sense: float = 0.0, device: LinearDevice | SinhDevice | None = None,
+            title: str = "yieldmc crossbar") -> str:
     """The crossbar with one input vector as an ngspice netlist (operating point).
 
     Parameters
     ----------
     G : array_like, shape (M, N)
-        Cell conductances (S); a zero conductance is left out (an open cell).
+        Cell (small-signal) conductances (S); a zero conductance is left out (an open cell).
     v : array_like, shape (M,)
         Row source voltages (V).
     r_row, r_col, r_driver, r_sense : float
         Resistances (ohm), as in :func:`yieldmc.circuit.solve`.
+    device : LinearDevice or SinhDevice, optional
+        Cell model (default linear: ``R`` elements). Sinh cells become behavioural
+        current sources (``B`` elements with ``I = G v0 sinh(v(r, c) / v0)``).
 
     Returns
     -------
@@ -55,8 +64,11 @@ def netlist(G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float = 0
     if not single:
         raise ValueError("netlist takes one input vector of shape (M,)")
     check_network(r_row, r_col, r_driver, r_sense)
+    device = LinearDevice() if device is None else device
     m_rows, n_cols = G.shape
-    lines = [f"* {title}: {m_rows} x {n_cols} cells", ".options noacct"]
+    lines = [f"* {title}: {m_rows} x {n_cols} cells ({device.name} device)", ".options noacct"]
+    if not device.is_linear:
+        lines.append(NONLINEAR_OPTIONS)
     for i in range(m_rows):
         lines.append(f"Vin{i} s{i} 0 DC {v2[0, i]:.17g}")
         _two_terminal(lines, f"drv{i}", f"s{i}", f"r{i}_0", r_driver + r_row)
@@ -70,7 +82,7 @@ def netlist(G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float = 0
     for i in range(m_rows):
         for j in range(n_cols):
             if G[i, j] > 0:
-                lines.append(f"Rcell{i}_{j} r{i}_{j} c{i}_{j} {1.0 / G[i, j]:.17g}")
+                lines.append(device.spice_element(f"cell{i}_{j}", f"r{i}_{j}", f"c{i}_{j}", G[i, j]))
     lines += [
         ".control",
         "set numdgt=15",
@@ -92,7 +104,8 @@ _PRINT = re.compile(r"^\s*i\(vsense(\d+)\)\s*=\s*([-+0-9.eE]+)\s*$", re.MULTILIN
 
 
 def run_ngspice(G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float = 0.0,
-                r_sense: float = 0.0, timeout: float = 600.0) -> np.ndarray:
+                r_sense: float = 0.0, device: LinearDevice | SinhDevice | None = None,
+                timeout: float = 600.0) -> np.ndarray:
     """Column currents of the crossbar computed by ``ngspice -b``.
 
     Returns
@@ -110,7 +123,7 @@ def run_ngspice(G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float
     exe = ngspice_path()
     if exe is None:
         raise SpiceError("ngspice is not installed (apt-get install -y ngspice)")
-    text = netlist(G, v, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
+    text = netlist(G, v, r_row, r_col, r_driver=r_driver, r_sense=r_sense, device=device)
     n_cols = np.asarray(G).shape[1]
     with tempfile.TemporaryDirectory(prefix="yieldmc-spice-") as tmp:
         path = Path(tmp) / "crossbar.cir"

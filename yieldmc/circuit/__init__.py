@@ -5,9 +5,17 @@ Public contract (DESIGN.md section 4)::
     I = solve(G, v, r_row=1.0, r_col=1.0)           # (M, N), (M,) | (B, M) -> (N,) | (B, N)
     T = transfer_matrix(G, r_row=1.0, r_col=1.0)    # (M, N): solve(G, v) == v @ T
     I = solve_reference(G, v, r_row=1.0, r_col=1.0) # scipy sparse direct solve (oracle)
+
+Non-linear (sinh gap-model) cells, no transfer matrix: ``solve_sinh(G, v, v0, ...)``
+and its oracle ``solve_sinh_reference`` (Newton with direct solves on node voltages).
 """
 
-from yieldmc.circuit.reference import node_voltages_reference, solve_reference
+from yieldmc.circuit.nonlinear import solve_device, solve_sinh, solve_sinh_info
+from yieldmc.circuit.reference import (
+    node_voltages_reference,
+    solve_reference,
+    solve_sinh_reference,
+)
 from yieldmc.circuit.solver import (
     SOLVER_RTOL,
     SolveInfo,
@@ -21,7 +29,11 @@ __all__ = [
     "SolveInfo",
     "node_voltages_reference",
     "solve",
+    "solve_device",
     "solve_reference",
+    "solve_sinh",
+    "solve_sinh_info",
+    "solve_sinh_reference",
     "transfer_matrix",
     "transfer_matrix_info",
 ]

@@ -44,11 +44,12 @@ def _is_ideal(r_row: float, r_col: float, r_driver: float, r_sense: float) -> bo
     return r_row == 0 and r_col == 0 and r_driver == 0 and r_sense == 0
 
 
-def _finish(worst: float, iterations: int, rtol: float, raise_on_failure: bool) -> SolveInfo:
+def _finish(worst: float, iterations: int, rtol: float, raise_on_failure: bool,
+            solver: str = "crossbar CG solver") -> SolveInfo:
     info = SolveInfo(float(worst), int(iterations), bool(worst <= rtol))
     if raise_on_failure and not info.converged:
         raise SolverError(
-            f"crossbar CG solver stopped at relative residual {worst:.3g} > {rtol:.1g} "
+            f"{solver} stopped at relative residual {worst:.3g} > {rtol:.1g} "
             f"after {iterations} iterations; the result is not returned"
         )
     return info

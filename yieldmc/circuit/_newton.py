@@ -1,0 +1,355 @@
+"""Numba kernels of the non-linear (sinh device) crossbar solver: arrays in, arrays out.
+
+Formulation (docs/circuit.md, "Non-linear devices"). Unknowns are the cell currents
+``x[i, j, k]`` of right-hand side (input vector) ``k``. A cell of small-signal
+conductance ``G`` carries ``x = a sinh(dv / v0)`` with ``a = G v0`` at cell voltage
+``dv``; the wires take ``(A x)[i, j]`` off the row voltage ``v[i]`` (the same operator
+``A`` as the linear engine, see :mod:`yieldmc.circuit._kernels`). Kirchhoff's laws are
+
+    F(x) = v0 asinh(x / a) + A x - v = 0        (volts, one equation per cell)
+
+``F`` is the gradient of the strictly convex co-content ``sum v0 (x asinh(x/a) -
+sqrt(x^2 + a^2) + a) + x.A x / 2 - v.x``, so the solution is unique. Newton's method
+solves ``J d = -F`` with ``J = diag(1 / gd) + A`` and ``gd = G sqrt(1 + (x/a)^2)``
+(the differential conductance). Scaled by ``sqrt(gd)`` the step is the linear engine's
+SPD system ``(I + Dd^1/2 A Dd^1/2) y = -Dd^1/2 F`` with ``d = Dd^1/2 y``, solved by
+Jacobi-preconditioned CG to a relative tolerance tied to the Newton residual
+(inexact Newton: quadratic convergence without wasted CG iterations). Each step is
+damped by backtracking on the weighted residual ``|Dd^1/2 F|`` (the step is a descent
+direction for it), so Newton converges from any start. Zero conductances (open
+cells) carry no current and are skipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from yieldmc._numba import njit
+
+#: Largest CG relative tolerance of a Newton step (far from the solution).
+ETA_MAX = 0.1
+#: Armijo constant of the backtracking line search and its number of halvings.
+ARMIJO = 1e-4
+MAX_HALVINGS = 60
+
+
+@njit
+def _wire_drops(x, r_drv, r_row, r_col, r_snk, w):
+    """``w = A x``: voltage lost along each row up to the cell plus the rise of its column node.
+
+    ``x`` and ``w`` have shape (M, N, K). Row i loses ``r_drv * S_i`` in its driver and
+    ``r_row`` times the current of every row segment up to the cell (segment k carries
+    the row's current beyond node k - 1); column node (i, j) sits ``r_snk * C_j`` plus
+    ``r_col`` times the currents of the column segments below it above the virtual ground.
+    """
+    m_rows, n_cols, n_rhs = x.shape
+    colsum = np.zeros((n_cols, n_rhs))
+    acc = np.empty(n_rhs)
+    run = np.empty(n_rhs)
+    drop = np.empty(n_rhs)
+    for i in range(m_rows):
+        acc[:] = 0.0
+        for j in range(n_cols):
+            for k in range(n_rhs):
+                xv = x[i, j, k]
+                acc[k] += xv
+                colsum[j, k] += xv
+        for k in range(n_rhs):
+            run[k] = acc[k]
+            drop[k] = r_drv * acc[k]
+        for j in range(n_cols):
+            for k in range(n_rhs):
+                drop[k] += r_row * run[k]
+                w[i, j, k] = drop[k]
+                run[k] -= x[i, j, k]
+    col_run = colsum.copy()
+    col_drop = r_snk * colsum
+    for i in range(m_rows - 1, -1, -1):
+        for j in range(n_cols):
+            for k in range(n_rhs):
+                d = col_drop[j, k] + r_col * col_run[j, k]
+                col_drop[j, k] = d
+                w[i, j, k] += d
+                col_run[j, k] -= x[i, j, k]
+
+
+@njit
+def _apply_scaled(p, sd, r_drv, r_row, r_col, r_snk, t, q):
+    """``q = p + sd * A (sd * p)``: the scaled Newton matrix times ``p`` (``t`` is work space)."""
+    m_rows, n_cols, n_rhs = p.shape
+    for i in range(m_rows):
+        for j in range(n_cols):
+            for k in range(n_rhs):
+                t[i, j, k] = sd[i, j, k] * p[i, j, k]
+    _wire_drops(t, r_drv, r_row, r_col, r_snk, q)
+    for i in range(m_rows):
+        for j in range(n_cols):
+            for k in range(n_rhs):
+                q[i, j, k] = p[i, j, k] + sd[i, j, k] * q[i, j, k]
+
+
+@njit
+def _cg_scaled(sd, dinv, r_drv, r_row, r_col, r_snk, tol2, active, max_iter, y, r, p, q, t):
+    """Jacobi-preconditioned CG on ``(I + sd A sd) y = r`` for the active right-hand sides.
+
+    On entry ``r`` holds the right-hand sides; ``y`` starts at 0. A right-hand side stops
+    when its recursive residual norm squared is ``<= tol2[k]``. Returns the iterations.
+    """
+    m_rows, n_cols, n_rhs = r.shape
+    y[:] = 0.0
+    p[:] = 0.0
+    run = active.copy()
+    rz = np.zeros(n_rhs)
+    rn2 = np.zeros(n_rhs)
+    pq = np.zeros(n_rhs)
+    beta = np.zeros(n_rhs)
+    for i in range(m_rows):
+        for j in range(n_cols):
+            for k in range(n_rhs):
+                res = r[i, j, k]
+                rz[k] += dinv[i, j, k] * res * res
+                rn2[k] += res * res
+    n_run = 0
+    for k in range(n_rhs):
+        if run[k] and (rn2[k] <= tol2[k] or rz[k] == 0.0):
+            run[k] = False
+        n_run += run[k]
+    iterations = 0
+    while n_run > 0 and iterations < max_iter:
+        iterations += 1
+        for i in range(m_rows):
+            for j in range(n_cols):
+                for k in range(n_rhs):
+                    p[i, j, k] = dinv[i, j, k] * r[i, j, k] + beta[k] * p[i, j, k]
+        _apply_scaled(p, sd, r_drv, r_row, r_col, r_snk, t, q)
+        pq[:] = 0.0
+        for i in range(m_rows):
+            for j in range(n_cols):
+                for k in range(n_rhs):
+                    pq[k] += p[i, j, k] * q[i, j, k]
+        for k in range(n_rhs):
+            pq[k] = rz[k] / pq[k] if run[k] and pq[k] > 0.0 else 0.0  # alpha
+        rn2[:] = 0.0
+        rz_new = np.zeros(n_rhs)
+        for i in range(m_rows):
+            for j in range(n_cols):
+                for k in range(n_rhs):
+                    a = pq[k]
+                    y[i, j, k] += a * p[i, j, k]
+                    res = r[i, j, k] - a * q[i, j, k]
+                    r[i, j, k] = res
+                    rn2[k] += res * res
+                    rz_new[k] += dinv[i, j, k] * res * res
+        n_run = 0
+        for k in range(n_rhs):
+            if run[k] and rn2[k] > tol2[k] and rz_new[k] > 0.0:
+                beta[k] = rz_new[k] / rz[k]
+                rz[k] = rz_new[k]
+                n_run += 1
+            else:
+                run[k] = False
+                beta[k] = 0.0
+    return iterations
+
+
+@njit
+def _asinh(u):
+    """``asinh(u)`` as ``log(|u| + sqrt(1 + u^2))`` with the sign of ``u``: 3x faster than
+    ``np.arcsinh`` here, exact to round-off in absolute terms (all the residual needs)."""
+    au = abs(u)
+    r = np.log(au + np.sqrt(1.0 + au * au))
+    return r if u >= 0.0 else -r
+
+
+@njit
+def _kvl(g, x, w, vt, v0, f):
+    """``f = F(x) = v0 asinh(x / a) + w - v`` (volts) for every cell; ``w = A x`` given."""
+    m_rows, n_cols, n_rhs = x.shape
+    for i in range(m_rows):
+        for j in range(n_cols):
+            gij = g[i, j]
+            inv_a = 1.0 / (gij * v0) if gij > 0.0 else 0.0
+            for k in range(n_rhs):
+                f[i, j, k] = v0 * _asinh(x[i, j, k] * inv_a) + w[i, j, k] - vt[i, k] if gij > 0.0 else 0.0
+
+
+@njit
+def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel):
+    """The Newton step's scaled system at ``x`` with residual ``f = F(x)``.
+
+    Writes ``sd = sqrt(gd)``, the Jacobi inverse ``dinv``, the right-hand side
+    ``r = -sd f`` and the relative residual ``rel[k] = |sd f| / |sd v|``; returns the
+    weighted merit ``|sd f|^2`` per right-hand side. Open cells (``G = 0``) get ``sd = 0``.
+    """
+    m_rows, n_cols, n_rhs = x.shape
+    merit = np.zeros(n_rhs)
+    bn2 = np.zeros(n_rhs)
+    for i in range(m_rows):
+        for j in range(n_cols):
+            gij = g[i, j]
+            inv_a = 1.0 / (gij * v0) if gij > 0.0 else 0.0
+            a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
+            for k in range(n_rhs):
+                u = x[i, j, k] * inv_a
+                gd = gij * np.sqrt(1.0 + u * u)
+                s = np.sqrt(gd)
+                fv = f[i, j, k]
+                sd[i, j, k] = s
+                dinv[i, j, k] = 1.0 / (1.0 + gd * a_ii)
+                r[i, j, k] = -s * fv
+                merit[k] += gd * fv * fv
+                bn2[k] += gd * vt[i, k] * vt[i, k]
+    for k in range(n_rhs):
+        rel[k] = np.sqrt(merit[k] / bn2[k]) if bn2[k] > 0.0 else np.sqrt(merit[k])
+    return merit
+
+
+@njit
+def _trial(g, x, d, w, ad, vt, v0, sd, step, pending, f, out):
+    """``f = F(x + step d)`` and the weighted merit ``|sd f|^2`` of the pending right-hand sides.
+
+    ``A`` is linear, so ``A (x + t d) = w + t A d`` needs no wire pass.
+    """
+    m_rows, n_cols, n_rhs = x.shape
+    for k in range(n_rhs):
+        if pending[k]:
+            out[k] = 0.0
+    for i in range(m_rows):
+        for j in range(n_cols):
+            gij = g[i, j]
+            if gij == 0.0:
+                continue
+            inv_a = 1.0 / (gij * v0)
+            for k in range(n_rhs):
+                if pending[k]:
+                    t = step[k]
+                    fv = (v0 * _asinh((x[i, j, k] + t * d[i, j, k]) * inv_a)
+                          + (w[i, j, k] + t * ad[i, j, k]) - vt[i, k])
+                    f[i, j, k] = fv
+                    s = sd[i, j, k]
+                    out[k] += s * s * fv * fv
+
+
+@njit
+def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_cg, x, bufs):
+    """Damped inexact Newton for one block of right-hand sides.
+
+    ``vt`` (M, K) holds the row voltages, ``x`` (M, N, K) the initial cell currents on
+    entry and the solution on exit; ``bufs`` is an (8, M, N, K) work array. Returns
+    ``(rel, newton_iterations, cg_iterations)`` with ``rel[k]`` the relative residual
+    ``|sd F| / |sd v|`` at the returned ``x``. ``F`` is evaluated once per step, by the
+    line search, at exactly the point it accepts; ``A x`` is carried along (``A`` is
+    linear) and recomputed from scratch, with ``F``, if a right-hand side stalls.
+    """
+    m_rows, n_cols, n_rhs = x.shape
+    w, f, sd, dinv, y, r, p, q = (bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], bufs[5],
+                                  bufs[6], bufs[7])
+    t_work = np.empty_like(x)
+    rel = np.zeros(n_rhs)
+    active = np.ones(n_rhs, dtype=np.bool_)
+    tol2 = np.zeros(n_rhs)
+    step = np.ones(n_rhs)
+    trial = np.zeros(n_rhs)
+    pending = np.zeros(n_rhs, dtype=np.bool_)
+    newton = 0
+    cg_total = 0
+    stalled = False
+    _wire_drops(x, r_drv, r_row, r_col, r_snk, w)
+    _kvl(g, x, w, vt, v0, f)
+    while True:
+        merit = _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel)
+        n_active = 0
+        for k in range(n_rhs):
+            active[k] = active[k] and rel[k] > rtol
+            n_active += active[k]
+        if n_active == 0 or newton >= max_newton:
+            break
+        newton += 1
+        for k in range(n_rhs):
+            if active[k]:
+                eta = min(ETA_MAX, rel[k])  # forcing term: quadratic convergence
+                tol2[k] = eta * eta * merit[k]
+        cg_total += _cg_scaled(sd, dinv, r_drv, r_row, r_col, r_snk, tol2, active, max_cg,
+                               y, r, p, q, t_work)
+        for i in range(m_rows):  # the step d = sd * y, kept in y; A d in q
+            for j in range(n_cols):
+                for k in range(n_rhs):
+                    y[i, j, k] = sd[i, j, k] * y[i, j, k] if active[k] else 0.0
+        _wire_drops(y, r_drv, r_row, r_col, r_snk, q)
+        for k in range(n_rhs):
+            step[k] = 1.0
+            pending[k] = active[k]
+        for _ in range(MAX_HALVINGS):
+            _trial(g, x, y, w, q, vt, v0, sd, step, pending, f, trial)
+            n_pending = 0
+            for k in range(n_rhs):
+                if pending[k]:
+                    if trial[k] <= (1.0 - ARMIJO * step[k]) * merit[k]:
+                        pending[k] = False
+                    else:
+                        step[k] *= 0.5
+                        n_pending += 1
+            if n_pending == 0:
+                break
+        for k in range(n_rhs):
+            if pending[k]:  # no decrease even for a tiny step: stalled (round-off floor)
+                active[k] = False
+                step[k] = 0.0
+                stalled = True
+        for i in range(m_rows):
+            for j in range(n_cols):
+                for k in range(n_rhs):
+                    t = step[k]
+                    x[i, j, k] = x[i, j, k] + t * y[i, j, k]  # same expressions as in _trial
+                    w[i, j, k] = w[i, j, k] + t * q[i, j, k]
+    if stalled:  # the stalled ones' f is a rejected trial's: recompute all from scratch
+        _wire_drops(x, r_drv, r_row, r_col, r_snk, w)
+        _kvl(g, x, w, vt, v0, f)
+        _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel)
+    return rel, newton, cg_total
+
+
+@njit
+def _solve_sinh_inputs(g, v, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_cg, block,
+                       warm_previous, i_out, rel_out, newton_out):
+    """Column currents of the sinh-device array for every input vector of ``v`` (B, M).
+
+    Blocks of ``block`` inputs are solved together. Input ``b`` starts from
+    ``x = G v0 sinh((v - w) / v0)`` with ``w`` the wire drops: zero (the ideal-wire
+    solution, exact without resistances), or with ``warm_previous`` the converged drops of
+    input ``b - block`` (the neighbouring input of a sweep in blocks). Writes ``i_out``
+    (B, N), the per-input residual ``rel_out`` (B,) and the Newton steps of its block
+    ``newton_out`` (B,); returns the total CG iterations.
+    """
+    m_rows, n_cols = g.shape
+    n_batch = v.shape[0]
+    cg_total = 0
+    w_prev = np.zeros((m_rows, n_cols, min(block, n_batch)))
+    for b0 in range(0, n_batch, block):
+        nb = min(block, n_batch - b0)
+        x = np.empty((m_rows, n_cols, nb))
+        bufs = np.empty((8, m_rows, n_cols, nb))
+        vt = np.empty((m_rows, nb))
+        for i in range(m_rows):
+            for k in range(nb):
+                vt[i, k] = v[b0 + k, i]
+        for i in range(m_rows):
+            for j in range(n_cols):
+                a = g[i, j] * v0
+                for k in range(nb):
+                    x[i, j, k] = a * np.sinh((vt[i, k] - w_prev[i, j, k]) / v0)
+        rel, its, cg = _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton,
+                                     max_cg, x, bufs)
+        if warm_previous:
+            w_prev[:, :, :nb] = bufs[0]
+        cg_total += cg
+        for k in range(nb):
+            rel_out[b0 + k] = rel[k]
+            newton_out[b0 + k] = its
+            for j in range(n_cols):
+                i_out[b0 + k, j] = 0.0
+        for i in range(m_rows):
+            for j in range(n_cols):
+                for k in range(nb):
+                    i_out[b0 + k, j] += x[i, j, k]
+    return cg_total
