@@ -178,7 +178,10 @@ def test_missing_and_binary_config_files(tmp_path):
     ({"device.g_off": 1e-4}, r"device\.g_off .* must be below device\.g_on"),  # equal
     ({"device.g_on": -1e-4}, r"device\.g_on must be a finite number > 0"),
     ({"device.levels": 1}, r"device\.levels must be 0 .* or an integer >= 2"),
-    ({"device.model": "memristor"}, r"device\.model 'memristor' is not available"),
+    ({"device.model": "memristor"}, r"device\.model 'memristor' is not available; valid: linear, sinh"),
+    ({"device.model": "sinh", "device.v0": 0.0}, r"device\.v0 must be a finite number > 0"),
+    ({"device.model": "sinh", "device.i0": -1e-3}, r"device\.i0 must be a finite number > 0"),
+    ({"device.model": "sinh", "device.g_on": 5e-3}, r"g_on < i0 / v0 = 0\.004 S"),
     ({"wires.r_row": -1.0}, r"wires\.r_row must be a finite number >= 0, got -1\.0"),
     ({"wires.r_col": float("inf")}, r"wires\.r_col must be a finite number"),
     ({"wires.r_sense": float("nan")}, r"wires\.r_sense must be a finite number"),

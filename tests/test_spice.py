@@ -7,8 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from tests.tolerances import SPICE_RTOL
-from yieldmc.circuit import solve
+from tests.tolerances import SPICE_RTOL, SPICE_SINH_RTOL
+from yieldmc.circuit import solve, solve_sinh
+from yieldmc.devices import SinhDevice
 from yieldmc.spice import netlist, run_ngspice
 
 
@@ -32,6 +33,42 @@ def test_engine_matches_ngspice(rng, shape, wires):
     spice = run_ngspice(G, v, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
     ours = solve(G, v, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
     assert np.max(np.abs(spice - ours)) < SPICE_RTOL * np.abs(ours).max()
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize(
+    "shape, wires, v0",
+    [
+        ((1, 1), (1.0, 1.0, 0.0, 0.0), 0.25),
+        ((4, 6), (1.0, 1.0, 0.0, 0.0), 0.25),
+        ((8, 20), (2.0, 3.0, 10.0, 25.0), 0.25),
+        ((16, 16), (0.0, 4.0, 0.0, 0.0), 0.25),
+        ((12, 5), (5.0, 0.0, 0.0, 7.0), 0.1),
+        ((16, 16), (1.0, 1.0, 0.0, 0.0), 0.25),
+        ((16, 8), (10.0, 10.0, 0.0, 100.0), 0.05),
+    ],
+)
+def test_sinh_solver_matches_ngspice_behavioural_cells(rng, shape, wires, v0):
+    """The same cells as ngspice B elements ``I = G v0 sinh(v(r, c) / v0)``."""
+    r_row, r_col, r_drv, r_snk = wires
+    G = np.exp(rng.uniform(np.log(1e-6), np.log(1e-4), shape))
+    G[rng.random(shape) < 0.1] = 1e-4
+    v = rng.uniform(0, 0.3, shape[0])
+    spice = run_ngspice(G, v, r_row, r_col, r_driver=r_drv, r_sense=r_snk, device=SinhDevice(v0=v0))
+    ours = solve_sinh(G, v, v0, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    assert np.max(np.abs(spice - ours)) < SPICE_SINH_RTOL * np.abs(ours).max()
+    # and the check can fail: the linear engine is ~10 % away from the same netlist
+    assert np.max(np.abs(spice - solve(G, v, r_row, r_col, r_driver=r_drv, r_sense=r_snk))) \
+        > 100 * SPICE_SINH_RTOL * np.abs(ours).max()
+
+
+def test_sinh_netlist_uses_behavioural_sources(rng):
+    G = rng.uniform(1e-6, 1e-4, (2, 3))
+    text = netlist(G, [0.1, 0.2], 1.0, 1.0, device=SinhDevice(v0=0.3))
+    cells = [ln for ln in text.splitlines() if ln.startswith(("Bcell", "Rcell"))]
+    assert len(cells) == 6 and all(ln.startswith("Bcell") for ln in cells)
+    assert "sinh(v(r0_0,c0_0)/0.29999999999999999)" in cells[0]
+    assert ".options" in text and "reltol=1e-12" in text
 
 
 def test_netlist_conventions(rng):

@@ -4,3 +4,6 @@
 ENGINE_RTOL = 1e-9
 #: Engine vs ngspice (ngspice prints 15 significant digits and solves in double).
 SPICE_RTOL = 1e-8
+#: sinh-device Newton solver vs ngspice (the issue's bound). ngspice stops its own Newton
+#: at reltol 1e-12 (yieldmc.spice.NONLINEAR_OPTIONS); measured agreement 1e-12 to 2e-11.
+SPICE_SINH_RTOL = 1e-7

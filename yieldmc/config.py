@@ -56,7 +56,7 @@ class DeviceConfig:
         ``sinh`` only: gap scale (nm). Default 0.25.
     v0 : float
         ``sinh`` only: voltage scale of the non-linearity (V). Default 0.25: at 0.2 V a
-        cell conducts ``sinh(0.8) / 0.8 = 1.107`` times its small-signal current.
+        cell conducts ``sinh(0.8) / 0.8 = 1.110`` times its small-signal current.
     """
 
     g_on: float = 1e-4

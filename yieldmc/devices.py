@@ -67,7 +67,7 @@ class SinhDevice:
         Gap scale (nm); typical 0.25.
     v0 : float
         Voltage scale of the non-linearity (V); typical 0.25. At a read voltage of
-        0.2 V the current is ``sinh(0.8) / 0.8 = 1.107`` times the ohmic one.
+        0.2 V the current is ``sinh(0.8) / 0.8 = 1.110`` times the ohmic one.
     """
 
     i0: float = 1e-3
