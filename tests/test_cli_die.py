@@ -134,3 +134,29 @@ def test_end_to_end_subprocess(cache_env):
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().splitlines() == ["error: wires.r_row must be a finite number >= 0, got -1.0"]
+
+
+def test_device_flag_reaches_the_die(run):
+    out = _json(run("--device", "sinh", "--defect", "none", "--json"))
+    assert out["device"] == "sinh" and out["solver_converged"] is True
+    assert out["update_methods"] == ["newton"] * 4
+    assert out["circuit_accuracy"] >= out["software_accuracy"] - IR_ACCURACY_LOSS
+    assert _json(run("--defect", "none", "--json"))["device"] == "linear"
+    bad = run("--device", "memristor")
+    assert bad.exit_code == 2 and "device.model 'memristor' is not available" in bad.stderr
+
+
+@pytest.mark.ngspice
+@pytest.mark.parametrize("device, rows", [("linear", 12), ("sinh", 16)])
+def test_spice_check_command(device, rows):
+    result = CliRunner().invoke(app, ["spice-check", "--device", device, "--rows", str(rows),
+                                      "--cols", "8", "--json"])
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["device"] == device and out["rows"] == rows
+    assert out["max_rel_error"] < out["limit"] == (1e-7 if device == "sinh" else 1e-8)
+
+
+def test_spice_check_refuses_an_unknown_device():
+    result = CliRunner().invoke(app, ["spice-check", "--device", "memristor"])
+    assert result.exit_code == 2 and "--device must be one of linear, sinh" in result.stderr

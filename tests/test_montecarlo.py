@@ -396,3 +396,28 @@ def test_sweep_leaves_the_callers_numba_threads_alone(config, tmp_path):
     before = numba.get_num_threads()
     run_sample(config, 3, tmp_path / "run")
     assert numba.get_num_threads() == before
+
+
+# --- the sinh device ------------------------------------------------------------------------------
+
+def test_sinh_sweep_records_its_device_and_matches_the_die_model(tmp_path, network_cache):
+    from yieldmc.die import DieModel
+
+    cfg = load_config("paper", None, {**OVERRIDES, "device.model": "sinh"})
+    summary = run_sample(cfg, 6, tmp_path / "a", chunk_size=4)
+    run_sample(cfg, 6, tmp_path / "b", chunk_size=6)
+    assert_same_results(tmp_path / "a", tmp_path / "b")
+    assert summary["device"] == read_run_info(tmp_path / "a")["device"] == "sinh"
+    meta = pq.read_schema(tmp_path / "a" / "dies" / "part-00000.parquet").metadata
+    assert meta[b"yieldmc.device"] == b"sinh"
+    table = load_dies(tmp_path / "a")
+    assert table["solver_converged"].all() and (table["solver_max_residual"] > 0).all()
+    model = DieModel.build(cfg, tmp_path / "a" / "network.npz")
+    volts = load_voltages(tmp_path / "a").voltages
+    for d in (0, 5):
+        r = model.simulate(d)
+        assert table["accuracy"][d] == r.accuracy
+        assert np.array_equal(volts[d], r.outputs.astype(np.float32))
+    linear = run_sample(load_config("paper", None, OVERRIDES), 6, tmp_path / "lin", chunk_size=6)
+    assert linear["device"] == "linear"
+    assert not np.array_equal(load_voltages(tmp_path / "lin").voltages, volts)  # the device matters
