@@ -1,0 +1,183 @@
+"""Benchmark of the sinh (gap-model) device: a ``paper`` die with sinh cells vs linear ones.
+
+Run from the repository root::
+
+    python benchmarks/bench_sinh.py            # about 1 minute
+    python benchmarks/bench_sinh.py --quick    # about 20 s
+
+On one core, after compilation, in the same run and interleaved (so both see the same
+load):
+
+* ``die``: ``DieModel.simulate(d)`` of the preset's default population (``mixed``,
+  severity 0.005-0.05 per array) with ``device.model = "linear"`` and ``"sinh"``, and
+  of the defect-free die; a die's time is the fastest of ``--repeats``, a case's time the
+  median over its dies; the ratio sinh / linear is the headline;
+* ``newton``: the layer-0 array (64x16) on the 180 test images: Newton steps, CG
+  iterations, time, for the ideal-wire start and the "previous input" warm start, and the
+  same for a 180-point voltage ramp (neighbouring inputs close together);
+* ``oracle``: ``solve_sinh`` against its scipy oracle ``solve_sinh_reference`` (Newton on
+  node voltages with sparse direct solves) and against ngspice (B elements), 16x16 array,
+  a few inputs: the error and the time ratio.
+
+Output: ``results/bench/sinh.json``.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_die import machine, pin_one_core  # noqa: E402
+
+from yieldmc.circuit import _newton, solve_sinh, solve_sinh_reference  # noqa: E402
+from yieldmc.circuit.nonlinear import NEWTON_MAX_ITER, NEWTON_RTOL  # noqa: E402
+from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER  # noqa: E402
+from yieldmc.config import load_config  # noqa: E402
+from yieldmc.devices import SinhDevice  # noqa: E402
+from yieldmc.die import DieModel  # noqa: E402
+from yieldmc.spice import ngspice_path, run_ngspice  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def newton_stats(G: np.ndarray, v: np.ndarray, v0: float, warm_previous: bool, repeats: int) -> dict:
+    """Newton steps, CG iterations and time of the kernel on inputs ``v`` (B, M)."""
+    out = np.empty((len(v), G.shape[1]))
+    rel = np.empty(len(v))
+    steps = np.zeros(len(v), dtype=np.int64)
+    args = (G, np.ascontiguousarray(v), v0, 0.0, 1.0, 1.0, 0.0, NEWTON_RTOL, NEWTON_MAX_ITER,
+            SOLVER_MAX_ITER, RHS_BLOCK, warm_previous, out, rel, steps)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        cg = _newton._solve_sinh_inputs(*args)
+        times.append(time.perf_counter() - t)
+    blocks = -(-len(v) // RHS_BLOCK)
+    return {"ms": float(np.min(times) * 1e3), "newton_steps_max": int(steps.max()),
+            "newton_steps_mean": float(steps.mean()), "cg_iterations_per_block": cg / blocks,
+            "max_residual": float(rel.max())}
+
+
+def timed(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.min(times))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer dies and repeats")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "sinh.json")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 5
+    n_dies = 10 if args.quick else 40
+
+    pin_one_core()
+    info = machine()
+    base = DieModel.build(load_config("paper"))
+    models = {}
+    for device in ("linear", "sinh"):
+        for case, changes in (("population", {}), ("no_defects", {"defects.kind": "none"})):
+            cfg = base.config.replace(**{"device.model": device, **changes})
+            models[f"{device}/{case}"] = DieModel(cfg, base.network, base.dataset)
+    x, _ = base.images("test")
+
+    with threadpool_limits(limits=1):
+        for model in models.values():  # warm-up: compile / load every path
+            for d in range(2):
+                model.simulate(d)
+        samples = {name: np.empty((repeats, n_dies)) for name in models}
+        newton_steps = []
+        for r in range(repeats):
+            for name, model in models.items():
+                for d in range(n_dies):
+                    t0 = time.perf_counter()
+                    res = model.simulate(d)
+                    samples[name][r, d] = time.perf_counter() - t0
+                    if r == 0 and name == "sinh/population":
+                        assert res.solver_converged, f"die {d} did not converge"
+        accuracy = {name: float(np.mean([m.simulate(d).accuracy for d in range(n_dies)]))
+                    for name, m in models.items()}
+        die = {name: {"median_ms": float(np.median(s.min(axis=0)) * 1e3),
+                      "mean_accuracy": accuracy[name]} for name, s in samples.items()}
+        ratio = {case: die[f"sinh/{case}"]["median_ms"] / die[f"linear/{case}"]["median_ms"]
+                 for case in ("population", "no_defects")}
+
+        G0 = base.layout.arrays[0].G
+        v_img = x * base.config.arrays.v_read
+        ramp = np.linspace(0.0, 1.0, len(x))[:, None] * v_img[0]
+        v0 = base.config.device.v0
+        newton = {f"{inputs}/{start}": newton_stats(G0, v, v0, start == "previous", repeats)
+                  for inputs, v in (("images", v_img), ("ramp", ramp))
+                  for start in ("ideal", "previous")}
+
+        rng = np.random.default_rng(0)
+        G = np.exp(rng.uniform(np.log(1e-6), np.log(1e-4), (16, 16)))
+        v = rng.uniform(0.0, 0.2, (4, 16))
+        ours = solve_sinh(G, v, v0, 1.0, 1.0)
+        t_ours = timed(lambda: solve_sinh(G, v, v0, 1.0, 1.0), repeats) / len(v)
+        ref = solve_sinh_reference(G, v, v0, 1.0, 1.0)
+        t_ref = timed(lambda: solve_sinh_reference(G, v, v0, 1.0, 1.0), repeats) / len(v)
+        oracle = {"shape": [16, 16], "inputs": len(v),
+                  "error_vs_scipy": float(np.abs(ours - ref).max() / np.abs(ref).max()),
+                  "numba_ms_per_input": t_ours * 1e3, "scipy_ms_per_input": t_ref * 1e3,
+                  "x_scipy": t_ref / t_ours}
+        if ngspice_path():
+            t0 = time.perf_counter()
+            spice = np.stack([run_ngspice(G, vk, 1.0, 1.0, device=SinhDevice(v0=v0)) for vk in v])
+            oracle["ngspice_ms_per_input"] = (time.perf_counter() - t0) / len(v) * 1e3
+            oracle["error_vs_ngspice"] = float(np.abs(ours - spice).max() / np.abs(spice).max())
+            oracle["x_ngspice"] = oracle["ngspice_ms_per_input"] / oracle["numba_ms_per_input"]
+
+    info["loadavg_end"] = list(os.getloadavg())
+    report = {
+        "benchmark": "sinh",
+        "command": "python benchmarks/bench_sinh.py" + (" --quick" if args.quick else ""),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": info,
+        "settings": {"preset": "paper", "images": int(len(x)), "dies": n_dies, "repeats": repeats,
+                     "v0": v0, "newton_rtol": NEWTON_RTOL, "rhs_block": RHS_BLOCK,
+                     "statistic": "per die: fastest of the repeats; per case: median over dies"},
+        "die": die, "sinh_over_linear": ratio, "newton": newton, "oracle": oracle,
+        "samples_ms": {name: (s * 1e3).round(4).tolist() for name, s in samples.items()},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+    print(f"paper die, {len(x)} test images, one core ({info['cpu_model']}), "
+          f"load {info['loadavg_start'][0]:.1f} -> {info['loadavg_end'][0]:.1f}, {n_dies} dies x {repeats}")
+    print(f"{'case':<20} {'median ms':>10} {'mean acc':>9}")
+    for name, res in die.items():
+        print(f"{name:<20} {res['median_ms']:>10.3f} {res['mean_accuracy']:>9.4f}")
+    print("sinh / linear: " + ", ".join(f"{k} {v:.1f}x" for k, v in ratio.items()))
+    print(f"{'64x16, 180 inputs':<20} {'ms':>8} {'steps':>6} {'CG/block':>9} {'residual':>9}")
+    for name, res in newton.items():
+        print(f"{name:<20} {res['ms']:>8.2f} {res['newton_steps_max']:>6} "
+              f"{res['cg_iterations_per_block']:>9.1f} {res['max_residual']:>9.1e}")
+    line = (f"16x16: error vs scipy oracle {oracle['error_vs_scipy']:.1e}, "
+            f"{oracle['x_scipy']:.0f}x faster")
+    if "x_ngspice" in oracle:
+        line += f"; vs ngspice {oracle['error_vs_ngspice']:.1e}, {oracle['x_ngspice']:.0f}x faster"
+    print(line)
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
