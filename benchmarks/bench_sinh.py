@@ -17,7 +17,9 @@ load):
   same for a 180-point voltage ramp (neighbouring inputs close together);
 * ``oracle``: ``solve_sinh`` against its scipy oracle ``solve_sinh_reference`` (Newton on
   node voltages with sparse direct solves) and against ngspice (B elements), 16x16 array,
-  a few inputs: the error and the time ratio.
+  a few inputs: the error and the time ratio;
+* ``large`` (with ``--large``, about 1 minute more): one die of the ``large`` preset (30
+  arrays of up to 128x128) with each device, fastest of 2.
 
 Output: ``results/bench/sinh.json``.
 """
@@ -83,6 +85,7 @@ def timed(fn, repeats: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer dies and repeats")
+    parser.add_argument("--large", action="store_true", help="also time one die of the large preset")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "sinh.json")
     args = parser.parse_args()
     repeats = 3 if args.quick else 5
@@ -145,6 +148,15 @@ def main() -> int:
             oracle["error_vs_ngspice"] = float(np.abs(ours - spice).max() / np.abs(spice).max())
             oracle["x_ngspice"] = oracle["ngspice_ms_per_input"] / oracle["numba_ms_per_input"]
 
+        large = {}
+        if args.large:
+            for device in ("linear", "sinh"):
+                model = DieModel.build(load_config("large", overrides={"device.model": device}))
+                model.simulate(0)
+                large[device] = {"s": timed(lambda: model.simulate(1), 2),
+                                 "arrays": len(model.layout.arrays)}
+            large["sinh_over_linear"] = large["sinh"]["s"] / large["linear"]["s"]
+
     info["loadavg_end"] = list(os.getloadavg())
     report = {
         "benchmark": "sinh",
@@ -154,7 +166,7 @@ def main() -> int:
         "settings": {"preset": "paper", "images": int(len(x)), "dies": n_dies, "repeats": repeats,
                      "v0": v0, "newton_rtol": NEWTON_RTOL, "rhs_block": RHS_BLOCK,
                      "statistic": "per die: fastest of the repeats; per case: median over dies"},
-        "die": die, "sinh_over_linear": ratio, "newton": newton, "oracle": oracle,
+        "die": die, "sinh_over_linear": ratio, "newton": newton, "oracle": oracle, "large": large,
         "samples_ms": {name: (s * 1e3).round(4).tolist() for name, s in samples.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +187,9 @@ def main() -> int:
     if "x_ngspice" in oracle:
         line += f"; vs ngspice {oracle['error_vs_ngspice']:.1e}, {oracle['x_ngspice']:.0f}x faster"
     print(line)
+    if large:
+        print(f"large die ({large['sinh']['arrays']} arrays): linear {large['linear']['s']:.2f} s, "
+              f"sinh {large['sinh']['s']:.2f} s ({large['sinh_over_linear']:.1f}x)")
     print(f"-> {args.out}")
     return 0
 

@@ -157,6 +157,11 @@ def test_spice_check_command(device, rows):
     assert out["max_rel_error"] < out["limit"] == (1e-7 if device == "sinh" else 1e-8)
 
 
-def test_spice_check_refuses_an_unknown_device():
-    result = CliRunner().invoke(app, ["spice-check", "--device", "memristor"])
-    assert result.exit_code == 2 and "--device must be one of linear, sinh" in result.stderr
+@pytest.mark.parametrize("args, message", [
+    (["--device", "memristor"], "--device must be one of linear, sinh"),
+    (["--v0", "0.1"], "--v0 applies to --device sinh only"),
+    (["--device", "sinh", "--v0", "0"], "--v0 must be > 0 V"),
+])
+def test_spice_check_refuses_bad_options(args, message):
+    result = CliRunner().invoke(app, ["spice-check", *args])
+    assert result.exit_code == 2 and message in result.stderr

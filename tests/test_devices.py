@@ -23,11 +23,10 @@ def test_sinh_current_is_the_gap_model(rng):
     gaps, V = rng.uniform(0.1, 1.7, 20), rng.uniform(-0.3, 0.3, 20)
     assert_allclose(dev.current(dev.conductance(gaps), V), i0 * np.exp(-gaps / gap0) * np.sinh(V / v0),
                     rtol=1e-13)
-    # the small-signal slope at 0 V is G, and the deviation at 0.2 V is about 10 %
+    # the small-signal slope at 0 V is G; at 0.2 V the current is sinh(0.8) / 0.8 = 1.11 x G V
     G = dev.conductance(1.0)
     assert dev.current(G, 1e-9) / 1e-9 == pytest.approx(G, rel=1e-12)
     assert dev.current(G, 0.2) / (G * 0.2) == pytest.approx(np.sinh(0.8) / 0.8)
-    assert 0.10 < np.sinh(0.8) / 0.8 - 1 < 0.12
 
 
 def test_linear_device_is_ohmic(rng):

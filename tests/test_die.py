@@ -358,3 +358,22 @@ def test_sinh_die_differs_from_the_linear_die_and_records_its_solves(paper):
     again = variant(paper, **SINH).simulate(3)  # another instance, same die: same bits
     assert np.array_equal(again.outputs, result.outputs)
     assert sinh.fault_free_accuracy() >= PAPER_MIN_ACCURACY
+
+
+def test_sinh_fault_free_arrays_raise_and_die_arrays_flag_a_failed_solve(paper, monkeypatch):
+    import functools
+
+    import yieldmc.die
+    from yieldmc.circuit import solve_sinh_info
+    from yieldmc.errors import SolverError
+
+    monkeypatch.setattr(yieldmc.die, "solve_sinh_info", functools.partial(solve_sinh_info, max_newton=1))
+    sinh = variant(paper, **SINH)
+    with pytest.raises(SolverError, match="Newton"):
+        sinh.fault_free_accuracy()
+    result = sinh.simulate(2)  # recorded, not raised
+    assert not result.solver_converged and result.solver_max_residual > 1e-12
+    with pytest.raises(SolverError, match="die 2"):
+        sinh.die_outputs(2, [sinh.images("test")[0]])
+    outputs, summary = sinh.die_outputs(2, [sinh.images("test")[0]], strict=False)
+    assert not summary["solver_converged"] and np.array_equal(outputs[0], result.outputs)

@@ -421,3 +421,32 @@ def test_sinh_sweep_records_its_device_and_matches_the_die_model(tmp_path, netwo
     linear = run_sample(load_config("paper", None, OVERRIDES), 6, tmp_path / "lin", chunk_size=6)
     assert linear["device"] == "linear"
     assert not np.array_equal(load_voltages(tmp_path / "lin").voltages, volts)  # the device matters
+
+
+def test_a_failed_newton_solve_is_flagged_in_the_table_and_refused_by_correction(
+        tmp_path, network_cache, monkeypatch):
+    """Force every sinh solve to stop after one Newton step: the sweep records the dies
+    with solver_converged = False (never a silently wrong row); correction refuses them."""
+    import yieldmc.die
+    from yieldmc.circuit import solve_sinh_info
+    from yieldmc.circuit.nonlinear import NEWTON_RTOL
+    from yieldmc.correct import correct_run
+    from yieldmc.errors import SolverError
+
+    def one_step_for_die_arrays(*args, raise_on_failure=True, **kwargs):
+        # a die's arrays record failures (raise_on_failure=False); the fault-free arrays
+        # raise, and keep their real solves here so that the run can start at all
+        return solve_sinh_info(*args, raise_on_failure=raise_on_failure,
+                               max_newton=50 if raise_on_failure else 1, **kwargs)
+
+    cfg = load_config("paper", None, {**OVERRIDES, "device.model": "sinh"})
+    run_sample(cfg, 2, tmp_path / "ok", chunk_size=2)
+    monkeypatch.setattr(yieldmc.die, "solve_sinh_info", one_step_for_die_arrays)
+    from yieldmc.montecarlo import _MODELS
+    _MODELS.clear()
+    summary = run_sample(cfg, 2, tmp_path / "bad", chunk_size=2)
+    table = load_dies(tmp_path / "bad")
+    assert not table["solver_converged"].any() and (table["solver_max_residual"] > NEWTON_RTOL).all()
+    assert summary["unconverged_dies"] == 2
+    with pytest.raises(SolverError, match="die 0"):
+        correct_run(tmp_path / "ok", "per-die")

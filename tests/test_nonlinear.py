@@ -32,10 +32,12 @@ def test_newton_matches_the_direct_newton_oracle(rng, shape, wires):
     assert rel_err(got, ref) < ENGINE_RTOL
 
 
-@pytest.mark.parametrize("v0", [0.05, 0.1, 1.0])
+@pytest.mark.parametrize("v0", [0.01, 0.02, 0.05, 0.1, 1.0])
 @pytest.mark.parametrize("r_wire", [1.0, 20.0])
 def test_strong_non_linearity_and_heavy_wires(rng, v0, r_wire):
-    """sinh(0.3 / 0.05) = 200x the linear current at the top: damping must keep Newton home."""
+    """sinh(0.3 / 0.01) = 1e11x the linear current at the top: the ideal-wire start
+    overshoots by orders of magnitude, damping must bring Newton home (tens of steps), and
+    the residual it reports must be the true one (A x and F recomputed from scratch)."""
     G = random_conductances(rng, (24, 12))
     v = rng.uniform(0.0, 0.3, (6, 24))
     got, info = solve_sinh_info(G, v, v0, r_wire, r_wire, r_sense=10.0)
@@ -123,12 +125,20 @@ def test_each_input_is_independent_of_its_batch(rng):
 
 
 def test_warm_start_from_the_previous_input(rng):
+    """On a fine ramp the previous input's wire drops are a better start: fewer Newton steps."""
     G = random_conductances(rng, (16, 8))
     ramp = np.linspace(0.0, 1.0, 40)[:, None] * rng.uniform(0.0, 0.2, 16)
     ideal, info_ideal = solve_sinh_info(G, ramp, V0, block=1)
     warm, info_warm = solve_sinh_info(G, ramp, V0, block=1, warm_start="previous")
     assert info_warm.converged and rel_err(warm, ideal) < ENGINE_RTOL
-    assert info_warm.iterations <= info_ideal.iterations
+    steps = {}
+    for name, previous in (("ideal", False), ("previous", True)):
+        out, rel = np.empty((40, 8)), np.empty(40)
+        newton = np.zeros(40, dtype=np.int64)
+        _newton._solve_sinh_inputs(G, ramp, V0, 0.0, 1.0, 1.0, 0.0, NEWTON_RTOL, 50, 2000, 1,
+                                   previous, out, rel, newton)
+        steps[name] = newton.sum()
+    assert steps["previous"] < steps["ideal"]
 
 
 @pytest.mark.parametrize("preset", ["paper", "large"])
@@ -150,6 +160,22 @@ def test_newton_converges_over_the_presets_operating_range(rng, preset):
                                           r_sense=r_snk)
                 assert info.converged, (shape, r_snk)
                 assert info.iterations <= PRESET_NEWTON_MAX, (shape, r_snk, info)
+
+
+def test_an_unreachable_tolerance_stalls_early_and_is_reported(rng):
+    """rtol = 0: once at the round-off floor no step decreases the residual strictly; the
+    inputs stall after some steps (not 50 steps of 40 halvings) and report failure."""
+    G = random_conductances(rng, (16, 16))
+    v = rng.uniform(0.0, 0.2, (3, 16))
+    out, info = solve_sinh_info(G, v, V0, rtol=0.0, raise_on_failure=False)
+    assert not info.converged and info.iterations < 20  # measured 9-11 (of 50 allowed)
+    assert info.max_residual < 1e-14  # it did get to the floor
+    assert rel_err(out, solve_sinh_reference(G, v, V0)) < ENGINE_RTOL
+
+
+def test_inputs_beyond_the_range_of_sinh_are_refused():
+    with pytest.raises(ConfigError, match="sinh overflows"):
+        solve_sinh(np.full((2, 2), 1e-5), [0.2, 0.0], v0=1e-4)
 
 
 def test_newton_reports_failure_and_never_returns_silently(rng):
@@ -208,3 +234,15 @@ def test_fast_asinh_is_accurate_to_round_off():
     u = np.concatenate([u, -u, [0.0]])
     got = np.array([_newton._asinh(x) for x in u])
     assert_allclose(got, np.arcsinh(u), rtol=2e-15, atol=0)
+
+
+def test_solve_device_dispatches_on_the_cell_model(rng):
+    from yieldmc.circuit import solve_device
+    from yieldmc.devices import LinearDevice, SinhDevice
+
+    G = random_conductances(rng, (6, 4))
+    v = rng.uniform(0.0, 0.2, (2, 6))
+    assert_array_equal(solve_device(LinearDevice(), G, v, 1.0, 2.0, r_sense=3.0),
+                       solve(G, v, 1.0, 2.0, r_sense=3.0))
+    assert_array_equal(solve_device(SinhDevice(v0=0.3), G, v, 1.0, 2.0, r_sense=3.0),
+                       solve_sinh(G, v, 0.3, 1.0, 2.0, r_sense=3.0))

@@ -385,7 +385,7 @@ def spice_check(
     r_wire: float = typer.Option(1.0, min=0.0, help="Row and column segment resistance (ohm)."),
     r_sense: float = typer.Option(0.0, min=0.0, help="Sense-amplifier input impedance (ohm)."),
     device: str = typer.Option("linear", "--device", help="Cell model: linear (R elements) or sinh (B elements, Newton solver)."),
-    v0: float = typer.Option(0.25, "--v0", help="sinh only: voltage scale of the non-linearity (V)."),
+    v0: float = typer.Option(None, "--v0", help="sinh only: voltage scale of the non-linearity (V); default 0.25."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of text."),
 ) -> None:
     """Compare the engine with ngspice on one random array; print the worst relative error.
@@ -399,6 +399,9 @@ def spice_check(
 
     if device not in DEVICE_MODELS:
         raise ConfigError(f"--device must be one of {', '.join(DEVICE_MODELS)}, got {device!r}")
+    if v0 is not None and device != "sinh":
+        raise ConfigError("--v0 applies to --device sinh only")
+    v0 = 0.25 if v0 is None else v0
     if not v0 > 0:
         raise ConfigError(f"--v0 must be > 0 V, got {v0!r}")
     cell = SinhDevice(v0=v0) if device == "sinh" else LinearDevice()

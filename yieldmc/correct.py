@@ -58,9 +58,8 @@ def _voltages(model, dies: np.ndarray, which: tuple[str, ...]) -> list[np.ndarra
     xs = [model.images(w)[0] for w in which]
     out: list[list[np.ndarray]] = [[] for _ in which]
     for d in dies:
-        transfers = model.die_transfers(int(d))[0]
-        for slot, x in zip(out, xs):
-            slot.append(model.forward(transfers, x))
+        for slot, v in zip(out, model.die_outputs(int(d), xs)[0]):
+            slot.append(v)
     return [np.stack(v) for v in out]
 
 
@@ -155,7 +154,7 @@ def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, progress
         x_train, _ = model.images("train")
         for d in train_dies:
             pick = np.sort(img_rng.choice(len(y_train), size=min(per_die, len(y_train)), replace=False))
-            X.append(model.forward(model.die_transfers(int(d))[0], x_train[pick]))
+            X.append(model.die_outputs(int(d), [x_train[pick]])[0][0])
             Y.append(y_train[pick])
         corrector = MLPCorrector(hidden=hidden, random_state=seed).fit(np.concatenate(X), np.concatenate(Y))
         n_params = n_parameters(corrector)

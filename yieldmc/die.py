@@ -33,7 +33,7 @@ from yieldmc.circuit.update import faulty_transfer
 from yieldmc.config import Config, WireConfig
 from yieldmc.data import Dataset, load_dataset
 from yieldmc.devices import device_from_config
-from yieldmc.errors import ConfigError
+from yieldmc.errors import ConfigError, SolverError
 from yieldmc.mapping import DieLayout, map_network
 from yieldmc.network import ACTIVATIONS, Network, load_network, save_network, train_network
 from yieldmc.rng import die_generator
@@ -50,22 +50,28 @@ class SinhArray:
         Voltage scale of the device non-linearity (V).
     wires : WireConfig
         Wire, driver and sense resistances.
+    raise_on_failure : bool
+        Raise :class:`~yieldmc.errors.SolverError` when a solve misses its tolerance
+        (the fault-free arrays, as the linear fault-free transfer matrices do), or record
+        it in ``max_residual`` / ``converged`` for the caller to flag (a die's arrays).
     """
 
     method = "newton"
 
-    def __init__(self, G: np.ndarray, v0: float, wires: WireConfig) -> None:
+    def __init__(self, G: np.ndarray, v0: float, wires: WireConfig, *,
+                 raise_on_failure: bool = False) -> None:
         self.G = G
         self.v0 = v0
         self.wires = wires
+        self.raise_on_failure = raise_on_failure
         self.max_residual = 0.0
         self.converged = True
 
     def currents(self, v: np.ndarray) -> np.ndarray:
-        """Column currents (A) for row voltages ``v`` (B, M); never raises on non-convergence."""
+        """Column currents (A) for row voltages ``v`` (B, M)."""
         w = self.wires
         out, info = solve_sinh_info(self.G, v, self.v0, w.r_row, w.r_col, r_driver=w.r_driver,
-                                    r_sense=w.r_sense, raise_on_failure=False)
+                                    r_sense=w.r_sense, raise_on_failure=self.raise_on_failure)
         self.max_residual = max(self.max_residual, info.max_residual)
         self.converged = self.converged and info.converged
         return out
@@ -207,9 +213,10 @@ class DieModel:
     # ---- physics -------------------------------------------------------------------
 
     def _solve(self, G: np.ndarray, wires: WireConfig) -> np.ndarray | SinhArray:
-        """The array's transfer matrix (linear device) or its :class:`SinhArray`."""
+        """A fault-free array: its transfer matrix (linear device) or a :class:`SinhArray`
+        (both raise :class:`~yieldmc.errors.SolverError` rather than return a wrong answer)."""
         if not self.device.is_linear:
-            return SinhArray(G, self.device.v0, wires)
+            return SinhArray(G, self.device.v0, wires, raise_on_failure=True)
         return transfer_matrix_info(G, wires.r_row, wires.r_col, r_driver=wires.r_driver,
                                     r_sense=wires.r_sense)[0]
 
@@ -330,8 +337,32 @@ class DieModel:
                 worst, converged = max(worst, T.max_residual), converged and T.converged
         return float(worst), bool(converged)
 
+    def die_outputs(self, die: int, xs, *, strict: bool = True) -> tuple[list[np.ndarray], dict]:
+        """Output voltages (V) of die ``die`` for each image batch of ``xs``, and its summary.
+
+        The die is made once for all batches. The summary's ``solver_max_residual`` and
+        ``solver_converged`` cover every solve, the forward passes' Newton solves included.
+
+        Raises
+        ------
+        SolverError
+            With ``strict``, if any solve of the die missed its tolerance (its outputs must
+            not be used); without, the summary flags it (the sweep records the die).
+        """
+        transfers, summary = self.die_transfers(die)
+        outputs = [self.forward(transfers, x) for x in xs]
+        worst, converged = self.solver_status(transfers, summary)
+        summary["solver_max_residual"], summary["solver_converged"] = worst, converged
+        if strict and not converged:
+            raise SolverError(f"die {die}: a circuit solve stopped at relative residual {worst:.3g} "
+                              "above its tolerance; the die's outputs are not used")
+        return outputs, summary
+
     def simulate(self, die: int, images: str = "test", return_hidden: bool = False) -> DieResult:
-        """Make die ``die`` and run the chosen images (``test``, ``train``, ``all``) through it."""
+        """Make die ``die`` and run the chosen images (``test``, ``train``, ``all``) through it.
+
+        A solve that misses its tolerance is flagged (``solver_converged``), not raised.
+        """
         transfers, summary = self.die_transfers(die)
         x, y = self.images(images)
         out = self.forward(transfers, x, return_hidden)

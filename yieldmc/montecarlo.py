@@ -80,14 +80,13 @@ def simulate_chunk(spec: ModelSpec, dies: range, store_voltages: str = "test") -
     volts: dict[str, list] = {name: [] for name in sets}
     for die in dies:
         t0 = time.perf_counter()
-        transfers, s = model.die_transfers(die)
-        out = model.forward(transfers, x_test)
+        (out, *others), s = model.die_outputs(die, [x_test, *(x for x, _ in extra.values())],
+                                              strict=False)  # the table flags a failed solve
         n_correct = int(np.count_nonzero(out.argmax(axis=1) == y_test))
         if "test" in volts:
             volts["test"].append(out.astype(np.float32))
-        for name, (x, _) in extra.items():
-            volts[name].append(model.forward(transfers, x).astype(np.float32))
-        s["solver_max_residual"], s["solver_converged"] = model.solver_status(transfers, s)
+        for name, o in zip(extra, others):
+            volts[name].append(o.astype(np.float32))
         rows["die"].append(die)
         for key in ("defect_type", "n_stuck_on", "n_stuck_off", "fault_fraction",
                     "solver_max_residual", "solver_converged"):

@@ -150,8 +150,8 @@ def _run_study(out, settings, config, *, overwrite, log) -> dict[str, Any]:
         for sev in settings.severities:
             model = _instance_model(base, kind, sev)
             for i in range(settings.n_instances):
-                transfers, _ = model.die_transfers(i)
-                volts[kind, sev, i] = (model.forward(transfers, x_train), model.forward(transfers, x_test))
+                v_tr, v_te = model.die_outputs(i, [x_train, x_test])[0]
+                volts[kind, sev, i] = (v_tr, v_te)
     log(f"simulated {len(volts)} circuits ({time.perf_counter() - t_start:.0f} s)")
 
     # 2. Per-type correction.
@@ -216,9 +216,9 @@ def _run_study(out, settings, config, *, overwrite, log) -> dict[str, Any]:
         batch = dies[b0:b0 + 64]
         v_tr, v_te = [], []
         for d in batch:
-            transfers, _ = base.die_transfers(int(d))
-            v_tr.append(base.forward(transfers, x_train))
-            v_te.append(base.forward(transfers, x_test))
+            tr, te = base.die_outputs(int(d), [x_train, x_test])[0]
+            v_tr.append(tr)
+            v_te.append(te)
         v_tr, v_te = np.stack(v_tr), np.stack(v_te)
         pop_before += list((v_te.argmax(axis=2) == y_test).mean(axis=1))
         pred = fit_predict_many(v_tr, y_train, v_te, method="rff-ridge", random_state=seed)

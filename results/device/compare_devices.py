@@ -15,7 +15,8 @@ linear and sinh are compared die by die (paired differences).
    mean accuracy, yield at 0.8 with Wilson / Clopper-Pearson intervals, the paired
    difference sinh - linear with a 95 % interval, per defect type;
 3. all stuck cells ON vs all OFF (``defects.on_fraction`` 1 and 0);
-4. per-die correction (``correct_run``, rff-ridge) of a subsample of each population.
+4. per-die correction (``correct_run``, rff-ridge) of a subsample of each population;
+5. the sweeps' rate (dies/s, storage included) when this call sampled them.
 
 Writes ``results/device/summary.json`` and ``results/device/table.md``.
 """
@@ -41,8 +42,11 @@ DEVICES = ("linear", "sinh")
 THRESHOLD = 0.8
 
 
-def population(name: str, n_dies: int, runs: Path, jobs: int, **changes) -> dict[str, Path]:
-    """Sample (or reuse) the population ``name`` for both devices; return the run folders."""
+def population(name: str, n_dies: int, runs: Path, jobs: int, rates: dict, **changes) -> dict[str, Path]:
+    """Sample (or reuse) the population ``name`` for both devices; return the run folders.
+
+    ``rates[name][device]`` gets the sweep's dies/s when this call simulated every die.
+    """
     out = {}
     for device in DEVICES:
         cfg = load_config("paper", overrides={"device.model": device, **changes})
@@ -51,7 +55,9 @@ def population(name: str, n_dies: int, runs: Path, jobs: int, **changes) -> dict
         if resume and read_run_info(path).get("n_dies") != n_dies:
             sys.exit(f"{path} holds a run of another size; remove it or choose --runs")
         print(f"  {name} {device}: {n_dies} dies -> {path}", file=sys.stderr)
-        run_sample(cfg, n_dies, path, jobs=jobs, resume=resume)
+        summary = run_sample(cfg, n_dies, path, jobs=jobs, resume=resume)
+        if summary["dies_simulated_now"] == n_dies:
+            rates.setdefault(name, {})[device] = summary["dies_per_s"]
         out[device] = path
     return out
 
@@ -145,17 +151,20 @@ def main() -> int:
                   **{dev: {"ir_drop": m.fault_free_accuracy(),
                            "ideal_wires": m.fault_free_accuracy(ideal_wires=True)}
                      for dev, m in models.items()}}
-    runs = {"mixed": population("mixed", args.dies, args.runs, args.jobs),
-            "all stuck ON": population("on", args.on_off_dies, args.runs, args.jobs,
+    rates: dict = {}
+    runs = {"mixed": population("mixed", args.dies, args.runs, args.jobs, rates),
+            "all stuck ON": population("on", args.on_off_dies, args.runs, args.jobs, rates,
                                        **{"defects.on_fraction": 1.0}),
-            "all stuck OFF": population("off", args.on_off_dies, args.runs, args.jobs,
+            "all stuck OFF": population("off", args.on_off_dies, args.runs, args.jobs, rates,
                                         **{"defects.on_fraction": 0.0})}
     result = {"command": "python results/device/compare_devices.py" + "".join(
                   f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items()
                   if k in ("dies", "on_off_dies", "correct_dies") and v != parser.get_default(k)),
               "threshold": THRESHOLD, "fault_free": fault_free,
               "populations": {name: summarise(paths) for name, paths in runs.items()},
-              "corrected": corrected(runs["mixed"], args.correct_dies)}
+              "corrected": corrected(runs["mixed"], args.correct_dies),
+              "sweep_dies_per_s": {"jobs": args.jobs, **rates,
+                                   "note": "storage included; only populations sampled by this call"}}
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(args.out / "summary.json", (json.dumps(result, indent=1) + "\n").encode())
     table = f"<!-- made by: {result['command']} -->\n" + markdown(result)

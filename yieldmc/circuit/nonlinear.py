@@ -23,6 +23,8 @@ from yieldmc.errors import ConfigError
 NEWTON_RTOL = 1e-12
 #: Newton steps allowed per block of inputs; the presets need 3-5 (docs/performance.md).
 NEWTON_MAX_ITER = 50
+#: Largest |v| / v0 accepted: sinh overflows double precision beyond about 710.
+MAX_V_OVER_V0 = 700.0
 #: Starting points of :func:`solve_sinh_info`.
 WARM_STARTS = ("ideal", "previous")
 
@@ -88,6 +90,10 @@ def solve_sinh_info(
         raise ConfigError(f"warm_start must be one of {', '.join(WARM_STARTS)}, got {warm_start!r}")
     if int(block) < 1 or int(max_newton) < 0 or int(max_cg) < 1:
         raise ConfigError("block and max_cg must be >= 1 and max_newton >= 0")
+    ratio = float(np.max(np.abs(v2))) / v0 if v2.size else 0.0
+    if ratio > MAX_V_OVER_V0:
+        raise ConfigError(f"input voltages reach {ratio:.3g} v0 (v0 = {v0:g} V): sinh overflows "
+                          f"beyond {MAX_V_OVER_V0:g} v0; check v0 and the read voltage")
     out = np.empty((v2.shape[0], G.shape[1]))
     rel = np.empty(v2.shape[0])
     newton = np.zeros(v2.shape[0], dtype=np.int64)
@@ -98,7 +104,9 @@ def solve_sinh_info(
     if not np.isfinite(worst):
         worst = math.inf
     info = _finish(worst, int(newton.max()) if newton.size else 0, rtol, raise_on_failure,
-                   solver="sinh-device Newton solver")
+                   solver="sinh-device Newton solver" + (
+                       f" (inputs up to {ratio:.3g} v0: the ideal-wire start overshoots far; "
+                       "a larger max_newton may help)" if ratio > 5 else ""))
     return (out[0] if single else out), info
 
 
