@@ -377,3 +377,55 @@ def test_sinh_fault_free_arrays_raise_and_die_arrays_flag_a_failed_solve(paper, 
         sinh.die_outputs(2, [sinh.images("test")[0]])
     outputs, summary = sinh.die_outputs(2, [sinh.images("test")[0]], strict=False)
     assert not summary["solver_converged"] and np.array_equal(outputs[0], result.outputs)
+
+
+# ---- the dataset cache (sweep workers start without scikit-learn) ---------------------
+
+def test_cached_digits_are_the_loaded_digits(tmp_path, monkeypatch):
+    import yieldmc.die
+    from yieldmc.data import load_dataset
+    from yieldmc.die import obtain_dataset
+
+    monkeypatch.setenv("YIELDMC_CACHE", str(tmp_path))
+    cfg = load_config("paper", overrides={"network.test_size": 200, "network.train_seed": 3})
+    first = obtain_dataset(cfg)
+    assert len(list(tmp_path.glob("dataset-digits-*.npz"))) == 1
+    monkeypatch.setattr(yieldmc.die, "load_dataset", lambda *a, **k: pytest.fail("cache not used"))
+    cached = obtain_dataset(cfg)
+    fresh = load_dataset("digits", test_size=200, seed=3)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        assert np.array_equal(getattr(cached, name), getattr(fresh, name))
+        assert getattr(cached, name).dtype == getattr(fresh, name).dtype
+    assert (cached.image_shape, cached.name, cached.n_classes) == (fresh.image_shape, fresh.name, fresh.n_classes)
+    # other split settings are another file, never the cached one
+    monkeypatch.setattr(yieldmc.die, "load_dataset", load_dataset)
+    other = obtain_dataset(cfg.replace(**{"network.train_seed": 4}))
+    assert not np.array_equal(other.y_test, cached.y_test)
+    assert len(list(tmp_path.glob("dataset-digits-*.npz"))) == 2
+
+
+def test_a_corrupt_dataset_cache_is_rebuilt(tmp_path, monkeypatch):
+    from yieldmc.die import obtain_dataset
+
+    monkeypatch.setenv("YIELDMC_CACHE", str(tmp_path))
+    cfg = load_config("paper")
+    good = obtain_dataset(cfg)
+    (path,) = tmp_path.glob("dataset-digits-*.npz")
+    path.write_bytes(b"not an npz")
+    again = obtain_dataset(cfg)
+    assert np.array_equal(again.x_test, good.x_test)
+    assert np.load(path)["x_test"].shape == good.x_test.shape
+
+
+def test_a_worker_builds_the_die_without_importing_sklearn(paper, cache_dir):
+    """What a sweep worker does once the parent has filled the cache: no scikit-learn import
+    (about 2 s per process)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from yieldmc.config import load_config; from yieldmc.die import DieModel; "
+            "DieModel.build(load_config('paper')); print('sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "YIELDMC_CACHE": str(cache_dir)})
+    assert done.stdout.strip() == "False"
