@@ -137,6 +137,7 @@ def die(
         "layers_affected": result.layers_affected,
         "solver_max_residual": result.solver_max_residual,
         "solver_converged": result.solver_converged,
+        "ideal_wire_solver_converged": ideal.solver_converged,
         "update_methods": result.methods,
     }
     if as_json:
@@ -150,6 +151,11 @@ def die(
                f"{result.n_stuck_on} ON, {result.n_stuck_off} OFF, layers {result.layers_affected})")
     typer.echo(f"    with IR drop               {result.accuracy:.4f}")
     typer.echo(f"    with ideal wires           {ideal.accuracy:.4f}")
+    for name, r in (("with IR drop", result), ("with ideal wires", ideal)):
+        if not r.solver_converged:
+            typer.echo(f"warning: a circuit solve of the die {name} stopped at relative residual "
+                       f"{r.solver_max_residual:.3g} above its tolerance: its accuracy is not trustworthy",
+                       err=True)
 
 
 @app.command()

@@ -35,6 +35,9 @@ ETA_MAX = 0.1
 #: below 2^-40 = 1e-12 of Newton's is no progress: the input stalls).
 ARMIJO = 1e-4
 MAX_HALVINGS = 40
+#: Relative residual below which Newton is in its quadratic basin: two steps there that do
+#: not halve the residual mean the round-off floor is reached, and the input stalls.
+BASIN = 1e-8
 
 
 @njit
@@ -166,6 +169,9 @@ def _asinh(u):
     ``log(|u| + sqrt(1 + u^2))``, whose rounding is then relative as well.
     """
     au = abs(u)
+    if au > 1e8:  # asinh(u) = log(2u) + 1/(4u^2) - ...: exact in double, and u*u cannot overflow
+        r = np.log(2.0 * au)
+        return r if u >= 0.0 else -r
     if au < 0.125:
         u2 = u * u
         return u * (1.0 + u2 * (-1.0 / 6.0 + u2 * (3.0 / 40.0 + u2 * (-5.0 / 112.0 + u2 * (
@@ -204,7 +210,7 @@ def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel
             a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
             for k in range(n_rhs):
                 u = x[i, j, k] * inv_a
-                gd = gij * np.sqrt(1.0 + u * u)
+                gd = gij * np.hypot(1.0, u)  # sqrt(1 + u^2) without overflow for huge u
                 s = np.sqrt(gd)
                 fv = f[i, j, k]
                 sd[i, j, k] = s
@@ -276,6 +282,10 @@ def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_c
     rel = np.zeros(n_rhs)
     active = np.ones(n_rhs, dtype=np.bool_)
     stalled = np.zeros(n_rhs, dtype=np.bool_)
+    seemed_done = np.zeros(n_rhs, dtype=np.bool_)  # the carried values said converged
+    refuted = np.zeros(n_rhs, dtype=np.int64)  # ...and a fresh A x said no
+    last_rel = np.full(n_rhs, np.inf)
+    slow = np.zeros(n_rhs, dtype=np.int64)  # steps in Newton's basin that did not halve rel
     tol2 = np.zeros(n_rhs)
     step = np.ones(n_rhs)
     trial = np.zeros(n_rhs)
@@ -289,6 +299,15 @@ def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_c
         merit = _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel)
         n_active = 0
         for k in range(n_rhs):
+            if fresh and seemed_done[k] and rel[k] > rtol:
+                refuted[k] += 1  # twice means the round-off floor is above rtol: stall
+                stalled[k] = stalled[k] or refuted[k] >= 2
+            seemed_done[k] = not fresh and rel[k] <= rtol
+            if active[k] and newton > 0 and not fresh:  # rel after this input's last step
+                if last_rel[k] < BASIN and rel[k] > 0.5 * last_rel[k]:
+                    slow[k] += 1  # Newton converges quadratically here: this is round-off
+                    stalled[k] = stalled[k] or slow[k] >= 2
+                last_rel[k] = rel[k]
             active[k] = not stalled[k] and rel[k] > rtol
             n_active += active[k]
         if n_active == 0 or newton >= max_newton:
