@@ -165,3 +165,19 @@ def test_spice_check_command(device, rows):
 def test_spice_check_refuses_bad_options(args, message):
     result = CliRunner().invoke(app, ["spice-check", *args])
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_a_failed_solve_is_reported_by_the_die_command(cache_env, monkeypatch):
+    import yieldmc.die
+    from yieldmc.circuit import solve_sinh_info
+
+    def one_step_for_die_arrays(*args, raise_on_failure=True, **kwargs):
+        return solve_sinh_info(*args, raise_on_failure=raise_on_failure,
+                               max_newton=50 if raise_on_failure else 1, **kwargs)
+
+    monkeypatch.setattr(yieldmc.die, "solve_sinh_info", one_step_for_die_arrays)
+    runner = CliRunner()
+    out = _json(runner.invoke(app, ["die", "--device", "sinh", "--json"], env=cache_env))
+    assert out["solver_converged"] is False and out["ideal_wire_solver_converged"] is False
+    text = runner.invoke(app, ["die", "--device", "sinh"], env=cache_env)
+    assert text.exit_code == 0 and text.stderr.count("warning: a circuit solve") == 2
