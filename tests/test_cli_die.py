@@ -178,6 +178,10 @@ def test_a_failed_solve_is_reported_by_the_die_command(cache_env, monkeypatch):
     monkeypatch.setattr(yieldmc.die, "solve_sinh_info", one_step_for_die_arrays)
     runner = CliRunner()
     out = _json(runner.invoke(app, ["die", "--device", "sinh", "--json"], env=cache_env))
+    # with ideal wires and no periphery the start is exact: nothing to fail
+    assert out["solver_converged"] is False and out["ideal_wire_solver_converged"] is True
+    periphery = ["die", "--device", "sinh", "--set", "wires.r_sense=10.0"]
+    out = _json(runner.invoke(app, [*periphery, "--json"], env=cache_env))
     assert out["solver_converged"] is False and out["ideal_wire_solver_converged"] is False
-    text = runner.invoke(app, ["die", "--device", "sinh"], env=cache_env)
+    text = runner.invoke(app, periphery, env=cache_env)
     assert text.exit_code == 0 and text.stderr.count("warning: a circuit solve") == 2
