@@ -210,7 +210,8 @@ def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel
             a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
             for k in range(n_rhs):
                 u = x[i, j, k] * inv_a
-                gd = gij * np.hypot(1.0, u)  # sqrt(1 + u^2) without overflow for huge u
+                au = abs(u)  # sqrt(1 + u^2), without overflowing u^2 (np.hypot: 15x slower)
+                gd = gij * (np.sqrt(1.0 + au * au) if au < 1e150 else au)
                 s = np.sqrt(gd)
                 fv = f[i, j, k]
                 sd[i, j, k] = s
