@@ -429,3 +429,14 @@ def test_a_worker_builds_the_die_without_importing_sklearn(paper, cache_dir):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "YIELDMC_CACHE": str(cache_dir)})
     assert done.stdout.strip() == "False"
+
+
+def test_an_unwritable_dataset_cache_costs_only_time(tmp_path, monkeypatch):
+    from yieldmc.die import obtain_dataset
+
+    cache = tmp_path / "full"
+    cache.mkdir()
+    monkeypatch.setenv("YIELDMC_CACHE", str(cache))
+    monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    data = obtain_dataset(load_config("paper"))
+    assert data.x_test.shape == (180, 64) and list(cache.iterdir()) == []

@@ -157,8 +157,11 @@ def obtain_dataset(config: Config) -> Dataset:
     import importlib.metadata
 
     n = config.network
-    load = lambda: load_dataset(n.dataset, path=n.data_path or None, test_size=n.test_size,  # noqa: E731
-                                seed=n.train_seed, upsample_to=n.upsample_to or None)
+
+    def load() -> Dataset:
+        return load_dataset(n.dataset, path=n.data_path or None, test_size=n.test_size,
+                            seed=n.train_seed, upsample_to=n.upsample_to or None)
+
     if n.dataset != "digits":
         return load()
     settings = {"format": _DATASET_CACHE_FORMAT, "test_size": n.test_size, "seed": n.train_seed,
@@ -175,11 +178,14 @@ def obtain_dataset(config: Config) -> Dataset:
     data = load()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
-                 y_test=data.y_test, image_shape=np.asarray(data.image_shape), name=data.name,
-                 n_classes=data.n_classes)
-    os.replace(tmp, path)  # atomic: concurrent workers never read half a file
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+                     y_test=data.y_test, image_shape=np.asarray(data.image_shape), name=data.name,
+                     n_classes=data.n_classes)
+        os.replace(tmp, path)  # atomic: concurrent workers never read half a file
+    except OSError:  # a read-only or full cache costs only the start-up time it would save
+        tmp.unlink(missing_ok=True)
     return data
 
 
