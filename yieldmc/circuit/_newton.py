@@ -274,8 +274,10 @@ def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_c
     the point it accepts, and ``A x`` is carried along (``A`` is linear). The carried
     ``A x`` drifts by round-off (far more after a large overshoot), so an input counts as
     converged only once a fresh ``A x`` confirms it; otherwise it iterates on.
-    An input whose line search finds no strict decrease stalls (the round-off floor or a
-    hopeless start) and stops with its residual.
+    An input stalls, and stops with its residual, when round-off rather than the
+    iteration sets it: its line search finds no strict decrease, two steps inside the
+    quadratic basin (``rel < BASIN``) fail to halve ``rel``, or a fresh ``A x`` refutes
+    its convergence twice.
     """
     m_rows, n_cols, n_rhs = x.shape
     w, f, sd, dinv, y, r, p, q, t_work = (bufs[0], bufs[1], bufs[2], bufs[3], bufs[4], bufs[5],
