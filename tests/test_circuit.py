@@ -210,3 +210,13 @@ def test_superposition(shape, seed, r, a, b):
     parts = a * solve(G, v1, r, r) + b * solve(G, v2, r, r)
     scale = max(np.abs(combined).max(), np.abs(parts).max(), 1e-30)
     assert np.max(np.abs(combined - parts)) <= 10 * ENGINE_RTOL * scale
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-245, 1e-160, 1e100])
+def test_tiny_and_huge_inputs_are_solved_not_waved_through(rng, scale):
+    """A few inputs take the CG path (not T); their squares could under- or overflow the
+    residual norms, which are therefore taken of v / 2^e (exact for a linear network)."""
+    G = random_conductances(rng, (6, 9))
+    v = rng.uniform(-1.0, 1.0, (2, 6)) * scale
+    assert rel_err(solve(G, v, 1.0, 1.0, r_sense=5.0),
+                   solve_reference(G, v, 1.0, 1.0, r_sense=5.0)) < ENGINE_RTOL

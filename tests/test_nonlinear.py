@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from tests.test_circuit import WIRES, random_conductances, rel_err
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_circuit import WIRES, random_conductances, rel_err, resistance, seeds, shapes
 from tests.tolerances import ENGINE_RTOL
 from yieldmc.circuit import _newton, solve, solve_sinh, solve_sinh_info, solve_sinh_reference
 from yieldmc.circuit.nonlinear import NEWTON_RTOL
@@ -277,3 +280,42 @@ def test_the_oracle_settles_with_kilo_ohm_periphery(rng):
     kw = {"r_driver": 1e3, "r_sense": 1e4}
     assert rel_err(solve_sinh(G, v, V0, 1.0, 1.0, **kw),
                    solve_sinh_reference(G, v, V0, 1.0, 1.0, **kw)) < ENGINE_RTOL
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, seed=seeds, r=st.one_of(st.just(0.0), st.floats(1e-3, 10.0)),
+       r_snk=st.one_of(st.just(0.0), st.floats(1e-3, 200.0)), v0=st.floats(0.05, 2.0),
+       scale=st.floats(0.0, 0.4))
+def test_property_newton_matches_the_oracle(shape, seed, r, r_snk, v0, scale):
+    """Resistances are 0 or >= 1 milliohm: the MNA oracle cannot stamp 1 / 1e-300 ohm."""
+    rng = np.random.default_rng(seed)
+    G = random_conductances(rng, shape)
+    v = rng.uniform(-scale, scale, (2, shape[0]))
+    ref = solve_sinh_reference(G, v, v0, r, r, r_sense=r_snk)
+    got, info = solve_sinh_info(G, v, v0, r, r, r_sense=r_snk)
+    assert info.converged
+    if np.abs(ref).max() > 0:
+        assert rel_err(got, ref) < ENGINE_RTOL
+    else:
+        assert np.array_equal(got, np.zeros_like(got))
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-245, 1e-160, 1e-3])
+def test_tiny_inputs_are_solved_not_waved_through(rng, scale):
+    """Squares of inputs below 1e-154 V underflow: norms are taken of v / 2^e, so a tiny
+    input is still solved to the tolerance (it once passed at its ideal-wire start)."""
+    G = random_conductances(rng, (6, 9))
+    v = rng.uniform(-1.0, 1.0, (2, 6)) * scale
+    got, info = solve_sinh_info(G, v, V0, 1.0, 1.0, r_sense=5.0)
+    assert info.converged and info.iterations >= 1
+    assert rel_err(got, solve_sinh_reference(G, v, V0, 1.0, 1.0, r_sense=5.0)) < ENGINE_RTOL
+
+
+def test_subnormal_inputs_give_finite_results(rng):
+    """Below 2.2e-308 V the inputs lose digits (so results cannot meet 1e-12), but the
+    scaling must not overflow: finite currents, and an honest residual."""
+    G = random_conductances(rng, (6, 9))
+    v = rng.uniform(-1.0, 1.0, (2, 6)) * 2.2e-313
+    got, info = solve_sinh_info(G, v, V0, 1.0, 1.0, r_sense=5.0, raise_on_failure=False)
+    assert np.all(np.isfinite(got)) and np.isfinite(info.max_residual)
+    assert np.all(np.isfinite(solve(G, v, 1.0, 1.0, r_sense=5.0)))

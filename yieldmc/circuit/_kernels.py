@@ -22,6 +22,8 @@ innermost (contiguous) axis so that every inner loop vectorises.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from yieldmc._numba import njit
@@ -259,11 +261,21 @@ def _solve_inputs(g, v, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, i_out
     for b0 in range(0, n_batch, block):
         nb = min(block, n_batch - b0)
         rhs, z, r, p, q = _views(buf, m_rows, n_cols, nb)
+        # Each input is solved as v / 2^e (2^e near max |v|): the network is linear, the
+        # power of two is exact, and squares of inputs below 1e-154 V cannot underflow
+        # the residual norms (which would pass any tolerance).
+        scale = np.empty(nb)
+        for k in range(nb):
+            biggest = 0.0
+            for i in range(m_rows):
+                biggest = max(biggest, abs(v[b0 + k, i]))
+            e = min(max(math.frexp(biggest)[1], -1021), 1021) if biggest > 0.0 else 0
+            scale[k] = math.ldexp(1.0, e)  # clamped: 1 / 2^e stays finite
         for i in range(m_rows):
             for j in range(n_cols):
                 s = sg[i, j]
                 for k in range(nb):
-                    rhs[i, j, k] = s * v[b0 + k, i]
+                    rhs[i, j, k] = s * (v[b0 + k, i] / scale[k])
         z[:] = rhs  # warm start: the ideal-wire solution
         rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q)
         for k in range(nb):
@@ -277,6 +289,9 @@ def _solve_inputs(g, v, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, i_out
                 s = sg[i, j]
                 for k in range(nb):
                     i_out[b0 + k, j] += s * z[i, j, k]
+        for j in range(n_cols):
+            for k in range(nb):
+                i_out[b0 + k, j] *= scale[k]
     return worst, most
 
 

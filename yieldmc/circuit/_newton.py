@@ -25,6 +25,8 @@ and are skipped.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from yieldmc._numba import njit
@@ -193,12 +195,31 @@ def _kvl(g, x, w, vt, v0, f):
 
 
 @njit
-def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel):
+def _input_scales(vt, scale, inv_scale):
+    """Per right-hand side, the power of two nearest ``max |v|`` and its inverse.
+
+    Norms and CG right-hand sides are taken of ``f / scale``: squares of inputs below
+    1e-154 V would underflow to 0 and pass any tolerance. A power of two scales exactly,
+    so ordinary inputs give the same bits as without scaling.
+    """
+    m_rows, n_rhs = vt.shape
+    for k in range(n_rhs):
+        biggest = 0.0
+        for i in range(m_rows):
+            biggest = max(biggest, abs(vt[i, k]))
+        e = min(max(math.frexp(biggest)[1], -1021), 1021) if biggest > 0.0 else 0
+        scale[k] = math.ldexp(1.0, e)  # clamped: 2^-e stays finite for subnormal inputs
+        inv_scale[k] = math.ldexp(1.0, -e)
+
+
+@njit
+def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, inv_scale, sd, dinv, r, rel):
     """The Newton step's scaled system at ``x`` with residual ``f = F(x)``.
 
     Writes ``sd = sqrt(gd)``, the Jacobi inverse ``dinv``, the right-hand side
-    ``r = -sd f`` and the relative residual ``rel[k] = |sd f| / |sd v|``; returns the
-    weighted merit ``|sd f|^2`` per right-hand side. Open cells (``G = 0``) get ``sd = 0``.
+    ``r = -sd f / scale`` and the relative residual ``rel[k] = |sd f| / |sd v|``; returns
+    the weighted merit ``|sd f / scale|^2`` per right-hand side. Open cells (``G = 0``)
+    get ``sd = 0``.
     """
     m_rows, n_cols, n_rhs = x.shape
     merit = np.zeros(n_rhs)
@@ -213,20 +234,21 @@ def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel
                 au = abs(u)  # sqrt(1 + u^2), without overflowing u^2 (np.hypot: 15x slower)
                 gd = gij * (np.sqrt(1.0 + au * au) if au < 1e150 else au)
                 s = np.sqrt(gd)
-                fv = f[i, j, k]
+                fv = f[i, j, k] * inv_scale[k]
+                vv = vt[i, k] * inv_scale[k]
                 sd[i, j, k] = s
                 dinv[i, j, k] = 1.0 / (1.0 + gd * a_ii)
                 r[i, j, k] = -s * fv
                 merit[k] += gd * fv * fv
-                bn2[k] += gd * vt[i, k] * vt[i, k]
+                bn2[k] += gd * vv * vv
     for k in range(n_rhs):
         rel[k] = np.sqrt(merit[k] / bn2[k]) if bn2[k] > 0.0 else np.sqrt(merit[k])
     return merit
 
 
 @njit
-def _trial(g, x, d, w, ad, vt, v0, sd, step, pending, f, out):
-    """``f = F(x + step d)`` and the weighted merit ``|sd f|^2`` of the pending right-hand sides.
+def _trial(g, x, d, w, ad, vt, v0, inv_scale, sd, step, pending, f, out):
+    """``f = F(x + step d)`` and the merit ``|sd f / scale|^2`` of the pending right-hand sides.
 
     ``A`` is linear, so ``A (x + t d) = w + t A d`` needs no wire pass.
     """
@@ -247,7 +269,8 @@ def _trial(g, x, d, w, ad, vt, v0, sd, step, pending, f, out):
                           + (w[i, j, k] + t * ad[i, j, k]) - vt[i, k])
                     f[i, j, k] = fv
                     s = sd[i, j, k]
-                    out[k] += s * s * fv * fv
+                    fs = fv * inv_scale[k]  # scale first: inv_scale^2 alone may overflow
+                    out[k] += s * s * (fs * fs)
 
 
 @njit
@@ -293,13 +316,17 @@ def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_c
     step = np.ones(n_rhs)
     trial = np.zeros(n_rhs)
     pending = np.zeros(n_rhs, dtype=np.bool_)
+    scale = np.empty(n_rhs)
+    inv_scale = np.empty(n_rhs)
+    _input_scales(vt, scale, inv_scale)
     newton = 0
     cg_total = 0
     _wire_drops(x, r_drv, r_row, r_col, r_snk, w)
     _kvl(g, x, w, vt, v0, f)
     fresh = True  # are w and f computed from scratch at the current x?
     while True:
-        merit = _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, sd, dinv, r, rel)
+        merit = _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, inv_scale, sd, dinv,
+                               r, rel)
         n_active = 0
         for k in range(n_rhs):
             if fresh and seemed_done[k] and rel[k] > rtol:
@@ -335,16 +362,16 @@ def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_c
                 tol2[k] = eta * eta * merit[k]
         cg_total += _cg_scaled(sd, dinv, r_drv, r_row, r_col, r_snk, tol2, active, max_cg,
                                y, r, p, q, t_work)
-        for i in range(m_rows):  # the step d = sd * y, kept in y; A d in q
+        for i in range(m_rows):  # the step d = scale * sd * y, kept in y; A d in q
             for j in range(n_cols):
                 for k in range(n_rhs):
-                    y[i, j, k] = sd[i, j, k] * y[i, j, k] if active[k] else 0.0
+                    y[i, j, k] = scale[k] * (sd[i, j, k] * y[i, j, k]) if active[k] else 0.0
         _wire_drops(y, r_drv, r_row, r_col, r_snk, q)
         for k in range(n_rhs):
             step[k] = 1.0
             pending[k] = active[k]
         for _ in range(MAX_HALVINGS):
-            _trial(g, x, y, w, q, vt, v0, sd, step, pending, f, trial)
+            _trial(g, x, y, w, q, vt, v0, inv_scale, sd, step, pending, f, trial)
             n_pending = 0
             for k in range(n_rhs):
                 if pending[k]:
