@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 from yieldmc import defects
+from yieldmc.atomic import atomic_path
 from yieldmc.circuit import solve_sinh_info, transfer_matrix_info
 from yieldmc.circuit.update import faulty_transfer
 from yieldmc.config import Config, WireConfig
@@ -177,15 +178,13 @@ def obtain_dataset(config: Config) -> Dataset:
         pass
     data = load()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
+    try:  # atomic: concurrent workers never read half a file
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
                      y_test=data.y_test, image_shape=np.asarray(data.image_shape), name=data.name,
                      n_classes=data.n_classes)
-        os.replace(tmp, path)  # atomic: concurrent workers never read half a file
     except OSError:  # a read-only or full cache costs only the start-up time it would save
-        tmp.unlink(missing_ok=True)
+        pass
     return data
 
 

@@ -33,8 +33,6 @@ single source of truth.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -42,7 +40,7 @@ import os
 import platform
 import re
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,6 +53,7 @@ import pyarrow.parquet as pq
 
 import yieldmc
 from yieldmc import schema
+from yieldmc.atomic import atomic_path, atomic_write_bytes, sha256_file
 from yieldmc.errors import ConfigError, YieldmcError
 
 log = logging.getLogger(__name__)
@@ -79,69 +78,16 @@ _GENERATED_KEYS = ("format_version", "run_id", "status", "created", "updated", "
                    "n_chunks", "versions", "resumed", "summary")
 
 
-# --- atomic files -------------------------------------------------------------------------
+# --- files -----------------------------------------------------------------------------
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file, or a directory's entries, to disk (directories only on POSIX)."""
-    if path.is_dir() and os.name != "posix":  # pragma: no cover - Windows cannot open directories
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success, move it onto ``path`` atomically.
-
-    The temporary name is ``.<name>.<random>.tmp`` in the same directory (hidden, so
-    ``pyarrow.dataset`` and globbing for ``*.parquet`` never see it). When the block exits
-    normally the file is fsynced and ``os.replace`` d onto ``path`` (then the directory is
-    fsynced); on any exception the temporary file is removed and ``path`` is left as it was.
-
-    >>> with atomic_path("out/table.parquet") as tmp:  # doctest: +SKIP
-    ...     pq.write_table(table, tmp)
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield tmp
-        if fsync:
-            _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if fsync:
-        _fsync(path.parent)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (readers see the old or the new file, never half)."""
-    with atomic_path(path, fsync=fsync) as tmp, open(tmp, "wb") as fh:
-        fh.write(data)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, fsync: bool = True) -> None:
     """Write ``obj`` as indented, key-sorted JSON atomically (numpy scalars and arrays allowed)."""
     text = json.dumps(obj, indent=2, sort_keys=True, default=schema._json_default)
     atomic_write_bytes(path, (text + "\n").encode(), fsync=fsync)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_json(path: Path) -> dict:
