@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 import yieldmc
 import yieldmc.circuit.solver as solver_mod
+from _machine import cpu_model, git_commit
 from yieldmc.circuit import _kernels, solve_reference, transfer_matrix, transfer_matrix_info
 from yieldmc.circuit.reference import _assemble
 from yieldmc.spice import netlist, ngspice_path, run_ngspice
@@ -477,21 +478,10 @@ def _caches() -> dict:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=False, cwd=Path(__file__).resolve().parent).stdout.strip()
-    except OSError:
-        commit = ""
-    return {"cpu_model": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__,
             "numba": numba.__version__, "scipy": scipy.__version__,
-            "yieldmc": yieldmc.__version__, "ngspice": ngspice_version(), "git_commit": commit,
+            "yieldmc": yieldmc.__version__, "ngspice": ngspice_version(), "git_commit": git_commit(),
             "caches": _caches(), "environment": {k: v for k, v in os.environ.items()
                                                  if k.startswith(("OPENBLAS", "OMP", "MKL",
                                                                   "NUMBA", "MALLOC"))},

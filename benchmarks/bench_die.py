@@ -36,7 +36,6 @@ import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -47,6 +46,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 import yieldmc  # noqa: E402
+from _machine import cpu_model, git_commit, pin_one_core  # noqa: E402
 from yieldmc.circuit.update import faulty_transfer  # noqa: E402
 from yieldmc.config import load_config  # noqa: E402
 from yieldmc.die import DieModel  # noqa: E402
@@ -61,28 +61,12 @@ CASES = {
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                check=False, cwd=ROOT).stdout.strip()
-    except OSError:
-        commit = ""
-    return {"cpu_model": cpu, "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "yieldmc": yieldmc.__version__, "git_commit": commit,
+            "numba": numba.__version__, "yieldmc": yieldmc.__version__, "git_commit": git_commit(),
             "pinned_cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "numba_threads": numba.config.NUMBA_NUM_THREADS,
             "loadavg_start": list(os.getloadavg())}
-
-
-def pin_one_core() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 
 def pieces(model: DieModel, die: int, x: np.ndarray) -> tuple[float, float, float, list[float]]:

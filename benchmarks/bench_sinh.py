@@ -41,8 +41,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_die import machine, pin_one_core  # noqa: E402
+from _machine import pin_one_core  # noqa: E402  (scripts run from benchmarks/: on sys.path)
+from bench_die import machine  # noqa: E402
 
 from yieldmc.circuit import _newton, solve_sinh, solve_sinh_reference  # noqa: E402
 from yieldmc.circuit.nonlinear import NEWTON_MAX_ITER, NEWTON_RTOL  # noqa: E402

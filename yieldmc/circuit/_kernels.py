@@ -195,6 +195,13 @@ def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q):
 
 
 @njit
+def _pow2_exponent(x):
+    """Exponent ``e`` of the power of two just above ``|x|`` (0 for ``x = 0``), clamped to
+    +-1021 so that ``2^e`` and ``2^-e`` are finite: dividing by ``2^e`` is exact."""
+    return min(max(math.frexp(x)[1], -1021), 1021) if x != 0.0 else 0
+
+
+@njit
 def _workspace(m_rows, n_cols, n_rhs):
     """One flat buffer for rhs, z, r, p, q of up to ``n_rhs`` right-hand sides."""
     return np.empty(5 * m_rows * n_cols * max(n_rhs, 1))
@@ -269,8 +276,7 @@ def _solve_inputs(g, v, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, i_out
             biggest = 0.0
             for i in range(m_rows):
                 biggest = max(biggest, abs(v[b0 + k, i]))
-            e = min(max(math.frexp(biggest)[1], -1021), 1021) if biggest > 0.0 else 0
-            scale[k] = math.ldexp(1.0, e)  # clamped: 1 / 2^e stays finite
+            scale[k] = math.ldexp(1.0, _pow2_exponent(biggest))
         for i in range(m_rows):
             for j in range(n_cols):
                 s = sg[i, j]

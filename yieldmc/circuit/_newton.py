@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from yieldmc._numba import njit
+from yieldmc.circuit._kernels import _pow2_exponent
 
 #: Largest CG relative tolerance of a Newton step (far from the solution).
 ETA_MAX = 0.1
@@ -207,8 +208,8 @@ def _input_scales(vt, scale, inv_scale):
         biggest = 0.0
         for i in range(m_rows):
             biggest = max(biggest, abs(vt[i, k]))
-        e = min(max(math.frexp(biggest)[1], -1021), 1021) if biggest > 0.0 else 0
-        scale[k] = math.ldexp(1.0, e)  # clamped: 2^-e stays finite for subnormal inputs
+        e = _pow2_exponent(biggest)
+        scale[k] = math.ldexp(1.0, e)
         inv_scale[k] = math.ldexp(1.0, -e)
 
 
