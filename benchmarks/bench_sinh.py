@@ -38,6 +38,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
@@ -73,6 +74,68 @@ def newton_stats(G: np.ndarray, v: np.ndarray, v0: float, warm_previous: bool, r
             "max_residual": float(rel.max())}
 
 
+def residual_trace(G: np.ndarray, v: np.ndarray, v0: float, warm_previous: bool) -> dict:
+    """Largest and median relative residual over the inputs after 0, 1, 2, 3 Newton steps."""
+    out = {}
+    for steps in range(4):
+        i_out, rel = np.empty((len(v), G.shape[1])), np.empty(len(v))
+        _newton._solve_sinh_inputs(G, np.ascontiguousarray(v), v0, 0.0, 1.0, 1.0, 0.0, NEWTON_RTOL,
+                                   steps, SOLVER_MAX_ITER, RHS_BLOCK, warm_previous, i_out, rel,
+                                   np.zeros(len(v), dtype=np.int64))
+        out[steps] = {"max": float(rel.max()), "median": float(np.median(rel))}
+    return out
+
+
+@numba.njit
+def _loop(fn, u, out):
+    for i in range(u.size):
+        out[i] = fn(u[i])
+
+
+@numba.njit
+def _np_arcsinh(x):
+    return np.arcsinh(x)
+
+
+@numba.njit
+def _np_log(x):
+    return np.log(1.0 + abs(x))  # a positive argument, as in the kernels (log of < 0 is slow)
+
+
+@numba.njit
+def _np_exp(x):
+    return np.exp(x)
+
+
+def kernel_costs(G: np.ndarray, v: np.ndarray, v0: float, repeats: int) -> dict:
+    """ns per (cell, input) of each piece of a Newton step on one block, and ns per call
+    of the transcendental functions (compiled loops over 1e6 values in [-0.9, 0.9])."""
+    m, n = G.shape
+    vt = np.ascontiguousarray(v[:RHS_BLOCK].T)
+    k = vt.shape[1]
+    x = (G * v0)[:, :, None] * np.sinh(vt[:, None, :] / v0)
+    w, f, sd, dinv, r, q, t = (np.empty_like(x) for _ in range(7))
+    ones, pending, trial = np.ones(k), np.ones(k, dtype=np.bool_), np.zeros(k)
+    rel = np.empty(k)
+    calls = {
+        "wire_pass": lambda: _newton._wire_drops(x, 0.0, 1.0, 1.0, 0.0, w),
+        "residual_F_asinh": lambda: _newton._kvl(G, x, w, vt, v0, f),
+        "scaled_system": lambda: _newton._scaled_system(G, x, f, vt, v0, 0.0, 1.0, 1.0, 0.0, ones,
+                                                        sd, dinv, r, rel),
+        "line_search_trial": lambda: _newton._trial(G, x, 1e-3 * x, w, 1e-3 * w, vt, v0, ones, sd,
+                                                    ones, pending, f, trial),
+        "cg_matrix_product": lambda: _newton._apply_scaled(x, sd, 0.0, 1.0, 1.0, 0.0, t, q),
+    }
+    pairs = m * n * k
+    out = {name: timed(fn, repeats) / pairs * 1e9 for name, fn in calls.items()}
+    u = np.random.default_rng(1).uniform(-0.9, 0.9, 1_000_000)
+    o = np.empty_like(u)
+    for name, fn in (("np.arcsinh", _np_arcsinh), ("kernel _asinh", _newton._asinh),
+                     ("np.log", _np_log), ("np.exp", _np_exp)):
+        out[f"call {name}"] = timed(lambda: _loop(fn, u, o), repeats) / u.size * 1e9
+    return out
+
+
 def timed(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -106,7 +169,6 @@ def main() -> int:
             for d in range(2):
                 model.simulate(d)
         samples = {name: np.empty((repeats, n_dies)) for name in models}
-        newton_steps = []
         for r in range(repeats):
             for name, model in models.items():
                 for d in range(n_dies):
@@ -129,6 +191,9 @@ def main() -> int:
         newton = {f"{inputs}/{start}": newton_stats(G0, v, v0, start == "previous", repeats)
                   for inputs, v in (("images", v_img), ("ramp", ramp))
                   for start in ("ideal", "previous")}
+        trace = {start: residual_trace(G0, v_img, v0, start == "previous")
+                 for start in ("ideal", "previous")}
+        kernels = kernel_costs(G0, v_img, v0, repeats)
 
         rng = np.random.default_rng(0)
         G = np.exp(rng.uniform(np.log(1e-6), np.log(1e-4), (16, 16)))
@@ -160,13 +225,15 @@ def main() -> int:
     info["loadavg_end"] = list(os.getloadavg())
     report = {
         "benchmark": "sinh",
-        "command": "python benchmarks/bench_sinh.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/bench_sinh.py" + (" --quick" if args.quick else "")
+                   + (" --large" if args.large else ""),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": info,
         "settings": {"preset": "paper", "images": int(len(x)), "dies": n_dies, "repeats": repeats,
                      "v0": v0, "newton_rtol": NEWTON_RTOL, "rhs_block": RHS_BLOCK,
                      "statistic": "per die: fastest of the repeats; per case: median over dies"},
-        "die": die, "sinh_over_linear": ratio, "newton": newton, "oracle": oracle, "large": large,
+        "die": die, "sinh_over_linear": ratio, "newton": newton, "residual_after_steps": trace,
+        "kernel_ns_per_pair": kernels, "oracle": oracle, "large": large,
         "samples_ms": {name: (s * 1e3).round(4).tolist() for name, s in samples.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +249,14 @@ def main() -> int:
     for name, res in newton.items():
         print(f"{name:<20} {res['ms']:>8.2f} {res['newton_steps_max']:>6} "
               f"{res['cg_iterations_per_block']:>9.1f} {res['max_residual']:>9.1e}")
+    print("64x16, 180 images, relative residual after 0/1/2/3 Newton steps, max (median):")
+    for start, tr in trace.items():
+        print(f"  {start:<9} " + " / ".join(f"{tr[k]['max']:.1e} ({tr[k]['median']:.1e})"
+                                            for k in range(4)))
+    print("ns per (cell, image): " + ", ".join(f"{k} {v:.1f}" for k, v in kernels.items()
+                                              if not k.startswith("call")))
+    print("ns per call: " + ", ".join(f"{k[5:]} {v:.1f}" for k, v in kernels.items()
+                                      if k.startswith("call")))
     line = (f"16x16: error vs scipy oracle {oracle['error_vs_scipy']:.1e}, "
             f"{oracle['x_scipy']:.0f}x faster")
     if "x_ngspice" in oracle:
