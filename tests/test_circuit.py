@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
-from tests.tolerances import ENGINE_RTOL
+from tests.tolerances import ENGINE_RTOL, SUBNORMAL_STEP
 from yieldmc.circuit import (
     node_voltages_reference,
     solve,
@@ -42,6 +42,46 @@ def random_conductances(rng, shape, stuck=0.15):
 
 def rel_err(a, b):
     return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+def assert_matches_oracle(got, ref, m_rows):
+    """``|got - ref| <= ENGINE_RTOL max |ref|`` plus ``M + 1`` subnormal steps (SUBNORMAL_STEP)."""
+    err = np.abs(got - ref).max(initial=0.0)
+    allowed = ENGINE_RTOL * np.abs(ref).max(initial=0.0) + (m_rows + 1) * SUBNORMAL_STEP
+    assert err <= allowed, (err, allowed)
+
+
+#: The smallest subnormal and the smallest normal double (V).
+TINY, SMALLEST_NORMAL = 5e-324, 2.2250738585072014e-308
+#: Where the scaling-law tests move each tiny input: its largest entry near 2^-600 V (currents
+#: and every intermediate of the solvers are then normal numbers, and sinh(v/v0) = v/v0).
+UP = -600
+
+
+def tiny_batch(rng, m_rows, n_batch=42):
+    """``n_batch`` inputs (two solver blocks of 32), ordinary ones and, in both blocks,
+    subnormal ones, the smallest normal and zero. Returns ``(v, tiny, k)``: the inputs,
+    the indices of the tiny ones, and for each input the exponent ``k`` with
+    ``ldexp(v, k)`` (exact) largest near 2^UP (``k = 0`` for ordinary and zero inputs)."""
+    v = rng.uniform(-0.2, 0.2, (n_batch, m_rows))
+    rows = {
+        1: np.full(m_rows, TINY),  # every row at 5e-324 V
+        2: np.eye(m_rows)[0] * TINY,  # a single row at 5e-324 V
+        3: np.full(m_rows, 2.3e-308),
+        4: np.eye(m_rows)[-1] * SMALLEST_NORMAL,
+        6: np.ldexp(rng.uniform(-1.0, 1.0, m_rows), -1030),  # a few digits left each
+        7: np.ldexp(rng.uniform(0.0, 1.0, m_rows), -1060),
+        8: np.r_[TINY, rng.choice([-TINY, 0.0, TINY], m_rows - 1)],
+        9: np.ldexp(rng.uniform(-1.0, 1.0, m_rows), -1015),  # normal inputs, subnormal currents
+    }
+    v[[5, 37]] = 0.0
+    for i, row in rows.items():
+        v[i] = row
+        v[i + 32] = -row
+    tiny = np.array(sorted(rows) + [i + 32 for i in sorted(rows)])
+    k = np.zeros(n_batch, dtype=int)
+    k[tiny] = UP - np.frexp(np.abs(v[tiny]).max(axis=1))[1]
+    return v, tiny, k
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -220,3 +260,45 @@ def test_tiny_and_huge_inputs_are_solved_not_waved_through(rng, scale):
     v = rng.uniform(-1.0, 1.0, (2, 6)) * scale
     assert rel_err(solve(G, v, 1.0, 1.0, r_sense=5.0),
                    solve_reference(G, v, 1.0, 1.0, r_sense=5.0)) < ENGINE_RTOL
+
+
+@pytest.mark.parametrize("path, shape, wires", [
+    ("cg", (48, 44), (1.0, 1.0, 0.0, 5.0)),  # 40 inputs < min(M, N): the CG kernel, 2 blocks
+    ("cg", (48, 44), (20.0, 20.0, 10.0, 1000.0)),
+    ("transfer", (7, 13), (1.0, 1.0, 0.0, 5.0)),  # 40 inputs >= min(M, N): v @ T
+    ("ideal", (7, 13), (0.0, 0.0, 0.0, 0.0)),  # v @ G
+])
+def test_subnormal_inputs_linear_engine(rng, path, shape, wires):
+    """Inputs of 5e-324 V to 2.3e-308 V amid ordinary ones. The CG path solves each input
+    as v / 2^e and rounds its currents once: it obeys ``solve(G, v) = 2^-k solve(G, 2^k v)``
+    bit for bit. ``v @ T`` and ``v @ G`` round every subnormal product (numpy's matmul):
+    within M + 1 steps of 5e-324 A of that. All paths agree with the oracle."""
+    r_row, r_col, r_drv, r_snk = wires
+    G = random_conductances(rng, shape)
+    v, tiny, k = tiny_batch(rng, shape[0])
+    got = solve(G, v, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    up = solve(G, np.ldexp(v, k[:, None]), r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    scaled = np.ldexp(up, -k[:, None])
+    if path == "cg":
+        assert_array_equal(got, scaled)
+    else:
+        assert_matches_oracle(got, scaled, shape[0])
+        assert_array_equal(got[k == 0], up[k == 0])
+    assert np.count_nonzero(got[tiny]) > 0  # the test reaches currents above 0
+    assert_array_equal(got[[5, 37]], 0.0)
+    ref = solve_reference(G, v[tiny], r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    assert_matches_oracle(got[tiny], ref, shape[0])
+    ref_up = solve_reference(G, np.ldexp(v, k[:, None]), r_row, r_col, r_driver=r_drv,
+                             r_sense=r_snk)
+    assert rel_err(up, ref_up) < ENGINE_RTOL
+
+
+@pytest.mark.parametrize("value", [TINY, 1e-320, SMALLEST_NORMAL, 2.3e-308])
+def test_a_single_subnormal_input_linear_engine(rng, value):
+    """One input vector (the CG path) at 5e-324 V ... 2.3e-308 V on one row, and on all."""
+    G = random_conductances(rng, (6, 9)) * 1e3  # 1 mS - 0.1 S: 1e-320 V gives currents > 0
+    for v in (np.eye(6)[2] * value, np.full(6, value)):
+        k = UP - np.frexp(value)[1]
+        got = solve(G, v, 1.0, 1.0, r_sense=5.0)
+        assert_array_equal(got, np.ldexp(solve(G, np.ldexp(v, k), 1.0, 1.0, r_sense=5.0), -k))
+        assert_matches_oracle(got, solve_reference(G, v, 1.0, 1.0, r_sense=5.0), 6)

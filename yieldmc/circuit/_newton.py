@@ -21,6 +21,15 @@ three steps reach 1e-12; cells driven far into the exponential (v/v0 of tens) ma
 ideal-wire start overshoot by orders of magnitude and can need tens of steps, which the
 step cap turns into a reported failure. Zero conductances (open cells) carry no current
 and are skipped.
+
+Units: every input ``k`` is solved in units of ``s_k = 2^e`` near ``max |v|``: the kernels
+hold ``v / s``, ``x / s``, ``A x / s`` and ``F / s``, and the column currents are multiplied by
+``s`` once at the end. Only the device law sees ``s`` (``asinh(s u') / s``, see
+:func:`_asinh_scaled`); the Jacobian ``diag(1 / gd) + A`` does not change. Multiplying by a
+power of two is exact between 2.2e-308 and 1.8e308, so inputs whose currents stay in that
+range give the same bits as in volts and amperes. Tinier inputs need it: currents below
+2.2e-308 A are subnormal (for ``v = 5e-324`` V they round to 0), and no iterate held in
+amperes could meet the tolerance.
 """
 
 from __future__ import annotations
@@ -41,6 +50,9 @@ MAX_HALVINGS = 40
 #: Relative residual below which Newton is in its quadratic basin: two steps there that do
 #: not halve the residual mean the round-off floor is reached, and the input stalls.
 BASIN = 1e-8
+#: Below this ``|z|`` (2^-28) ``sinh(z)`` rounds to ``z`` (libm returns ``z`` itself), so the
+#: ideal-wire start can be formed from the scaled voltage without ``z``'s underflow.
+SINH_IS_IDENTITY = 2.0 ** -28
 
 
 @njit
@@ -184,24 +196,53 @@ def _asinh(u):
 
 
 @njit
-def _kvl(g, x, w, vt, v0, f):
-    """``f = F(x) = v0 asinh(x / a) + w - v`` (volts) for every cell; ``w = A x`` given."""
+def _asinh_scaled(us, s, inv_s):
+    """``asinh(s us) / s`` for a power of two ``s = 1 / inv_s``, to the precision of ``us``.
+
+    Where ``|s us| < 1/8`` this is ``us`` times :func:`_asinh`'s series factor, so a product
+    ``s us`` that underflows (the factor is then 1) costs no digits; elsewhere it is
+    ``_asinh(s us) * inv_s``. Both equal ``_asinh(s us) / s`` bit for bit while ``s us``
+    and the result are normal numbers.
+    """
+    u = s * us
+    if abs(u) < 0.125:
+        u2 = u * u
+        return us * (1.0 + u2 * (-1.0 / 6.0 + u2 * (3.0 / 40.0 + u2 * (-5.0 / 112.0 + u2 * (
+            35.0 / 1152.0 + u2 * (-63.0 / 2816.0 + u2 * (231.0 / 13312.0 + u2 * (-143.0 / 10240.0))))))))
+    return _asinh(u) * inv_s
+
+
+@njit
+def _kvl(g, x, w, vt, v0, f, scale=None):
+    """``f = F(x) = v0 asinh(x / a) + w - v`` for every cell; ``w = A x`` given.
+
+    ``x, w, vt, f`` are in units of ``scale[k]`` (A or V divided by it; default 1).
+    """
     m_rows, n_cols, n_rhs = x.shape
+    if scale is None:
+        s = np.ones(n_rhs)
+    else:
+        s = scale
+    inv_s = 1.0 / s  # exact: powers of two
     for i in range(m_rows):
         for j in range(n_cols):
             gij = g[i, j]
             inv_a = 1.0 / (gij * v0) if gij > 0.0 else 0.0
             for k in range(n_rhs):
-                f[i, j, k] = v0 * _asinh(x[i, j, k] * inv_a) + w[i, j, k] - vt[i, k] if gij > 0.0 else 0.0
+                f[i, j, k] = (v0 * _asinh_scaled(x[i, j, k] * inv_a, s[k], inv_s[k]) + w[i, j, k]
+                              - vt[i, k]) if gij > 0.0 else 0.0
 
 
 @njit
 def _input_scales(vt, scale, inv_scale):
     """Per right-hand side, the power of two nearest ``max |v|`` and its inverse.
 
-    Norms and CG right-hand sides are taken of ``f / scale``: squares of inputs below
-    1e-154 V would underflow to 0 and pass any tolerance. A power of two scales exactly,
-    so ordinary inputs give the same bits as without scaling.
+    The kernels work in units of ``scale`` (see the module docstring): squares of inputs
+    below 1e-154 V would underflow to 0 and pass any tolerance, and currents below
+    2.2e-308 A lose digits. A power of two scales exactly, so ordinary inputs give the same
+    bits as without scaling. ``|e| <= 1021`` keeps both finite: a subnormal input is then
+    solved at ``v * 2^1021 >= 2^-53``, which neither squares nor products with the
+    conductances take out of the normal range.
     """
     m_rows, n_rhs = vt.shape
     for k in range(n_rhs):
@@ -214,13 +255,13 @@ def _input_scales(vt, scale, inv_scale):
 
 
 @njit
-def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, inv_scale, sd, dinv, r, rel):
+def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, scale, sd, dinv, r, rel):
     """The Newton step's scaled system at ``x`` with residual ``f = F(x)``.
 
-    Writes ``sd = sqrt(gd)``, the Jacobi inverse ``dinv``, the right-hand side
-    ``r = -sd f / scale`` and the relative residual ``rel[k] = |sd f| / |sd v|``; returns
-    the weighted merit ``|sd f / scale|^2`` per right-hand side. Open cells (``G = 0``)
-    get ``sd = 0``.
+    ``x, f, vt`` are in units of ``scale[k]``. Writes ``sd = sqrt(gd)``, the Jacobi inverse
+    ``dinv``, the right-hand side ``r = -sd f`` and the relative residual
+    ``rel[k] = |sd f| / |sd v|``; returns the weighted merit ``|sd f|^2`` per right-hand
+    side. Open cells (``G = 0``) get ``sd = 0``.
     """
     m_rows, n_cols, n_rhs = x.shape
     merit = np.zeros(n_rhs)
@@ -231,12 +272,12 @@ def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, inv_scale, sd, d
             inv_a = 1.0 / (gij * v0) if gij > 0.0 else 0.0
             a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
             for k in range(n_rhs):
-                u = x[i, j, k] * inv_a
+                u = (x[i, j, k] * inv_a) * scale[k]  # x / a in units of 1 (may underflow: gd = G)
                 au = abs(u)  # sqrt(1 + u^2), without overflowing u^2 (np.hypot: 15x slower)
                 gd = gij * (np.sqrt(1.0 + au * au) if au < 1e150 else au)
                 s = np.sqrt(gd)
-                fv = f[i, j, k] * inv_scale[k]
-                vv = vt[i, k] * inv_scale[k]
+                fv = f[i, j, k]
+                vv = vt[i, k]
                 sd[i, j, k] = s
                 dinv[i, j, k] = 1.0 / (1.0 + gd * a_ii)
                 r[i, j, k] = -s * fv
@@ -248,12 +289,14 @@ def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, inv_scale, sd, d
 
 
 @njit
-def _trial(g, x, d, w, ad, vt, v0, inv_scale, sd, step, pending, f, out):
-    """``f = F(x + step d)`` and the merit ``|sd f / scale|^2`` of the pending right-hand sides.
+def _trial(g, x, d, w, ad, vt, v0, scale, sd, step, pending, f, out):
+    """``f = F(x + step d)`` and the merit ``|sd f|^2`` of the pending right-hand sides.
 
-    ``A`` is linear, so ``A (x + t d) = w + t A d`` needs no wire pass.
+    All of ``x, d, w, ad, vt, f`` are in units of ``scale[k]``. ``A`` is linear, so
+    ``A (x + t d) = w + t A d`` needs no wire pass.
     """
     m_rows, n_cols, n_rhs = x.shape
+    inv_s = 1.0 / scale  # exact: powers of two
     for k in range(n_rhs):
         if pending[k]:
             out[k] = 0.0
@@ -266,12 +309,12 @@ def _trial(g, x, d, w, ad, vt, v0, inv_scale, sd, step, pending, f, out):
             for k in range(n_rhs):
                 if pending[k]:
                     t = step[k]
-                    fv = (v0 * _asinh((x[i, j, k] + t * d[i, j, k]) * inv_a)
+                    us = (x[i, j, k] + t * d[i, j, k]) * inv_a
+                    fv = (v0 * _asinh_scaled(us, scale[k], inv_s[k])
                           + (w[i, j, k] + t * ad[i, j, k]) - vt[i, k])
                     f[i, j, k] = fv
                     s = sd[i, j, k]
-                    fs = fv * inv_scale[k]  # scale first: inv_scale^2 alone may overflow
-                    out[k] += s * s * (fs * fs)
+                    out[k] += s * s * (fv * fv)
 
 
 @njit
@@ -286,11 +329,12 @@ def _swap_drops(f, w, w_fresh):
 
 
 @njit
-def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_cg, x, bufs):
+def _newton_block(g, vt, scale, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_cg, x, bufs):
     """Damped inexact Newton for one block of right-hand sides.
 
     ``vt`` (M, K) holds the row voltages, ``x`` (M, N, K) the initial cell currents on
-    entry and the solution on exit; ``bufs`` is a (9, M, N, K) work array. Returns
+    entry and the solution on exit, both in units of the powers of two ``scale[k]``
+    (:func:`_input_scales`); ``bufs`` is a (9, M, N, K) work array. Returns
     ``(rel, newton_iterations, cg_iterations)`` with ``rel[k]`` the relative residual
     ``|sd F| / |sd v|`` at the returned ``x``, with ``A x`` recomputed from scratch.
 
@@ -317,16 +361,13 @@ def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_c
     step = np.ones(n_rhs)
     trial = np.zeros(n_rhs)
     pending = np.zeros(n_rhs, dtype=np.bool_)
-    scale = np.empty(n_rhs)
-    inv_scale = np.empty(n_rhs)
-    _input_scales(vt, scale, inv_scale)
     newton = 0
     cg_total = 0
     _wire_drops(x, r_drv, r_row, r_col, r_snk, w)
-    _kvl(g, x, w, vt, v0, f)
+    _kvl(g, x, w, vt, v0, f, scale)
     fresh = True  # are w and f computed from scratch at the current x?
     while True:
-        merit = _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, inv_scale, sd, dinv,
+        merit = _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, scale, sd, dinv,
                                r, rel)
         n_active = 0
         for k in range(n_rhs):
@@ -349,7 +390,7 @@ def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_c
             # without another asinh; a stalled input's f is a rejected trial's: redo all.
             if stalled.any():
                 _wire_drops(x, r_drv, r_row, r_col, r_snk, w)
-                _kvl(g, x, w, vt, v0, f)
+                _kvl(g, x, w, vt, v0, f, scale)
             else:
                 _wire_drops(x, r_drv, r_row, r_col, r_snk, t_work)
                 _swap_drops(f, w, t_work)
@@ -363,16 +404,16 @@ def _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_c
                 tol2[k] = eta * eta * merit[k]
         cg_total += _cg_scaled(sd, dinv, r_drv, r_row, r_col, r_snk, tol2, active, max_cg,
                                y, r, p, q, t_work)
-        for i in range(m_rows):  # the step d = scale * sd * y, kept in y; A d in q
+        for i in range(m_rows):  # the step d = sd * y, kept in y; A d in q
             for j in range(n_cols):
                 for k in range(n_rhs):
-                    y[i, j, k] = scale[k] * (sd[i, j, k] * y[i, j, k]) if active[k] else 0.0
+                    y[i, j, k] = sd[i, j, k] * y[i, j, k] if active[k] else 0.0
         _wire_drops(y, r_drv, r_row, r_col, r_snk, q)
         for k in range(n_rhs):
             step[k] = 1.0
             pending[k] = active[k]
         for _ in range(MAX_HALVINGS):
-            _trial(g, x, y, w, q, vt, v0, inv_scale, sd, step, pending, f, trial)
+            _trial(g, x, y, w, q, vt, v0, scale, sd, step, pending, f, trial)
             n_pending = 0
             for k in range(n_rhs):
                 if pending[k]:
@@ -412,7 +453,7 @@ def _solve_sinh_inputs(g, v, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, m
     n_batch = v.shape[0]
     cg_total = 0
     nb_max = min(block, n_batch)
-    w_prev = np.zeros((m_rows, n_cols, nb_max))
+    w_prev = np.zeros((m_rows, n_cols, nb_max))  # volts
     # One allocation for all blocks (fresh pages cost page faults); C-contiguous views.
     work = np.empty(10 * m_rows * n_cols * nb_max)
     for b0 in range(0, n_batch, block):
@@ -424,15 +465,29 @@ def _solve_sinh_inputs(g, v, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, m
         for i in range(m_rows):
             for k in range(nb):
                 vt[i, k] = v[b0 + k, i]
+        scale = np.empty(nb)
+        inv_scale = np.empty(nb)
+        _input_scales(vt, scale, inv_scale)
+        for i in range(m_rows):
+            for k in range(nb):
+                vt[i, k] *= inv_scale[k]  # from here on in units of scale[k]
         for i in range(m_rows):
             for j in range(n_cols):
                 a = g[i, j] * v0
                 for k in range(nb):
-                    x[i, j, k] = a * np.sinh((vt[i, k] - w_prev[i, j, k]) / v0)
-        rel, its, cg = _newton_block(g, vt, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton,
-                                     max_cg, x, bufs)
+                    ds = vt[i, k] - w_prev[i, j, k] * inv_scale[k]
+                    z = (ds * scale[k]) / v0
+                    if abs(z) < SINH_IS_IDENTITY:  # sinh(z) = z: keep the digits z may lack
+                        x[i, j, k] = a * (ds / v0)
+                    else:
+                        x[i, j, k] = (a * np.sinh(z)) * inv_scale[k]
+        rel, its, cg = _newton_block(g, vt, scale, v0, r_drv, r_row, r_col, r_snk, rtol,
+                                     max_newton, max_cg, x, bufs)
         if warm_previous:
-            w_prev[:, :, :nb] = bufs[0]
+            for i in range(m_rows):
+                for j in range(n_cols):
+                    for k in range(nb):
+                        w_prev[i, j, k] = bufs[0, i, j, k] * scale[k]
         cg_total += cg
         for k in range(nb):
             rel_out[b0 + k] = rel[k]
@@ -443,4 +498,7 @@ def _solve_sinh_inputs(g, v, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, m
             for j in range(n_cols):
                 for k in range(nb):
                     i_out[b0 + k, j] += x[i, j, k]
+        for k in range(nb):
+            for j in range(n_cols):
+                i_out[b0 + k, j] *= scale[k]  # one rounding, also into the subnormals
     return cg_total
