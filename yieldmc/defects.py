@@ -500,6 +500,41 @@ def sample_die(kind: str, shapes: Sequence[Sequence[int]], rng: SeedLike,
     return masks, params
 
 
+def die_label(masks: Sequence[np.ndarray], params: Sequence[Mapping[str, Any]]) -> str:
+    """The defect label of a die: the kind of the patterns that hit at least one cell.
+
+    A die with no stuck cell is ``"none"`` whatever was drawn: a severity-0 draw, a
+    ``row``/``column`` pattern that rounds to zero lines, an empty checkerboard region or
+    a disk between cell centres leave the die defect-free, and labelling it with the kind
+    asked for would credit that kind with a perfect die. The parameters themselves are
+    kept as drawn (the per-die table's ``defect_params``; docs/defects.md).
+
+    Parameters
+    ----------
+    masks : sequence of numpy.ndarray
+        The die's masks, one per array (as :func:`sample_die` returns them).
+    params : sequence of dict
+        The matching parameters (``params[i]["kind"]``).
+
+    Returns
+    -------
+    str
+        The kind of the arrays with a stuck cell (:func:`sample_die` draws one kind per
+        die; kinds written by hand that differ are joined with ``+`` in sorted order),
+        or ``"none"``.
+
+    >>> m, p = sample_die("row", [(8, 8), (8, 8)], 0, severity=0.0)
+    >>> p[0]["kind"], p[0]["rows"], die_label(m, p)
+    ('row', [], 'none')
+    >>> die_label(*sample_die("row", [(8, 8)], 0, severity=0.25))
+    'row'
+    """
+    if len(masks) != len(params):
+        raise ConfigError(f"{len(masks)} masks but {len(params)} parameter sets")
+    kinds = {p.get("kind", "none") for m, p in zip(masks, params) if np.any(m)} - {"none"}
+    return "+".join(sorted(kinds)) if kinds else "none"
+
+
 def apply(G: np.ndarray, mask: np.ndarray, g_on: float, g_off: float) -> np.ndarray:
     """Conductances with stuck cells forced: OFF cells get ``g_off``, ON cells ``g_on``.
 

@@ -92,9 +92,11 @@ class DieResult:
     die : int
         Die index within the run.
     defect_type : str
-        Kind actually drawn (``mixed`` resolves to a spatial kind; ``none``).
+        Kind actually drawn (``mixed`` resolves to a spatial kind); ``none`` when no cell
+        of the die is stuck, whatever was drawn (:func:`yieldmc.defects.die_label`).
     defect_params : list of dict
-        Pattern parameters per array (``{"kind": "none"}`` for unaffected arrays).
+        Pattern parameters per array, as drawn even when they hit no cell
+        (``{"kind": "none"}`` for unaffected arrays).
     layers_affected : list of int
         Layers with at least one stuck cell.
     n_stuck_on, n_stuck_off : int
@@ -357,9 +359,8 @@ class DieModel:
             converged &= info.converged
         n_on = sum(int(np.count_nonzero(m == defects.STUCK_ON)) for m in masks)
         n_off = sum(int(np.count_nonzero(m == defects.STUCK_OFF)) for m in masks)
-        kinds = {p["kind"] for p in params} - {"none"}
         summary = {
-            "defect_type": kinds.pop() if kinds else "none",
+            "defect_type": defects.die_label(masks, params),  # "none" when no cell is stuck
             "defect_params": params,
             "layers_affected": sorted({s.layer for s, m in zip(self.layout.arrays, masks) if m.any()}),
             "n_stuck_on": n_on,
