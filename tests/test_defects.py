@@ -18,6 +18,7 @@ from yieldmc.defects import (
     STUCK_OFF,
     STUCK_ON,
     apply,
+    die_label,
     fault_counts,
     mask,
     sample,
@@ -404,6 +405,31 @@ def test_none_kind_is_all_healthy():
     assert not any(m.any() for m in masks) and all(p == {"kind": "none"} for p in params)
 
 
+@pytest.mark.parametrize("kind, severity", [
+    ("row", 0.0), ("row", 0.05), ("column", 0.02), ("circular", 0.0), ("ring", 0.0),
+    ("checkerboard", 0.0), ("random", 0.0)])
+def test_a_die_whose_patterns_hit_no_cell_is_labelled_none(kind, severity):
+    """Severity 0, or row/column counts that round to zero lines (0.05 * 8, 0.02 * 20 < 0.5)."""
+    masks, params = sample_die(kind, REFERENCE_DIE[1:], die_generator(28, 0), severity=severity)
+    assert not any(m.any() for m in masks)
+    assert {p["kind"] for p in params} == {kind}  # parameters are kept as drawn
+    assert die_label(masks, params) == "none"
+
+
+def test_die_label_is_the_kind_of_the_arrays_that_hit_cells():
+    for d in range(20):
+        masks, params = sample_die("mixed", REFERENCE_DIE, die_generator(29, d),
+                                   severity=(0.0, 0.05))
+        kind = params[0]["kind"]
+        expected = kind if any(m.any() for m in masks) else "none"
+        assert die_label(masks, params) == expected
+    masks, params = sample_die("row", REFERENCE_DIE, die_generator(29, 0), severity=0.2,
+                               affected=[2])
+    assert die_label(masks, params) == "row"  # one affected array is enough
+    with pytest.raises(ConfigError, match="masks"):
+        die_label(masks[:2], params)
+
+
 # ----------------------------------------------------------------------------- apply
 def test_apply_forces_stuck_cells_and_keeps_the_rest():
     rng = np.random.default_rng(27)
@@ -478,3 +504,27 @@ def test_gallery_writes_a_png_with_both_stuck_colours(tmp_path):
     for colour in (ON_COLOUR, OFF_COLOUR):
         target = np.array([int(colour[k:k + 2], 16) / 255 for k in (1, 3, 5)])
         assert (np.abs(rgb - target).max(axis=-1) < 0.02).sum() > 100, colour
+
+
+@pytest.mark.parametrize("suffix, magic", [
+    (".svg", (b"<?xml", b"<svg")), (".pdf", (b"%PDF",)), (".png", (b"\x89PNG\r\n\x1a\n",)),
+    (".PDF", (b"%PDF",)), (".jpg", (b"\xff\xd8\xff",))])
+def test_gallery_writes_the_format_its_suffix_names(tmp_path, suffix, magic):
+    from yieldmc.gallery import plot_gallery
+
+    out = plot_gallery(tmp_path / "sub" / f"g{suffix}", shape=(8, 8), n_examples=1, seed=3)
+    assert out == tmp_path / "sub" / f"g{suffix}"
+    assert out.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["g.xyz", "gallery", "g.pgf"])
+def test_gallery_refuses_a_suffix_that_names_no_format(tmp_path, name):
+    from yieldmc.gallery import image_formats, plot_gallery
+
+    with pytest.raises(ConfigError) as info:
+        plot_gallery(tmp_path / "new" / name, shape=(8, 8), n_examples=1)
+    message = str(info.value)
+    assert "\n" not in message and name in message
+    assert all(f".{f}" in message for f in ("png", "svg", "pdf"))
+    assert set(image_formats()) >= {"png", "svg", "pdf", "eps", "jpg"}
+    assert not (tmp_path / "new").exists()  # refused before anything is written

@@ -75,6 +75,28 @@ def test_study_refuses_to_overwrite(study):
         run_study(out, TINY, log=lambda m: None)
 
 
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_study_refuses_an_out_that_is_a_file_before_simulating(tmp_path, monkeypatch, where):
+    from yieldmc.die import DieModel
+    from yieldmc.errors import ConfigError
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("the study started simulating")
+
+    monkeypatch.setattr(DieModel, "build", no_simulation)
+    monkeypatch.setattr(DieModel, "__init__", no_simulation)
+    (tmp_path / "results.csv").write_text("keep me\n")
+    out = tmp_path / "results.csv" / "paper" if where == "under_file" else tmp_path / "results.csv"
+    with pytest.raises(ConfigError) as info:
+        run_study(out, TINY, log=lambda m: None)
+    message = str(info.value)
+    assert "\n" not in message and "results.csv" in message and "is a file" in message
+    assert (tmp_path / "results.csv").read_text() == "keep me\n"
+    result = CliRunner().invoke(app, ["reproduce", "--quick", "--out", str(out)])
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert "is a file" in result.output
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "r"

@@ -1,8 +1,9 @@
 """A picture of every defect kind: rows are kinds, columns are example dies.
 
-``yieldmc gallery --out docs/img/defect_gallery.png`` calls :func:`plot_gallery`.
-The figure is drawn on matplotlib's Agg canvas directly (no pyplot, no global state),
-so it works headless and inside worker processes.
+``yieldmc gallery --out docs/img/defect_gallery.png`` calls :func:`plot_gallery`; the
+file's suffix chooses the format (``.png``, ``.svg``, ``.pdf``, ...: :func:`image_formats`).
+The figure is drawn on a matplotlib canvas directly (no pyplot, no global state), so it
+works headless and inside worker processes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from os import PathLike
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
@@ -20,13 +22,36 @@ from yieldmc.defects import KINDS, STUCK_OFF, STUCK_ON, sample
 from yieldmc.errors import ConfigError
 from yieldmc.rng import die_generator
 
+#: matplotlib formats that are no image file a viewer opens, or need LaTeX.
+_NOT_IMAGES = frozenset({"pgf", "raw", "rgba"})
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 HEALTHY_COLOUR, OFF_COLOUR, ON_COLOUR = "#e6e6e6", "#0072b2", "#d55e00"
 
 
+def image_formats() -> dict[str, str]:
+    """``{suffix without the dot: description}`` of every format :func:`plot_gallery` writes.
+
+    The image formats of matplotlib's canvases (png, svg, pdf, eps, ps, jpg, tif, webp,
+    ...), less pgf (needs a LaTeX installation) and raw/rgba (headerless pixel dumps).
+    """
+    return {k: v for k, v in FigureCanvasBase.get_supported_filetypes().items()
+            if k not in _NOT_IMAGES}
+
+
+def _format_of(path: Path) -> str:
+    """The image format ``path``'s suffix names; ConfigError when there is none we write."""
+    fmt = path.suffix[1:].lower()
+    formats = image_formats()
+    if fmt not in formats:
+        given = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
+        raise ConfigError(f"gallery file {str(path)!r} has {given}, which names no image format; "
+                          f"use one of: {', '.join('.' + f for f in sorted(formats))}")
+    return fmt
+
+
 def plot_gallery(out_path: str | PathLike, shape: tuple[int, int] = (32, 32),
                  n_examples: int = 4, seed: int = 0, dpi: int = 110) -> Path:
-    """Write a PNG grid of example masks for every defect kind.
+    """Write an image grid of example masks for every defect kind.
 
     Example ``e`` of each kind is the draw of die ``e`` of root seed ``seed``
     (default ranges, ``severity=None``, per-cell ON/OFF with ``on_fraction=0.5``).
@@ -34,7 +59,8 @@ def plot_gallery(out_path: str | PathLike, shape: tuple[int, int] = (32, 32),
     Parameters
     ----------
     out_path : str or path-like
-        PNG file to write; its folder is created if needed.
+        Image file to write, in the format its suffix names (``.png``, ``.svg``, ``.pdf``,
+        ...; :func:`image_formats`); its folder is created if needed.
     shape : (int, int)
         Array shape (rows, columns) of every example.
     n_examples : int
@@ -42,13 +68,21 @@ def plot_gallery(out_path: str | PathLike, shape: tuple[int, int] = (32, 32),
     seed : int
         Root seed of the example dies.
     dpi : int
-        Resolution of the PNG.
+        Resolution of raster formats (PNG, JPEG, ...), dots per inch.
 
     Returns
     -------
     pathlib.Path
         The file written.
+
+    Raises
+    ------
+    ConfigError
+        ``n_examples`` below 1, or a suffix that names no format (the message lists them),
+        both before anything is drawn or written.
     """
+    out = Path(out_path)
+    fmt = _format_of(out)
     if int(n_examples) != n_examples or n_examples < 1:
         raise ConfigError(f"n_examples must be an integer >= 1, got {n_examples!r}")
     rows, cols = len(KINDS), int(n_examples)
@@ -89,7 +123,6 @@ def plot_gallery(out_path: str | PathLike, shape: tuple[int, int] = (32, 32),
     fig.suptitle(f"yieldmc defect kinds on a {shape[0]}x{shape[1]} array "
                  f"(default ranges, die seeds [{seed}, 0..{cols - 1}])",
                  fontsize=11, y=1 - 0.08 / height, va="top")
-    out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png", facecolor="white")
+    fig.savefig(out, format=fmt, facecolor="white")  # savefig picks the canvas of the format
     return out

@@ -109,14 +109,32 @@ class _Correctors:
         return self._fitted[k]
 
 
+def _check_out_dir(out: Path) -> None:
+    """Refuse an ``out`` that is a file or lies under one, before any work (one-line ConfigError)."""
+    for path in (out, *out.parents):
+        if path.is_dir():
+            return
+        if path.exists() or path.is_symlink():  # a file, or a link to nothing / to a file
+            where = "is a file" if path == out else f"lies under {str(path)!r}, which is a file"
+            raise ConfigError(f"--out {str(out)!r} {where}; the study writes a directory of files there")
+
+
 def run_study(out: str | Path, settings: StudySettings | None = None, config: Config | None = None,
               *, overwrite: bool = False, log=print) -> dict[str, Any]:
     """Run the whole study and write its files into ``out`` (see module docstring).
 
     BLAS is limited to one thread: the correctors' matrices are small, and threads only
     oversubscribe the cores (measured 10-30x slower fits with the default threads).
+
+    Raises
+    ------
+    ConfigError
+        Before any simulation: ``out`` is a file or lies under one, or already holds study
+        results and ``overwrite`` is false.
     """
     from threadpoolctl import threadpool_limits
+
+    _check_out_dir(Path(out))
 
     with threadpool_limits(1):
         return _run_study(out, settings, config, overwrite=overwrite, log=log)
