@@ -1,0 +1,201 @@
+"""Compiled defect sampling for a chunk of dies: the same masks as :mod:`yieldmc.defects`.
+
+One numba call draws the defects of many dies (``prange`` over dies) from their
+counter-based streams (:mod:`yieldmc.engine.streams`). Die ``d``'s masks and parameters
+are bit for bit those of the readable path run on the same stream::
+
+    masks, params = sample_chunk("mixed", shapes, seed, dies, severity=(0.005, 0.05))
+    m_ref, p_ref = defects.sample_die("mixed", shapes, DieStream(seed, dies[i]),
+                                      severity=(0.005, 0.05))
+    die_masks(masks, params, i)   # == m_ref, array by array
+    die_params(params, i)         # == p_ref, dict by dict (same keys, order and types)
+
+(``defects.sample_die`` needs ``yieldmc.rng.as_generator`` to pass a :class:`DieStream`
+through unchanged.) Masks come back as one ``int8`` row per die, the arrays concatenated
+flat (cell ``i * N + j`` of array ``a`` at column ``cell_offsets[a] + i * N + j``);
+parameters as typed arrays, one entry per die and array (:func:`sample_chunk`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numba
+import numpy as np
+
+from yieldmc import defects
+from yieldmc.engine import _sampling as K
+from yieldmc.engine.streams import _check_index
+from yieldmc.errors import ConfigError
+
+#: Kind code of every kind: its index in ``yieldmc.defects.KINDS``.
+KIND_CODES = {k: i for i, k in enumerate(defects.KINDS)}
+
+_FLOAT_FIELDS = {"cx": K.F_CX, "cy": K.F_CY, "radius": K.F_RADIUS, "width": K.F_WIDTH,
+                 "density": K.F_DENSITY, "on_fraction": K.F_ON_FRACTION}
+
+
+def _check_codes() -> None:
+    names = ("circular", "circular_complement", "ring", "row", "column", "checkerboard",
+             "random", "mixed", "none")
+    codes = (K.CIRCULAR, K.COMPLEMENT, K.RING, K.ROW, K.COLUMN, K.CHECKERBOARD, K.RANDOM,
+             K.MIXED, K.NONE)
+    if any(KIND_CODES.get(n) != c for n, c in zip(names, codes)) or len(KIND_CODES) != 9:
+        raise RuntimeError("yieldmc.defects.KINDS changed order; update engine/_sampling.py")
+
+
+def _consts() -> np.ndarray:
+    """yieldmc.defects' constants, read now (``_sampling.C_*`` order)."""
+    d = defects
+    vals = [*d.CIRCLE_CENTRE, *d.CIRCLE_RADIUS, *d.COMPLEMENT_CENTRE, *d.COMPLEMENT_RADIUS,
+            *d.RING_CENTRE, *d.RING_RADIUS, *d.RING_WIDTH, *d.RING_AREA, *d.RANDOM_DENSITY,
+            d.LINE_SHARE, d.CHECKER_REGION, math.log(d.CHECKER_ASPECT), d.CHECKER_SLACK,
+            d._SEED_BOUND, 2.0]
+    out = np.array(vals, dtype=np.float64)
+    assert out.size == K.N_CONSTS
+    return out
+
+
+@lru_cache(maxsize=64)
+def _log_aspect(m: int, n: int) -> np.ndarray:
+    """numpy's ``log(((h + 1) N) / ((w + 1) M))`` per cell ``h N + w``, as the readable
+    checkerboard computes it (numpy's SIMD log, not libm's)."""
+    hh, ww = np.divmod(np.arange(m * n), n)
+    out = np.log((hh + 1) * n / ((ww + 1) * m))
+    out.flags.writeable = False
+    return out
+
+
+def _check_dies(dies: Any) -> np.ndarray:
+    arr = np.asarray(dies)
+    if arr.ndim != 1 or (arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0
+                                       or arr.max() >= 1 << 63)):
+        raise ConfigError("dies must be a 1-d sequence of integer die indices in [0, 2**63)")
+    return arr.astype(np.int64)
+
+
+def sample_chunk(kind: str, shapes: Sequence[Sequence[int]], seed: int, dies: Any,
+                 affected: Any = None, severity: Any = None,
+                 on_fraction: float = defects.DEFAULT_ON_FRACTION, *, on_mode: str = "cell",
+                 weights: Mapping[str, float] | None = None,
+                 n_blocks: int | None = None) -> tuple[np.ndarray, dict]:
+    """Draw the defects of many dies in one compiled call.
+
+    Parameters
+    ----------
+    kind, shapes, affected, severity, on_fraction, on_mode, weights
+        As in :func:`yieldmc.defects.sample_die` (validated the same way).
+    seed : int
+        Root seed in ``[0, 2**64)``.
+    dies : sequence of int
+        Die indices in ``[0, 2**63)``; die ``d`` draws from ``DieStream(seed, d)``.
+    n_blocks : int, optional
+        Contiguous blocks of dies run in parallel (default: numba's thread count); the
+        results do not depend on it.
+
+    Returns
+    -------
+    masks : numpy.ndarray, int8, shape (n_dies, cells)
+        Row ``i``: die ``dies[i]``'s masks, flat and concatenated (``cell_offsets``).
+    params : dict of numpy.ndarray
+        Per die (``(n_dies,)``): ``die``, ``die_kind`` (the kind code drawn, ``mixed``
+        resolved), ``n_draws`` (draws used: programming noise starts at this counter).
+        Per die and array (``(n_dies, n_arrays, ...)``; NaN or -1 where the array's
+        params lack the key, as for unaffected arrays, whose ``kind`` is ``none``):
+        ``kind`` (int8 code, :data:`KIND_CODES`), ``cx``, ``cy``, ``radius``, ``width``,
+        ``density``, ``on_fraction`` (float64), ``block`` (int32), ``phase`` (int32,
+        ``[pi, pj]``), ``region`` (int32, ``[row0, col0, height, width]``), ``n_lines``
+        and ``lines`` (int32, sorted, -1 padded: ``rows`` or ``columns``), ``state``
+        (int8: 1 on, 0 off), ``seed`` (int64). Per array: ``shapes`` and
+        ``cell_offsets`` (int64).
+
+    Raises
+    ------
+    ConfigError
+        As :func:`yieldmc.defects.sample_die`; bad seed or die indices.
+    """
+    _check_codes()
+    shape_list = [defects._check_shape(s) for s in shapes]
+    q, sev = defects._check_common(kind, on_fraction, on_mode, severity)
+    flags = np.array(defects._affected_flags(affected, len(shape_list)), dtype=np.bool_)
+    cum = defects._check_weights(weights) if kind == "mixed" else np.ones(6)
+    seed = _check_index("seed", seed)
+    dies = _check_dies(dies)
+    shp = np.array(shape_list, dtype=np.int64).reshape(-1, 2)
+    sizes = shp[:, 0] * shp[:, 1]
+    cell_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    logr = (np.concatenate([_log_aspect(m, n) for m, n in shape_list]) if shape_list
+            else np.empty(0))
+    n_dies, n_arrays = dies.size, len(shape_list)
+    max_lines = int(shp.max()) if n_arrays else 1
+    masks = np.empty((n_dies, int(cell_off[-1])), dtype=np.int8)
+    fpar = np.empty((n_dies, n_arrays, K.NF))
+    ipar = np.empty((n_dies, n_arrays, K.NI), dtype=np.int64)
+    lines = np.empty((n_dies, n_arrays, max_lines), dtype=np.int64)
+    die_kind = np.empty(n_dies, dtype=np.int64)
+    n_draws = np.empty(n_dies, dtype=np.int64)
+    if n_blocks is None:
+        n_blocks = numba.get_num_threads()
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or n_blocks < 1:
+        raise ConfigError(f"n_blocks must be an integer >= 1, got {n_blocks!r}")
+    lo, hi = sev if sev is not None else (0.0, 0.0)
+    K._sample_chunk(np.uint64(seed), dies.astype(np.uint64), shp, cell_off, logr, _consts(),
+                    KIND_CODES[kind], np.asarray(cum, dtype=np.float64), sev is not None,
+                    float(lo), float(hi), float(q), on_mode == "pattern", flags, int(n_blocks),
+                    masks, fpar, ipar, lines, die_kind, n_draws)
+    params = {"die": dies, "die_kind": die_kind.astype(np.int8), "n_draws": n_draws,
+              "shapes": shp, "cell_offsets": cell_off,
+              "kind": ipar[..., K.I_KIND].astype(np.int8)}
+    params.update({name: np.ascontiguousarray(fpar[..., f]) for name, f in _FLOAT_FIELDS.items()})
+    params.update({
+        "block": ipar[..., K.I_BLOCK].astype(np.int32),
+        "phase": ipar[..., K.I_PHASE0:K.I_PHASE1 + 1].astype(np.int32),
+        "region": ipar[..., K.I_ROW0:K.I_WIDTH + 1].astype(np.int32),
+        "n_lines": ipar[..., K.I_NLINES].astype(np.int32),
+        "lines": lines.astype(np.int32),
+        "state": ipar[..., K.I_STATE].astype(np.int8),
+        "seed": ipar[..., K.I_SEED].copy(),
+    })
+    return masks, params
+
+
+def die_masks(masks: np.ndarray, params: Mapping[str, np.ndarray], i: int) -> list[np.ndarray]:
+    """Die row ``i``'s masks, one ``(M, N)`` view per array (as ``sample_die`` returns)."""
+    off, shp = params["cell_offsets"], params["shapes"]
+    return [masks[i, off[a]:off[a + 1]].reshape(int(shp[a, 0]), int(shp[a, 1]))
+            for a in range(shp.shape[0])]
+
+
+def die_params(params: Mapping[str, np.ndarray], i: int) -> list[dict]:
+    """Die row ``i``'s parameters as ``sample_die``'s dicts: same keys, order and types."""
+    out = []
+    for a in range(params["shapes"].shape[0]):
+        kind = defects.KINDS[int(params["kind"][i, a])]
+        p: dict[str, Any] = {"kind": kind}
+        if kind == "none":
+            out.append(p)
+            continue
+        if kind in ("circular", "circular_complement", "ring"):
+            keys = ("cx", "cy", "radius", "width") if kind == "ring" else ("cx", "cy", "radius")
+            p.update({k: float(params[k][i, a]) for k in keys})
+        elif kind in ("row", "column"):
+            p[kind + "s"] = params["lines"][i, a, :params["n_lines"][i, a]].tolist()
+        elif kind == "checkerboard":
+            p["block"] = int(params["block"][i, a])
+            p["phase"] = params["phase"][i, a].tolist()
+            p["region"] = params["region"][i, a].tolist()
+        else:
+            p["density"] = float(params["density"][i, a])
+        state, seed = int(params["state"][i, a]), int(params["seed"][i, a])
+        if state >= 0:
+            p["state"] = "on" if state == 1 else "off"
+            if seed >= 0:
+                p["seed"] = seed
+        else:
+            p["on_fraction"] = float(params["on_fraction"][i, a])
+            p["seed"] = seed
+        out.append(p)
+    return out
