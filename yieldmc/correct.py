@@ -1,7 +1,10 @@
 """Correct the dies of a finished run: per-die correctors or one population corrector.
 
 The die table is never rewritten: results go to ``<run>/corrected/<mode>.parquet``, keyed
-by ``die``, written atomically. The dies' voltages are recomputed from the run's config
+by ``die``, written atomically and recorded in the run's manifest (so that ``yieldmc sample
+--overwrite`` knows yieldmc wrote them). The run is verified before anything is computed
+(:func:`yieldmc.store.load_dies`: complete, checksums, unedited run.json), and its lock is
+held while correcting, after checking that ``corrected/`` can be written at all. The dies' voltages are recomputed from the run's config
 and network (a die is a pure function of ``(config, seed, die)``), so a run stored with
 ``--store-voltages test`` or ``none`` can be corrected too.
 
@@ -17,6 +20,7 @@ estimate the population's corrected yield with a binomial interval over K, not n
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,11 +32,10 @@ import pyarrow.parquet as pq
 
 from yieldmc.config import from_dict
 from yieldmc.errors import ConfigError
-from yieldmc.store import RunStore, atomic_path, load_dies, read_run_info
+from yieldmc.store import CORRECTED_DIR, RunStore, load_dies, sha256_file
 
 MODES = ("per-die", "population")
 METHODS = ("rff-ridge", "linear-ridge", "mlp")
-CORRECTED_DIR = "corrected"
 #: Dies whose voltages are computed and fitted together (memory: D x 1617 x 10 doubles).
 BATCH_DIES = 64
 #: Population mode: at most this many (die, image) rows train the one corrector.
@@ -72,6 +75,7 @@ def correct_run(
     seed: int = 0,
     hidden: tuple[int, ...] = (16,),
     overwrite: bool = False,
+    verify: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train correctors for the dies of a run and store the corrected accuracy per die.
@@ -88,39 +92,64 @@ def correct_run(
     hidden : tuple of int
         MLP hidden layer sizes.
     overwrite : bool
-        Replace an existing ``corrected/<mode>.parquet``.
+        Replace an existing ``corrected/<mode>.parquet`` (one that yieldmc wrote for this run).
+    verify : bool
+        Check the run's checksums and settings before reading it (``False``: sizes only).
 
     Returns
     -------
     dict
         Summary: dies corrected, mean accuracy before/after, elapsed, dies/s, output path.
+
+    Raises
+    ------
+    ConfigError
+        Bad arguments; the run is incomplete, damaged or edited (one line naming the file).
+    RunLockedError
+        Another process writes the run.
+    StoreWriteError
+        ``corrected/`` cannot be written (read-only run, full disk): raised before any
+        die is computed.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small matrices: BLAS threads only oversubscribe the cores
         return _correct_run(run, mode, method=method, sample=sample, seed=seed, hidden=hidden,
-                            overwrite=overwrite, progress=progress)
+                            overwrite=overwrite, verify=verify, progress=progress)
 
 
-def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, progress) -> dict[str, Any]:
-    from yieldmc.corrector import MLPCorrector, n_parameters
-    from yieldmc.corrector_batch import fit_predict_many
-    from yieldmc.die import DieModel
-
+def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, verify, progress) -> dict[str, Any]:
     if mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if method not in METHODS:
         raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
     run = Path(run)
-    info = read_run_info(run)
+    store = RunStore.open(run)
+    rel = f"{CORRECTED_DIR}/{mode}.parquet"
     out = corrected_path(run, mode)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists; pass --overwrite to replace it")
-    table = load_dies(run, columns=["die", "accuracy"])
+    table = load_dies(run, columns=["die", "accuracy"], verify=verify)
     if table.empty:
         raise ConfigError(f"{run} has no finished dies to correct")
+    with store.locked("correct", again=f"run `yieldmc correct {run} --mode {mode}` again"):
+        store.check_writable(CORRECTED_DIR)  # a read-only run fails here, before any die is computed
+        if os.path.lexists(out) and not store.wrote(rel):
+            raise ConfigError(f"{out} was not written by `yieldmc correct` for this run; move it away and run again")
+        return _compute(store, table, out, mode, method=method, sample=sample, seed=seed, hidden=hidden,
+                        progress=progress)
+
+
+def _compute(store: RunStore, table, out: Path, mode: str, *, method, sample, seed, hidden,
+             progress) -> dict[str, Any]:
+    """Correct the dies of ``table`` (the run's verified die table) and write ``out``."""
+    from yieldmc.corrector import MLPCorrector, n_parameters
+    from yieldmc.corrector_batch import fit_predict_many
+    from yieldmc.die import DieModel
+
+    run, info = store.path, store.info
     config = from_dict(info["config"])
-    model = DieModel.build(config, RunStore.open(run).network_path)
+    model = DieModel.build(config, store.network_path)
     dies = _select_dies(table["die"].to_numpy(), sample, seed)
     before = table.set_index("die").loc[dies, "accuracy"].to_numpy()
     _, y_train = model.images("train")
@@ -183,10 +212,8 @@ def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, progress
     meta = {"run_id": info.get("run_id", ""), "mode": mode, "method": method,
             "sample": str(sample), "seed": str(seed), "hidden": ",".join(map(str, hidden)),
             "n_dies_run": str(len(table)), "n_dies_corrected": str(n_rows)}
-    out.parent.mkdir(exist_ok=True)
-    with atomic_path(out) as tmp:
-        pq.write_table(tbl.replace_schema_metadata({f"yieldmc.{k}": v for k, v in meta.items()}),
-                       tmp, compression="zstd")
+    store.write_file(f"{CORRECTED_DIR}/{mode}.parquet", lambda tmp: pq.write_table(
+        tbl.replace_schema_metadata({f"yieldmc.{k}": v for k, v in meta.items()}), tmp, compression="zstd"))
     after = np.asarray(rows["accuracy_corrected"])
     return {"run": str(run), "out": str(out), "mode": mode, "method": tbl["method"][0].as_py(),
             "dies_corrected": n_rows, "dies_in_run": int(len(table)),
@@ -209,9 +236,29 @@ def _per_die_params(method: str, hidden, y_train, model) -> int:
     return n_parameters(est.fit(v, y))
 
 
-def load_corrected(run: str | Path, mode: str = "per-die"):
-    """The corrected accuracies of ``mode`` as a DataFrame (ConfigError when absent)."""
+def load_corrected(run: str | Path, mode: str = "per-die", *, verify: bool = True):
+    """The corrected accuracies of ``mode`` as a DataFrame.
+
+    With ``verify``, the file must match the sha256 the run's manifest recorded for it (runs
+    corrected by an older yieldmc record none) and name the run's id in its metadata.
+
+    Raises
+    ------
+    ConfigError
+        The file is absent, changed since it was written, or of another run (one line).
+    """
     path = corrected_path(run, mode)
+    again = f"run `yieldmc correct {run} --mode {mode} --overwrite` again"
     if not path.exists():
         raise ConfigError(f"{path} does not exist; run `yieldmc correct {run} --mode {mode}` first")
+    if verify:
+        store = RunStore.open(run)
+        meta = store.manifest["files"].get(f"{CORRECTED_DIR}/{mode}.parquet")
+        if meta is not None and (path.stat().st_size != meta["bytes"] or sha256_file(path) != meta["sha256"]):
+            raise ConfigError(f"{path} does not match its sha256 checksum in the run's manifest (corrupted or "
+                              f"changed); {again}")
+        owner = (pq.read_schema(path).metadata or {}).get(b"yieldmc.run_id", b"").decode()
+        if owner != store.run_id:
+            raise ConfigError(f"{path} was written for run {owner or '?'}, not for the run in {run} "
+                              f"({store.run_id}); {again}")
     return pq.read_table(path).to_pandas()

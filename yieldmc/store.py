@@ -1,52 +1,49 @@
-"""Persistence of a Monte Carlo run: run directory, per-chunk files, manifest, readers.
-
-Layout of a run directory ``<out>/`` (see ``docs/data.md``)::
-
-    run.json                    config, seed, n_dies, chunk_size, versions, status, run_id
-    manifest.json               finished chunks: die range, rows, files with sha256
-    dies/part-00000.parquet     per-die rows of chunk 0 (schema: yieldmc.schema.DIE_COLUMNS)
-    voltages/part-00000.h5      output voltages of chunk 0 (when store_voltages != "none")
-    voltages/all.h5             HDF5 virtual datasets over every part (built by finish())
-    network.npz                 the network weights (written by the sweep, not here)
+"""Persistence of a Monte Carlo run: :class:`RunStore` creates, resumes, writes and finishes
+a run directory (layout and manifest: :mod:`yieldmc.runformat`, ``docs/data.md``).
 
 Who writes what
 ---------------
-Chunk ``c`` covers dies ``[c*chunk_size, min((c+1)*chunk_size, n_dies))``. Writing a chunk
-has two steps so that the work can be split between processes:
+One process at a time writes a run directory: :meth:`RunStore.create` takes its lock
+(:mod:`yieldmc.runlock`), :meth:`RunStore.finish` or :meth:`RunStore.release` gives it back
+(``with RunStore.create(...) as store:`` too). Writing a chunk has two steps so that the
+work can be split between processes:
 
 1. :meth:`RunStore.write_chunk_files` writes the chunk's Parquet (and HDF5) file, each to a
    hidden temporary name then ``os.replace`` d into place, and returns a picklable
    :class:`ChunkRecord` with checksums. It touches no shared state: a worker process may
-   call it (a pickled ``RunStore`` carries no manifest).
+   call it (a pickled ``RunStore`` carries no manifest). Just before each rename it checks
+   that the lock still holds the token of the store it was pickled from, so a worker left
+   over from a killed sweep writes nothing into a directory another run has taken over.
 2. :meth:`RunStore.record_chunk` adds the record to ``manifest.json`` (temp + replace). Only
    the parent process, holding the store from :meth:`RunStore.create`, may call it.
 
-:meth:`RunStore.write_chunk` does both, for a parent that writes everything itself. Only one
-process at a time may run a sweep in a given directory.
-
 A chunk counts as finished only when the manifest lists it and its files are intact
-(:meth:`RunStore.finished_chunks`). A chunk file on disk but absent from the manifest (a
-crash between the rename and the manifest update) is removed and recomputed: results are a
-function of (config, seed, die), so recomputing is always correct and the manifest stays the
-single source of truth.
+(:meth:`RunStore.finished_chunks`, checks in :mod:`yieldmc.runcheck`). A chunk file of this
+run on disk but absent from the manifest (a crash between the rename and the manifest
+update) is removed and recomputed: results are a function of (config, seed, die). A missing
+or damaged manifest is rebuilt on ``--resume`` from the parts whose metadata and rows prove
+them finished chunks of the run. ``--overwrite`` deletes only what the old run's manifest
+(or the files' own run_id) shows yieldmc wrote, and refuses, touching nothing, when a file
+of the user's stands where the new run writes.
+
+Import the readers from here too: :func:`load_dies`, :func:`load_voltages`, :func:`open_checked`
+(from :mod:`yieldmc.runcheck`), :func:`read_run_info` and the layout's names (from
+:mod:`yieldmc.runformat`), :data:`LOCK_FILE` (from :mod:`yieldmc.runlock`).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
+import contextlib
+import io
 import logging
 import os
-import platform
-import re
 import uuid
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import h5py
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -54,61 +51,25 @@ import pyarrow.parquet as pq
 import yieldmc
 from yieldmc import schema
 from yieldmc.atomic import atomic_path, atomic_write_bytes, sha256_file
-from yieldmc.errors import ConfigError, YieldmcError
+from yieldmc.cleanup import remove_old_run, remove_unfinished
+from yieldmc.errors import ConfigError, RunLockedError, YieldmcError, store_write_error
+from yieldmc.runcheck import (Voltages, embedded_run_id, entry_problem, load_dies, load_voltages, open_checked,
+                              recover_manifest)
+from yieldmc.runformat import (CORRECTED_DIR, DIES_DIR, EXTRA_FILE, MANIFEST_FILE, NETWORK_FILE, RESUME_KEYS,
+                               RUN_FILE, STORE_VOLTAGES, VIRTUAL_FILE, VOLTAGES_DIR, atomic_write_json,
+                               check_manifest, check_run_info, chunk_dies, config_digest, count_chunks, dies_file,
+                               edited_message, empty_manifest, file_record, is_plain_file, load_json,
+                               package_versions, part_name, read_run_info, resume_hint, voltages_file)
+from yieldmc.runlock import LOCK_FILE, LockInfo, acquire_lock, read_lock, release_lock, utc_now
+
+__all__ = [
+    "CORRECTED_DIR", "DIES_DIR", "LOCK_FILE", "MANIFEST_FILE", "NETWORK_FILE", "RESUME_KEYS", "RUN_FILE",
+    "STORE_VOLTAGES", "VIRTUAL_FILE", "VOLTAGES_DIR", "ChunkRecord", "RunStore", "Voltages", "atomic_path",
+    "atomic_write_bytes", "atomic_write_json", "config_digest", "load_dies", "load_voltages", "open_checked",
+    "package_versions", "read_run_info", "sha256_file",
+]
 
 log = logging.getLogger(__name__)
-
-RUN_FILE = "run.json"
-MANIFEST_FILE = "manifest.json"
-NETWORK_FILE = "network.npz"
-DIES_DIR = "dies"
-VOLTAGES_DIR = "voltages"
-VIRTUAL_FILE = "all.h5"
-#: What ``store_voltages`` may be: no voltages, the test images, or every image set.
-STORE_VOLTAGES = ("none", "test", "all")
-#: run.json entries that must be equal for ``--resume`` to continue a run.
-RESUME_KEYS = ("config", "seed", "n_dies", "chunk_size", "store_voltages")
-#: Top-level files of ``<out>`` that yieldmc writes, and ``--overwrite`` may remove.
-OWNED_FILES = {RUN_FILE, MANIFEST_FILE, NETWORK_FILE}
-_OWNED_DIRS = {DIES_DIR: re.compile(r"part-\d{5,}\.parquet"),
-               VOLTAGES_DIR: re.compile(rf"part-\d{{5,}}\.h5|{re.escape(VIRTUAL_FILE)}")}
-_TMP = re.compile(r"\..+\.tmp")
-_PART = re.compile(r"part-(\d{5,})\.(parquet|h5)")
-_GENERATED_KEYS = ("format_version", "run_id", "status", "created", "updated", "finished",
-                   "n_chunks", "versions", "resumed", "summary")
-
-
-# --- files -----------------------------------------------------------------------------
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any, *, fsync: bool = True) -> None:
-    """Write ``obj`` as indented, key-sorted JSON atomically (numpy scalars and arrays allowed)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=schema._json_default)
-    atomic_write_bytes(path, (text + "\n").encode(), fsync=fsync)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist; is {path.parent} a yieldmc run directory?") from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
-
-
-def package_versions() -> dict[str, str | None]:
-    """Versions of Python, yieldmc, HDF5 and the packages that decide a run's numbers."""
-    versions: dict[str, str | None] = {"python": platform.python_version(), "yieldmc": yieldmc.__version__,
-                                       "hdf5": h5py.version.hdf5_version}
-    for name in ("numpy", "numba", "scipy", "pyarrow", "h5py"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
-            versions[name] = None
-    return versions
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -139,44 +100,6 @@ class ChunkRecord:
     run_id: str
 
 
-class Voltages(NamedTuple):
-    """Output voltages of some dies, from :func:`load_voltages`."""
-
-    voltages: np.ndarray  #: float32 (dies, images, outputs), volts
-    dies: np.ndarray  #: int64 (dies,), die index of each slab
-    labels: np.ndarray  #: int16 (images,), true class of each image
-
-
-def _as_int(info: Mapping, key: str, low: int, high: int = 2**63 - 1) -> int:
-    value = info.get(key)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or not low <= int(value) <= high:
-        raise ConfigError(f"run {key} must be an integer in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
-def _check_run_info(run_info: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(run_info, Mapping):
-        raise ConfigError(f"run_info must be a dict, got {type(run_info).__name__}")
-    info = dict(run_info)
-    if hasattr(info.get("config"), "to_dict"):
-        info["config"] = info["config"].to_dict()
-    if not isinstance(info.get("config"), Mapping):
-        raise ConfigError("run_info needs 'config', a nested dict of the run's settings")
-    reserved = sorted(set(info) & set(_GENERATED_KEYS))
-    if reserved:
-        raise ConfigError(f"run_info must not set {reserved}: the store writes them")
-    info["seed"] = _as_int(info, "seed", 0)
-    info["n_dies"] = _as_int(info, "n_dies", 1)
-    info["chunk_size"] = _as_int(info, "chunk_size", 1)
-    if info.get("store_voltages") not in STORE_VOLTAGES:
-        raise ConfigError(f"store_voltages must be one of {STORE_VOLTAGES}, got {info.get('store_voltages')!r}")
-    try:  # normalise through JSON so that a resumed run compares like with like
-        return json.loads(json.dumps(info, default=schema._json_default, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"run_info is not JSON-serialisable: {exc}") from None
-
-
 def _differences(old: Any, new: Any, prefix: str) -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         out = []
@@ -186,46 +109,40 @@ def _differences(old: Any, new: Any, prefix: str) -> list[str]:
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
 
 
-def _owned_paths(out: Path) -> list[Path]:
-    """yieldmc's files under ``out`` (files before their directories); ConfigError if others exist."""
-    owned, foreign = [], []
-    for p in sorted(out.iterdir()):
-        if p.is_symlink():
-            foreign.append(p.name)
-        elif p.is_file() and (p.name in OWNED_FILES or _TMP.fullmatch(p.name)):
-            owned.append(p)
-        elif p.is_dir() and p.name in _OWNED_DIRS:
-            for q in sorted(p.iterdir()):
-                ok = q.is_file() and not q.is_symlink()
-                if ok and (_OWNED_DIRS[p.name].fullmatch(q.name) or _TMP.fullmatch(q.name)):
-                    owned.append(q)
-                else:
-                    foreign.append(f"{p.name}/{q.name}")
-            owned.append(p)
-        else:
-            foreign.append(p.name)
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
-        raise ConfigError(f"refusing to overwrite {out}: it holds files yieldmc did not write ({shown}); "
-                          "remove them or choose another output directory")
-    return owned
+def _probe(folder: Path, *, parents: bool = False) -> None:
+    """Create ``folder`` if missing, and a file in it that is removed again: OSError if
+    nothing can be written there."""
+    folder.mkdir(parents=parents, exist_ok=True)
+    probe = folder / f".yieldmc-probe.{uuid.uuid4().hex[:8]}.tmp"
+    probe.write_bytes(b"")
+    probe.unlink()
 
 
 def _ensure_writable(out: Path) -> None:
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".yieldmc-probe.{uuid.uuid4().hex[:8]}.tmp"
-        probe.write_bytes(b"")
-        probe.unlink()
+        _probe(out, parents=True)
     except OSError as exc:
         raise ConfigError(f"cannot write to output directory {out}: {exc.strerror or exc}") from None
+
+
+def _hdf5_image(build: Callable[[io.BytesIO], None]) -> memoryview:
+    """The bytes of an HDF5 file that ``build(file_object)`` writes, built in memory.
+
+    HDF5 (h5py 3.16, HDF5 2.0) crashes the process when it closes a file whose write failed
+    (a full disk), so HDF5 never writes to disk itself: Python writes the finished image
+    (atomically, turning a full disk into a one-line StoreWriteError).
+    """
+    image = io.BytesIO()
+    build(image)
+    return image.getbuffer()
 
 
 class RunStore:
     """A run directory: create or resume it, write chunks, record them, finish.
 
-    Build one with :meth:`create` (the sweep's parent process) or :meth:`open` (readers).
-    The object pickles without its manifest, so a worker can call
+    Build one with :meth:`create` (the sweep's parent process: it takes the directory's
+    lock) or :meth:`open` (readers; :meth:`locked` for a writer of extra files such as
+    ``corrected/``). The object pickles without its manifest, so a worker can call
     :meth:`write_chunk_files` but not :meth:`record_chunk`.
     """
 
@@ -233,12 +150,15 @@ class RunStore:
         self.path = Path(path)
         self.info = info
         self._manifest = manifest
+        self._lock: LockInfo | None = None
+        self._release: weakref.finalize | None = None
+        self._again = f"run again with --resume --out {self.path}"
 
     # construction ---------------------------------------------------------------------
     @classmethod
     def create(cls, out: str | os.PathLike, run_info: Mapping[str, Any], *, resume: bool = False,
                overwrite: bool = False) -> RunStore:
-        """Start a run in ``out``, or continue the one there.
+        """Start a run in ``out``, or continue the one there; take the directory's lock.
 
         Parameters
         ----------
@@ -251,22 +171,33 @@ class RunStore:
             ``backend``) are stored in run.json as they are, and not compared on resume.
         resume : bool
             Continue the run in ``out``: its run.json must agree on :data:`RESUME_KEYS`
-            (the message lists what differs); it keeps its ``run_id``. A missing or empty
-            ``out`` starts a new run.
+            (the message lists what differs) and be unedited since the run started; it
+            keeps its ``run_id``. A missing or empty ``out`` starts a new run. A missing
+            or damaged manifest is rebuilt from the parts (a warning says how many).
         overwrite : bool
-            Delete yieldmc's own files in ``out`` and start anew; refused if ``out`` holds
-            anything else, so nothing of the user's is ever deleted.
+            Delete the files of the yieldmc run in ``out`` (those its manifest, or their
+            own metadata, show it wrote) and start anew. Other files stay; refused,
+            touching nothing, if one of them stands where the new run writes.
+
+        Returns
+        -------
+        RunStore
+            Holding the lock of ``out`` until :meth:`finish` or :meth:`release` (or the
+            end of a ``with`` block, or of the process).
 
         Raises
         ------
         ConfigError
             ``out`` is not empty and neither flag is given (nothing is touched), a resume
-            does not match, ``out`` holds foreign files (overwrite), or ``out`` is not a
+            does not match, a file of the user's is in the way, or ``out`` is not a
             writable directory.
+        RunLockedError
+            Another live process writes ``out`` (a stale lock of a dead process on this
+            machine is taken over with a warning).
         """
         if resume and overwrite:
             raise ConfigError("pass either --resume or --overwrite, not both")
-        info = _check_run_info(run_info)
+        info = check_run_info(run_info)
         out = Path(out)
         if out.exists() and not out.is_dir():
             raise ConfigError(f"output directory {out} exists and is not a directory")
@@ -276,66 +207,178 @@ class RunStore:
             if not overwrite:
                 raise ConfigError(f"output directory {out} exists and is not empty; pass --resume to "
                                   "finish it or --overwrite to replace it")
-            paths = _owned_paths(out)  # raises before anything is deleted
-            try:
-                for p in paths:  # files come before the folders that held them
-                    if p.is_dir():
-                        p.rmdir()
-                    else:
-                        p.unlink()
-            except OSError as exc:
-                raise ConfigError(f"cannot remove the old run in {out}: {exc}") from None
         _ensure_writable(out)
-        now = _now()
+        now = utc_now()
         run = {"format_version": schema.FORMAT_VERSION, "run_id": str(uuid.uuid4()), "status": "running",
                "created": now, "updated": now, "versions": package_versions(), "resumed": [],
-               "n_chunks": -(-info["n_dies"] // info["chunk_size"]), **info}
-        manifest = cls._empty_manifest(run)
+               "n_chunks": count_chunks(info), **info}
+        store = cls(out, run, empty_manifest(run))
+        store._take_lock("sample")
         try:
-            atomic_write_json(out / RUN_FILE, run)
-            atomic_write_json(out / MANIFEST_FILE, manifest)
-        except OSError as exc:
-            raise ConfigError(f"cannot write to output directory {out}: {exc}") from None
-        return cls(out, run, manifest)
+            if overwrite:
+                remove_old_run(out, store.info)
+            try:
+                atomic_write_json(out / RUN_FILE, run, before_replace=store._owner_check(RUN_FILE))
+                atomic_write_json(out / MANIFEST_FILE, store._manifest,
+                                  before_replace=store._owner_check(MANIFEST_FILE))
+            except OSError as exc:
+                raise ConfigError(f"cannot write to output directory {out}: {exc}") from None
+        except BaseException:
+            store.release()
+            raise
+        return store
 
     @classmethod
     def _resume(cls, out: Path, info: dict[str, Any]) -> RunStore:
         if not (out / RUN_FILE).is_file():
             raise ConfigError(f"cannot resume: {out} is not empty but holds no {RUN_FILE}; "
                               "choose another output directory")
-        run = _read_json(out / RUN_FILE)
+        run = read_run_info(out)
         diffs = [d for key in RESUME_KEYS for d in _differences(run.get(key), info[key], key)]
         if diffs:
             raise ConfigError(f"cannot resume the run in {out}: its settings differ from the ones given: "
                               + "; ".join(diffs) + ". Use the same settings, or --overwrite to start anew")
         _ensure_writable(out)
-        run.update({k: v for k, v in info.items() if k not in RESUME_KEYS})
-        run["resumed"] = run.get("resumed", []) + [{"time": _now(), "versions": package_versions()}]
-        run.update(status="running", updated=_now())
-        path = out / MANIFEST_FILE
-        manifest = _read_json(path) if path.exists() else cls._empty_manifest(run)
-        if manifest.get("run_id") != run["run_id"]:
-            raise ConfigError(f"{path} belongs to another run ({manifest.get('run_id')}) than {out / RUN_FILE}")
-        atomic_write_json(out / RUN_FILE, run)
-        store = cls(out, run, manifest)
-        store.finished_chunks()  # drop damaged chunks and stray files now, before any worker starts
+        store = cls(out, run, None)
+        store._take_lock("sample")
+        try:
+            store._manifest = store._manifest_for_resume()
+            run.update({k: v for k, v in info.items() if k not in RESUME_KEYS})
+            run["resumed"] = run.get("resumed", []) + [{"time": utc_now(), "versions": package_versions()}]
+            run.update(status="running", updated=utc_now())
+            with store._writing(RUN_FILE):
+                atomic_write_json(out / RUN_FILE, run, before_replace=store._owner_check(RUN_FILE))
+            store.finished_chunks()  # drop damaged chunks and stray files now, before any worker starts
+        except BaseException:
+            store.release()
+            raise
         return store
+
+    def _manifest_for_resume(self) -> dict[str, Any]:
+        path = self.path / MANIFEST_FILE
+        try:
+            manifest = check_manifest(load_json(path), path)
+        except FileNotFoundError:
+            return self._rebuild_manifest("missing")
+        except ConfigError as exc:
+            return self._rebuild_manifest(f"unusable ({exc})")
+        if manifest["run_id"] != self.run_id:
+            raise ConfigError(f"{path} belongs to another run ({manifest['run_id']}) than {self.path / RUN_FILE}")
+        digest = manifest.get("config_sha256")
+        if digest is None:  # written by an older yieldmc: trust run.json from now on
+            manifest["config_sha256"] = config_digest(self.info)
+        elif digest != config_digest(self.info):
+            raise ConfigError(edited_message(self.path))
+        return manifest
+
+    def _rebuild_manifest(self, why: str) -> dict[str, Any]:
+        """Write a manifest of the parts that prove to be finished chunks of this run (warns)."""
+        manifest = recover_manifest(self.path, self.info)
+        log.warning("%s: %s was %s; rebuilt it from the parts: %d of %d chunks recovered, the rest "
+                    "will be computed", self.path, MANIFEST_FILE, why, len(manifest["chunks"]), self.n_chunks)
+        self._manifest = manifest
+        self._write_manifest()
+        return manifest
 
     @classmethod
     def open(cls, out: str | os.PathLike) -> RunStore:
-        """An existing run, for reading (ConfigError if ``out`` is not a run directory)."""
+        """An existing run, for reading (ConfigError if ``out`` is not a run directory, or
+        run.json or manifest.json is malformed). A missing manifest reads as empty
+        (:attr:`has_manifest` False)."""
         out = Path(out)
-        run = _read_json(out / RUN_FILE)
+        run = read_run_info(out)
         path = out / MANIFEST_FILE
-        return cls(out, run, _read_json(path) if path.exists() else cls._empty_manifest(run))
+        try:
+            manifest = check_manifest(load_json(path), path)
+        except FileNotFoundError:
+            store = cls(out, run, empty_manifest(run))
+            store.has_manifest = False
+            return store
+        except ConfigError as exc:  # unreadable or malformed
+            raise ConfigError(f"{exc}; rebuild it from the parts with {resume_hint(out, run['n_dies'])}") from None
+        if manifest["run_id"] != run["run_id"]:
+            raise ConfigError(f"{path} belongs to another run ({manifest['run_id']}) than {out / RUN_FILE}")
+        return cls(out, run, manifest)
 
-    @staticmethod
-    def _empty_manifest(run: Mapping[str, Any]) -> dict[str, Any]:
-        return {"format_version": schema.FORMAT_VERSION, "run_id": run["run_id"], "n_dies": run["n_dies"],
-                "chunk_size": run["chunk_size"], "chunks": {}}
+    #: False when the run directory has no manifest.json (:meth:`open` reads it as empty).
+    has_manifest = True
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "info": self.info, "_manifest": None}
+        return {"path": self.path, "info": self.info, "_manifest": None, "_lock": self._lock,
+                "_release": None, "_again": self._again}
+
+    # the lock --------------------------------------------------------------------------------
+    def _take_lock(self, purpose: str) -> None:
+        try:
+            self._lock = acquire_lock(self.path, self.run_id, purpose)
+        except OSError as exc:
+            raise store_write_error(exc, self.path / LOCK_FILE, self.path, self._again) from exc
+        self._release = weakref.finalize(self, release_lock, self.path, self._lock.token, os.getpid())
+
+    def release(self) -> None:
+        """Give back the directory's lock (no-op if not held, or in a worker process)."""
+        if self._release is not None:
+            self._release()
+        self._release = self._lock = None
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    @property
+    def holds_lock(self) -> bool:
+        """Whether this store's lock token is the one in the directory's lock file."""
+        held = read_lock(self.path)
+        return self._lock is not None and held is not None and held.token == self._lock.token
+
+    @contextlib.contextmanager
+    def locked(self, purpose: str = "correct", again: str | None = None) -> Iterator[RunStore]:
+        """Hold the run's lock inside the block (for :meth:`write_file`): a reader that
+        writes extra files, e.g. ``yieldmc correct``. The manifest is re-read once locked.
+
+        ``again`` ends the one-line message of a failed write ("run `yieldmc correct` again").
+        """
+        if again:
+            self._again = again
+        self._take_lock(purpose)
+        try:
+            fresh = RunStore.open(self.path)
+            if not fresh.has_manifest:  # writing one now would hide the parts from --resume
+                raise ConfigError(f"run {self.path} has no {MANIFEST_FILE}; rebuild it from the parts with "
+                                  f"{resume_hint(self.path, self.info['n_dies'])}")
+            self.info, self._manifest = fresh.info, fresh._manifest
+            yield self
+        finally:
+            self.release()
+
+    def _check_owner(self, rel: str) -> None:
+        """Raise :class:`RunLockedError` unless this store's lock still owns the directory."""
+        target = self.path / rel
+        if self._lock is None:
+            raise RunLockedError(f"refusing to write {target}: this process does not hold the lock of {self.path}")
+        held = read_lock(self.path)
+        if held is None or held.token != self._lock.token or held.run_id != self._lock.run_id:
+            now = "nobody holds it now" if held is None else f"it now belongs to {held.describe()}"
+            raise RunLockedError(f"refusing to write {target}: run {self.run_id} no longer owns {self.path} "
+                                 f"({now}); this process is left over from an interrupted or replaced run")
+
+    def _owner_check(self, rel: str) -> Callable[[], None]:
+        return lambda: self._check_owner(rel)
+
+    @contextlib.contextmanager
+    def _writing(self, rel: str) -> Iterator[None]:
+        """OSError (full, read-only, forbidden disk) -> one-line StoreWriteError naming ``rel``."""
+        try:
+            yield
+        except OSError as exc:
+            raise store_write_error(exc, self.path / rel, self.path, self._again) from exc
+
+    def _write_manifest(self) -> None:
+        with self._writing(MANIFEST_FILE):
+            atomic_write_json(self.path / MANIFEST_FILE, self._manifest,
+                              before_replace=self._owner_check(MANIFEST_FILE))
 
     # facts ---------------------------------------------------------------------------------
     @property
@@ -346,7 +389,7 @@ class RunStore:
     @property
     def n_chunks(self) -> int:
         """Chunks of the run: ``ceil(n_dies / chunk_size)``."""
-        return -(-self.info["n_dies"] // self.info["chunk_size"])
+        return count_chunks(self.info)
 
     @property
     def network_path(self) -> Path:
@@ -357,8 +400,12 @@ class RunStore:
         """Dies of chunk ``chunk``: ``range(c*chunk_size, min((c+1)*chunk_size, n_dies))``."""
         if not 0 <= chunk < self.n_chunks:
             raise ConfigError(f"chunk {chunk} is outside 0..{self.n_chunks - 1}")
-        size = self.info["chunk_size"]
-        return range(chunk * size, min((chunk + 1) * size, self.info["n_dies"]))
+        return chunk_dies(self.info, chunk)
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        """The manifest as read or last written (don't modify it); None in a worker process."""
+        return self._manifest
 
     def _parent_manifest(self) -> dict[str, Any]:
         if self._manifest is None:
@@ -366,13 +413,14 @@ class RunStore:
                                "return the ChunkRecord to it and call record_chunk there")
         return self._manifest
 
-    # chunks ------------------------------------------------------------------------------------
-    def _expected_files(self, chunk: int) -> list[str]:
-        files = [f"{DIES_DIR}/part-{chunk:05d}.parquet"]
-        if self.info["store_voltages"] != "none":
-            files.append(f"{VOLTAGES_DIR}/part-{chunk:05d}.h5")
-        return files
+    def wrote(self, rel: str) -> bool:
+        """Whether the file ``rel`` is recorded in the manifest, or records this run's id itself."""
+        manifest = self._parent_manifest()
+        listed = rel in manifest["files"] or any(rel in e["files"] for e in manifest["chunks"].values())
+        p = self.path / rel
+        return is_plain_file(p) and (listed or embedded_run_id(p) == self.run_id)
 
+    # chunks ------------------------------------------------------------------------------------
     def finished_chunks(self, *, verify: bool = True, repair: bool = True) -> set[int]:
         """Chunks the manifest lists whose files exist with the recorded size and checksum.
 
@@ -382,40 +430,27 @@ class RunStore:
             Compare sha256 checksums (reads every file); ``False`` checks sizes only.
         repair : bool
             Remove what is not usable so that it gets recomputed: files of damaged chunks
-            (and their manifest entries), chunk files the manifest does not list, and
-            leftover temporary files. Call it before workers start, never while they write.
+            (and their manifest entries), chunk files the manifest does not list (this
+            run's, or unreadable), and yieldmc's leftover temporary files. Readable files
+            of another run, or without a run id, where the run writes are refused
+            (ConfigError), never deleted. Call it before workers start, never while they write.
         """
         manifest = self._parent_manifest()
         good, bad = set(), []
         for key, entry in manifest["chunks"].items():
-            ok = sorted(entry["files"]) == sorted(self._expected_files(int(key)))
-            for rel, meta in entry["files"].items():
-                p = self.path / rel
-                ok = ok and p.is_file() and p.stat().st_size == meta["bytes"]
-                ok = ok and (not verify or sha256_file(p) == meta["sha256"])
-            if ok:
+            if entry_problem(self.path, self.info, key, entry, lambda rel: verify) is None:
                 good.add(int(key))
             else:
                 bad.append(key)
         if not repair:
             return good
-        keep = {rel for c in good for rel in manifest["chunks"][str(c)]["files"]}
-        for p in self.path.iterdir():
-            if p.is_file() and _TMP.fullmatch(p.name):
-                p.unlink()
-        for sub in (DIES_DIR, VOLTAGES_DIR):
-            folder = self.path / sub
-            for p in sorted(folder.iterdir()) if folder.is_dir() else []:
-                stray = _PART.fullmatch(p.name) and f"{sub}/{p.name}" not in keep
-                if p.is_file() and (stray or _TMP.fullmatch(p.name)):
-                    log.warning("removing %s: not a finished chunk of the run; it will be recomputed", p)
-                    p.unlink()
+        remove_unfinished(self.path, self.info, manifest, good, bad)
         if bad:
             log.warning("chunks %s of %s are damaged or incomplete; they will be recomputed",
                         sorted(map(int, bad)), self.path)
             for key in bad:
                 del manifest["chunks"][key]
-            atomic_write_json(self.path / MANIFEST_FILE, manifest)
+            self._write_manifest()
         return good
 
     def write_chunk_files(self, chunk: int, table: pa.Table | Mapping[str, Any],
@@ -445,6 +480,14 @@ class RunStore:
         -------
         ChunkRecord
             Pass it to :meth:`record_chunk` in the parent process.
+
+        Raises
+        ------
+        RunLockedError
+            The store's lock no longer owns the directory (a left-over worker of a killed
+            or replaced sweep); nothing is written.
+        StoreWriteError
+            The disk is full, read-only or forbidden (one line); no temporary file is left.
         """
         dies = self.chunk_range(chunk)
         tbl = schema.conform(table, fill={"run_id": self.run_id, "seed": self.info["seed"], "chunk": chunk})
@@ -454,20 +497,24 @@ class RunStore:
                               f"got {len(got)} rows with dies {got[:5].tolist()}...")
         sets = schema.check_voltages(voltages, labels, len(dies), self.info["store_voltages"])
         files: dict[str, dict[str, Any]] = {}
-        rel = f"{DIES_DIR}/part-{chunk:05d}.parquet"
-        (self.path / DIES_DIR).mkdir(exist_ok=True)
+        rel = dies_file(chunk)
         meta = schema.parquet_metadata(self.run_id, self.info["seed"], chunk, self.info["config"])
-        with atomic_path(self.path / rel) as tmp:
-            pq.write_table(tbl.replace_schema_metadata(meta), tmp, compression="zstd")
-        files[rel] = {"sha256": sha256_file(self.path / rel), "bytes": (self.path / rel).stat().st_size}
+        with self._writing(rel):
+            (self.path / DIES_DIR).mkdir(exist_ok=True)
+            with atomic_path(self.path / rel, before_replace=self._owner_check(rel)) as tmp:
+                pq.write_table(tbl.replace_schema_metadata(meta), tmp, compression="zstd")
+            files[rel] = file_record(self.path / rel)
         if sets:
-            rel = f"{VOLTAGES_DIR}/part-{chunk:05d}.h5"
-            (self.path / VOLTAGES_DIR).mkdir(exist_ok=True)
-            with atomic_path(self.path / rel) as tmp:
-                schema.write_voltage_file(tmp, got, sets, output_classes=output_classes, attrs={
-                    "run_id": self.run_id, "chunk": chunk, "seed": self.info["seed"],
-                    "yieldmc_version": yieldmc.__version__, "format_version": schema.FORMAT_VERSION})
-            files[rel] = {"sha256": sha256_file(self.path / rel), "bytes": (self.path / rel).stat().st_size}
+            rel = voltages_file(chunk)
+            with self._writing(rel):
+                image = _hdf5_image(lambda fh: schema.write_voltage_file(
+                    fh, got, sets, output_classes=output_classes, attrs={
+                        "run_id": self.run_id, "chunk": chunk, "seed": self.info["seed"],
+                        "yieldmc_version": yieldmc.__version__, "format_version": schema.FORMAT_VERSION}))
+                (self.path / VOLTAGES_DIR).mkdir(exist_ok=True)
+                with atomic_path(self.path / rel, before_replace=self._owner_check(rel)) as tmp:
+                    tmp.write_bytes(image)
+                files[rel] = file_record(self.path / rel)
         return ChunkRecord(chunk, dies.start, dies.stop, len(dies), files, self.run_id)
 
     def record_chunk(self, record: ChunkRecord) -> None:
@@ -479,9 +526,9 @@ class RunStore:
             p = self.path / rel
             if not p.is_file() or p.stat().st_size != meta["bytes"]:
                 raise YieldmcError(f"{p} is missing or changed since chunk {record.chunk} was written")
-        entry = {k: v for k, v in asdict(record).items() if k != "run_id"} | {"written": _now()}
+        entry = {k: v for k, v in asdict(record).items() if k != "run_id"} | {"written": utc_now()}
         manifest["chunks"][str(record.chunk)] = entry
-        atomic_write_json(self.path / MANIFEST_FILE, manifest)
+        self._write_manifest()
 
     def write_chunk(self, chunk: int, table: pa.Table | Mapping[str, Any],
                     voltages: Mapping[str, np.ndarray] | None = None,
@@ -492,120 +539,64 @@ class RunStore:
         self.record_chunk(record)
         return record
 
+    # other files -----------------------------------------------------------------------------------
+    def check_writable(self, sub: str) -> None:
+        """Create folder ``sub`` of the run and a file in it, or raise a one-line
+        :class:`~yieldmc.errors.StoreWriteError` (read-only run, full disk): call it before
+        computing what will be written there."""
+        with self._writing(sub):
+            _probe(self.path / sub)
+
+    def _record_files(self, rels: Sequence[str]) -> None:
+        manifest = self._parent_manifest()
+        for rel in rels:
+            p = self.path / rel
+            with self._writing(rel):
+                manifest["files"][rel] = file_record(p) | {"written": utc_now()}
+        self._write_manifest()
+
+    def write_file(self, rel: str, write: Callable[[Path], None]) -> Path:
+        """Write the run's file ``rel`` with ``write(temporary_path)``, atomically, and record
+        it in the manifest (so that ``--overwrite`` knows yieldmc wrote it).
+
+        ``rel`` is ``corrected/<name>.parquet``, ``voltages/all.h5`` or ``network.npz``.
+        The store must hold the lock (:meth:`create` or :meth:`locked`). OS errors become
+        one-line :class:`~yieldmc.errors.StoreWriteError`.
+        """
+        if not EXTRA_FILE.fullmatch(rel):
+            raise ConfigError(f"{rel!r} is not a file the run's manifest records")
+        path = self.path / rel
+        with self._writing(rel):
+            path.parent.mkdir(exist_ok=True)
+            with atomic_path(path, before_replace=self._owner_check(rel)) as tmp:
+                write(tmp)
+        self._record_files([rel])
+        return path
+
     def finish(self, summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Mark the run complete in run.json (atomically), with ``summary``; return run.json.
 
         Also builds ``voltages/all.h5`` (HDF5 virtual datasets over every part) when the
-        run stores voltages. Raises :class:`YieldmcError` if a chunk is not recorded yet.
+        run stores voltages, records it and ``network.npz`` in the manifest, and releases
+        the lock. Raises :class:`YieldmcError` if a chunk is not recorded yet.
         """
         manifest = self._parent_manifest()
         missing = sorted(set(range(self.n_chunks)) - {int(k) for k in manifest["chunks"]})
         if missing:
             raise YieldmcError(f"cannot finish the run in {self.path}: chunks {missing[:10]} are not written")
         if self.info["store_voltages"] != "none":
-            self._build_virtual()
-        now = _now()
+            ranges = [self.chunk_range(c) for c in range(self.n_chunks)]
+            parts = [(part_name(c, "h5"), r.start, r.stop) for c, r in enumerate(ranges)]
+            attrs = {"run_id": self.run_id,
+                     "description": "virtual datasets over the part-*.h5 files of this folder"}
+            image = _hdf5_image(lambda fh: schema.write_virtual_file(
+                fh, parts, self.info["n_dies"], attrs, folder=self.path / VOLTAGES_DIR))
+            self.write_file(f"{VOLTAGES_DIR}/{VIRTUAL_FILE}", lambda tmp: tmp.write_bytes(image))
+        if is_plain_file(self.network_path):
+            self._record_files([NETWORK_FILE])
+        now = utc_now()
         self.info.update(status="complete", finished=now, updated=now, summary=dict(summary or {}))
-        atomic_write_json(self.path / RUN_FILE, self.info)
+        with self._writing(RUN_FILE):
+            atomic_write_json(self.path / RUN_FILE, self.info, before_replace=self._owner_check(RUN_FILE))
+        self.release()
         return self.info
-
-    def _build_virtual(self) -> None:
-        ranges = [self.chunk_range(c) for c in range(self.n_chunks)]
-        parts = [(f"part-{c:05d}.h5", r.start, r.stop) for c, r in enumerate(ranges)]
-        attrs = {"run_id": self.run_id, "description": "virtual datasets over the part-*.h5 files of this folder"}
-        with atomic_path(self.path / VOLTAGES_DIR / VIRTUAL_FILE) as tmp:
-            schema.write_virtual_file(tmp, parts, self.info["n_dies"], attrs)
-
-
-# --- readers ----------------------------------------------------------------------------------
-
-def read_run_info(out: str | os.PathLike) -> dict[str, Any]:
-    """The run's run.json as a dict (config, seed, versions, status, summary, ...)."""
-    return _read_json(Path(out) / RUN_FILE)
-
-
-def _finished(out: str | os.PathLike, verify: bool) -> tuple[RunStore, list[int]]:
-    store = RunStore.open(out)
-    return store, sorted(store.finished_chunks(verify=verify, repair=False))
-
-
-def load_dies(out: str | os.PathLike, columns: Sequence[str] | None = None, *, verify: bool = False):
-    """The per-die table of every finished chunk, sorted by die, as a pandas DataFrame.
-
-    Parameters
-    ----------
-    out : path
-        Run directory.
-    columns : sequence of str, optional
-        Columns to read (default all of :data:`yieldmc.schema.DIE_COLUMNS`).
-    verify : bool
-        Check sha256 checksums before reading (default: sizes only).
-
-    Raises
-    ------
-    ConfigError
-        ``out`` is not a run directory, a column name is unknown, or a file lacks columns
-        (named) or has them with another type.
-
-    Examples
-    --------
-    >>> df = load_dies("runs/mixed")  # doctest: +SKIP
-    >>> df.groupby("defect_type").accuracy.mean()  # doctest: +SKIP
-    """
-    store, chunks = _finished(out, verify)
-    names = [c.name for c in schema.DIE_COLUMNS] if columns is None else list(columns)
-    schema.check_schema(schema.arrow_schema(), names)  # unknown names fail here, even without chunks
-    read = names if "die" in names else names + ["die"]
-    tables = []
-    for c in chunks:
-        path = store.path / DIES_DIR / f"part-{c:05d}.parquet"
-        schema.check_schema(pq.read_schema(path), read, source=str(path))
-        tables.append(pq.read_table(path, columns=read))
-    if tables:
-        table = pa.concat_tables(tables).sort_by("die")
-    else:
-        table = schema.empty_table().select(read)
-    return table.select(names).to_pandas()
-
-
-def load_voltages(out: str | os.PathLike, dies: Sequence[int] | np.ndarray | None = None, *,
-                  image_set: str = "test") -> Voltages:
-    """Output voltages of some dies, read across the chunk files ``voltages/part-*.h5``.
-
-    Parameters
-    ----------
-    out : path
-        Run directory.
-    dies : sequence of int, optional
-        Die indices, returned in this order; default every die of the finished chunks.
-    image_set : str
-        Which stored image set (``"test"``; ``"train"`` too when the run stored ``"all"``).
-
-    Returns
-    -------
-    Voltages
-        ``(voltages, dies, labels)``: float32 (n, images, outputs) in volts, int64 die
-        indices, int16 true class of each image.
-    """
-    store, chunks = _finished(out, verify=False)
-    if store.info["store_voltages"] == "none":
-        raise ConfigError(f"the run in {out} stored no voltages (store_voltages='none')")
-    size = store.info["chunk_size"]
-    available = np.concatenate([np.arange(store.chunk_range(c).start, store.chunk_range(c).stop)
-                                for c in chunks]) if chunks else np.zeros(0, np.int64)
-    want = available if dies is None else np.asarray(dies, dtype=np.int64).reshape(-1)
-    absent = np.setdiff1d(want, available)
-    if absent.size:
-        raise ConfigError(f"dies {absent[:10].tolist()} of {out} are not stored (not simulated yet, or "
-                          f"outside 0..{store.info['n_dies'] - 1})")
-    result = labels = None
-    for c in np.unique(want // size):
-        rows = np.flatnonzero(want // size == c)
-        block, labels = schema.read_voltage_rows(store.path / VOLTAGES_DIR / f"part-{int(c):05d}.h5",
-                                                 image_set, want[rows] - int(c) * size)
-        if result is None:
-            result = np.empty((want.size,) + block.shape[1:], np.float32)
-        result[rows] = block
-    if result is None:
-        result, labels = np.zeros((0, 0, 0), np.float32), np.zeros(0, np.int16)
-    return Voltages(result, want, labels)
