@@ -155,6 +155,7 @@ def test_spice_check_command(device, rows):
     out = json.loads(result.stdout)
     assert out["device"] == device and out["rows"] == rows
     assert out["max_rel_error"] < out["limit"] == (1e-7 if device == "sinh" else 1e-8)
+    assert out["passed"] is True
 
 
 @pytest.mark.parametrize("args, message", [
@@ -185,3 +186,72 @@ def test_a_failed_solve_is_reported_by_the_die_command(cache_env, monkeypatch):
     assert out["solver_converged"] is False and out["ideal_wire_solver_converged"] is False
     text = runner.invoke(app, periphery, env=cache_env)
     assert text.exit_code == 0 and text.stderr.count("warning: a circuit solve") == 2
+
+
+# --- help, version, python -m yieldmc ------------------------------------------------------------
+
+COMMANDS = ["die", "sample", "correct", "yield", "reproduce", "demo", "spice-check", "gallery"]
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_renders_as_written(command):
+    """Plain help: no rich markup eating [seed, d], no <bool> on flags, no {RUN} in usage."""
+    result = CliRunner().invoke(app, [*filter(None, [command]), "--help"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    flat = " ".join(text.split())
+    assert "<bool>" not in text and "{" not in text and "}" not in text, text
+    assert text.startswith("Usage: ")
+    expected = {
+        "": ["--version", *COMMANDS],
+        "die": ["default_rng([seed, die])"],
+        "sample": ["default_rng([seed, d])", "--resume", "--overwrite", "--jobs", "Exit codes"],
+        "correct": ["Usage: root correct [OPTIONS] RUN", "--verify / --no-verify"],
+        "yield": ["Usage: root yield [OPTIONS] RUN", "--verify / --no-verify", "--include-unconverged",
+                  "excluded_unconverged"],
+        "reproduce": ["[default: runs/paper]"],
+        "spice-check": ["PASS", "FAIL", '"passed"'],
+        "demo": ["--r-wire"],
+        "gallery": ["the format follows the suffix"],
+    }[command]
+    for phrase in expected:
+        assert phrase in flat, (phrase, text)
+
+
+def test_version():
+    from yieldmc import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout == f"yieldmc {__version__}\n"
+
+
+def test_python_dash_m_yieldmc(cache_env):
+    from yieldmc import __version__
+
+    env = {**os.environ, **cache_env}
+    version = subprocess.run([sys.executable, "-m", "yieldmc", "--version"], capture_output=True,
+                             text=True, env=env, timeout=120)
+    assert version.returncode == 0 and version.stdout == f"yieldmc {__version__}\n"
+    bad = subprocess.run([sys.executable, "-m", "yieldmc", "die", "--set", "wires.r_row=-1"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: wires.r_row")
+    usage = subprocess.run([sys.executable, "-m", "yieldmc", "sample", "--help"], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert usage.returncode == 0 and usage.stdout.startswith("Usage: yieldmc sample")
+
+
+@pytest.mark.parametrize("factor, verdict, code", [(1.0, "PASS", 0), (1.0 + 1e-6, "FAIL", 1)])
+def test_spice_check_says_pass_or_fail(monkeypatch, factor, verdict, code):
+    """ngspice replaced by the engine itself (exact: PASS) or by it with a 1e-6 error (FAIL)."""
+    import yieldmc.spice
+    from yieldmc.circuit import solve_device
+
+    def fake_ngspice(G, v, r_row, r_col, *, r_sense=0.0, device=None):
+        return solve_device(device, G, v, r_row, r_col, r_sense=r_sense) * factor
+
+    monkeypatch.setattr(yieldmc.spice, "run_ngspice", fake_ngspice)
+    text = CliRunner().invoke(app, ["spice-check", "--rows", "6", "--cols", "4"])
+    assert text.exit_code == code and text.stdout.startswith(f"{verdict}: 6x4 linear"), text.stdout
+    as_json = CliRunner().invoke(app, ["spice-check", "--rows", "6", "--cols", "4", "--json"])
+    assert as_json.exit_code == code
+    assert json.loads(as_json.stdout)["passed"] is (verdict == "PASS")

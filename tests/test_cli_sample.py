@@ -105,6 +105,9 @@ BAD_INPUT = {
                                "scheduler file not found"),
     "threshold-above-one": (["--dies", "5", "--threshold", "1.5"], "threshold"),
     "resume-and-overwrite": (["--dies", "5", "--resume", "--overwrite"], "not both"),
+    # the paper network has 4 layers (0..3): refused before --out is made
+    "layer-out-of-range": (["--dies", "5", "--layers", "7"], r"defects.layers \[7\] out of range"),
+    "absurd-jobs": (["--dies", "5", "--jobs", "100000"], "--jobs 100000"),
 }
 
 def _bad_args(name: str, tmp_path: Path) -> tuple[list[str], str, Path]:
@@ -197,6 +200,7 @@ def test_summary_line_and_progress(tmp_path):
     assert re.search(r", [\d,]+ dies/s", line)
     assert str(out) in line
     assert "12/12" in result.stderr  # the progress bar's last state, on stderr only
+    assert "ETA 0:00:00" in result.stderr
     assert "error" not in result.stderr.lower()
 
 

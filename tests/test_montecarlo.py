@@ -95,13 +95,21 @@ def test_same_dies_for_any_chunk_size(config, reference, tmp_path, chunk_size):
     assert (load_dies(tmp_path / "run")["chunk"] == np.arange(N_DIES) // chunk_size).all()
 
 
-def test_same_dies_with_two_loky_workers(config, reference, tmp_path):
+@pytest.fixture
+def two_cores(monkeypatch):
+    """Two workers really start, also on a one-core machine (where --jobs 2 is lowered to 1)."""
+    import yieldmc.montecarlo as mc
+
+    monkeypatch.setattr(mc, "available_cores", lambda: 2, raising=False)
+
+
+def test_same_dies_with_two_loky_workers(config, reference, tmp_path, two_cores):
     summary = run_sample(config, N_DIES, tmp_path / "run", jobs=2, chunk_size=7)
     assert summary["jobs"] == 2 and summary["backend"] == "loky"
     assert_same_results(tmp_path / "run", reference[0])
 
 
-def test_same_dies_on_a_dask_local_cluster(config, reference, tmp_path):
+def test_same_dies_on_a_dask_local_cluster(config, reference, tmp_path, two_cores):
     """Without an address the dask backend starts (and stops) a LocalCluster of ``jobs`` workers."""
     summary = run_sample(config, N_DIES, tmp_path / "run", jobs=2, chunk_size=9, backend="dask")
     assert summary["backend"] == "dask" and summary["dies"] == N_DIES
@@ -248,10 +256,8 @@ def test_overwrite_never_deletes_foreign_files(config, tmp_path):
     out = tmp_path / "run"
     run_sample(config, 6, out, chunk_size=6)
     (out / "notes.txt").write_text("mine")
-    before = snapshot(out)
-    with pytest.raises(ConfigError, match="notes.txt"):
-        run_sample(config, 6, out, overwrite=True)
-    assert snapshot(out) == before
+    run_sample(config, 6, out, overwrite=True)  # the store deletes only what the old run wrote
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -270,6 +276,23 @@ def test_bad_arguments_are_refused_before_anything_is_written(config, tmp_path, 
     with pytest.raises(ConfigError, match=match):
         run_sample(config, kwargs.pop("n_dies"), out, **kwargs)
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_setting_the_model_refuses_leaves_no_run_directory(config, tmp_path, monkeypatch):
+    """Everything the die model checks is checked before ``out`` is made (no half-made run)."""
+    import yieldmc.die
+
+    def refuse(*args, **kwargs):
+        raise ConfigError("network layer sizes [64, 9, 10] do not match the data")
+
+    monkeypatch.setattr(yieldmc.die.DieModel, "build", refuse)
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="do not match"):
+        run_sample(config, 5, out)
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="out of range"):
+        run_sample(config.replace(**{"defects.layers": [4]}), 5, out)
+    assert not out.exists()
 
 
 # --- files and schema ----------------------------------------------------------------------------
@@ -377,6 +400,90 @@ def test_summary_matches_the_table(config, reference, tmp_path, which):
         assert 0 < summary["yield"] < 0.5
 
 
+@pytest.fixture
+def better_half_unconverged(reference, monkeypatch):
+    """Sweeps in this process flag the dies at or above the median accuracy as unconverged
+    (as if their solves had failed); returns that median."""
+    import yieldmc.montecarlo as mc
+
+    cut = float(np.median(load_dies(reference[0])["accuracy"]))
+    original = mc.simulate_chunk
+
+    def flagged(spec, dies, store_voltages="test"):
+        columns, volts = original(spec, dies, store_voltages)
+        columns["solver_converged"] = columns["accuracy"] < cut
+        return columns, volts
+
+    monkeypatch.setattr(mc, "simulate_chunk", flagged)
+    return cut
+
+
+def test_summary_leaves_unconverged_dies_out(config, tmp_path, better_half_unconverged):
+    from typer.testing import CliRunner
+
+    from yieldmc.cli import app
+
+    cut = better_half_unconverged
+    out = tmp_path / "run"
+    summary = run_sample(config, N_DIES, out, chunk_size=17, threshold=cut)
+    table = load_dies(out)
+    ok = table["solver_converged"].to_numpy()
+    acc = table["accuracy"].to_numpy()
+    assert 0 < summary["unconverged_dies"] == int((~ok).sum()) < N_DIES
+    assert summary["dies"] == N_DIES
+    assert summary["mean_accuracy"] == pytest.approx(acc[ok].mean(), rel=1e-12, abs=0)
+    assert summary["yield"] == 0.0  # every converged die is below the cut; over all dies it is > 0
+    assert np.mean(acc >= cut) > 0
+    line = CliRunner().invoke(app, ["sample", "--seed", "7", "--dies", str(N_DIES), "-q",
+                                    "--threshold", str(cut), "--out", str(tmp_path / "cli")]).stdout
+    assert line.startswith(f"{N_DIES} dies ({summary['unconverged_dies']} unconverged, left out of "
+                           "accuracy and yield), mean accuracy ")
+    assert "yield 0.0000 at" in line
+
+
+def test_yield_command_leaves_unconverged_dies_out(config, tmp_path, better_half_unconverged, monkeypatch):
+    import yieldmc.store
+    from typer.testing import CliRunner
+
+    from yieldmc.cli import app
+
+    out = tmp_path / "run"
+    run_sample(config, N_DIES, out, chunk_size=17)
+    table = load_dies(out)
+    bad = int((~table["solver_converged"]).sum())
+    runner = CliRunner()
+
+    def records(*args):
+        result = runner.invoke(app, ["yield", str(out), "--json", *args])
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout), result.stderr
+
+    rows, err = records("--threshold", "0.5")
+    assert [(r["n"], r["excluded_unconverged"]) for r in rows] == [(N_DIES - bad, bad)]
+    assert rows[0]["k"] == int((table["accuracy"][table["solver_converged"]] >= 0.5).sum())
+    assert err.strip() == (f"note: {bad} dies whose circuit solve did not converge are left out "
+                           "(--include-unconverged counts them)")
+    rows, err = records("--threshold", "0.5", "--include-unconverged")
+    assert [(r["n"], r["excluded_unconverged"]) for r in rows] == [(N_DIES, 0)]
+    assert "are counted" in err
+    rows, _ = records("--thresholds", "0.5,0.6", "--by", "defect_type")
+    assert {r["excluded_unconverged"] for r in rows if r["defect_type"] == "all"} == {bad}
+    text = runner.invoke(app, ["yield", str(out)])
+    assert text.exit_code == 0 and "excluded_unconverged" in text.stdout.splitlines()[0]
+
+    seen = []
+    real = yieldmc.store.load_dies
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("verify"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(yieldmc.store, "load_dies", spy)
+    records()
+    records("--no-verify")
+    assert seen == [True, False]
+
+
 def test_progress_is_reported_after_every_chunk(config, tmp_path):
     calls = []
     run_sample(config, 12, tmp_path / "run", chunk_size=5,
@@ -448,5 +555,33 @@ def test_a_failed_newton_solve_is_flagged_in_the_table_and_refused_by_correction
     table = load_dies(tmp_path / "bad")
     assert not table["solver_converged"].any() and (table["solver_max_residual"] > NEWTON_RTOL).all()
     assert summary["unconverged_dies"] == 2
+    assert summary["mean_accuracy"] is None and summary["yield"] is None  # no die to trust
     with pytest.raises(SolverError, match="die 0"):
         correct_run(tmp_path / "ok", "per-die")
+    from typer.testing import CliRunner
+
+    from yieldmc.cli import app
+
+    refused = CliRunner().invoke(app, ["yield", str(tmp_path / "bad")])
+    assert refused.exit_code == 2 and refused.stderr.startswith("error: no die to compute a yield from")
+    counted = CliRunner().invoke(app, ["yield", str(tmp_path / "bad"), "--include-unconverged", "--json"])
+    assert counted.exit_code == 0 and json.loads(counted.stdout)[0]["n"] == 2
+
+
+def test_correct_command_passes_no_verify(tmp_path, monkeypatch):
+    import yieldmc.correct
+    from typer.testing import CliRunner
+
+    from yieldmc.cli import app
+
+    seen = []
+
+    def fake_correct_run(run, mode, **kwargs):
+        seen.append(kwargs["verify"])
+        return {"mode": mode}
+
+    monkeypatch.setattr(yieldmc.correct, "correct_run", fake_correct_run)
+    for args in ([], ["--no-verify"]):
+        result = CliRunner().invoke(app, ["correct", str(tmp_path), "--json", "-q", *args])
+        assert result.exit_code == 0, result.stderr
+    assert seen == [True, False]

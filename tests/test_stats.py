@@ -27,6 +27,7 @@ from yieldmc.stats import (
     wilson_interval,
     yield_curve,
     yield_estimate,
+    yield_report,
     yield_table,
 )
 
@@ -258,6 +259,9 @@ def test_parse_thresholds_long_range_is_inclusive():
         ("-0.1", r"\[0, 1\]"),
         ("0.5,,0.6", "number"),
         ("nan", "finite"),
+        ("0:1:1e-7", "10,000,001 values; at most 10,001"),
+        ("0:1:0.00009", "at most 10,001"),
+        pytest.param(",".join(["0.5"] * 10_002), "at most 10,001", id="list-of-10002"),
     ],
 )
 def test_parse_thresholds_errors(spec, match):
@@ -268,3 +272,96 @@ def test_parse_thresholds_errors(spec, match):
 def test_docstring_examples():
     result = doctest.testmod(ys, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_parse_thresholds_refuses_a_huge_grid_at_once():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="at most"):
+        parse_thresholds("0:1:1e-12")  # 10^12 values: refused before any is made
+    assert time.perf_counter() - start < 0.1
+    assert len(parse_thresholds("0:1:0.0001")) == ys.MAX_THRESHOLDS  # the finest grid allowed
+
+
+# --- yield_report: the whole grid at once, without unconverged dies ---------------------------------
+
+def _dies(n: int = 400, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "defect_type": pd.Categorical(np.array(["ring", "row", "random"])[rng.integers(0, 3, n)]),
+        # accuracies on a 180-image grid, so that thresholds hit them exactly
+        "accuracy": rng.integers(90, 181, n) / 180,
+        "solver_converged": rng.random(n) > 0.1,
+    })
+
+
+def test_yield_report_leaves_unconverged_dies_out_and_counts_them():
+    df = _dies()
+    ok = df[df.solver_converged]
+    bad = int((~df.solver_converged).sum())
+    assert bad > 0
+    report = yield_report(df, [0.8, 0.9])
+    assert list(report.columns) == [*ys.CURVE_COLUMNS, "excluded_unconverged"]
+    assert report["excluded_unconverged"].tolist() == [bad, bad]
+    for row in report.to_dict(orient="records"):
+        est = yield_estimate(ok.accuracy.to_numpy(), row["threshold"])
+        assert [row[c] for c in ("n", "k", "yield", "lo", "hi", "method")] == [
+            est.n, est.k, est.yield_, est.lo, est.hi, est.method]
+    included = yield_report(df, [0.8, 0.9], include_unconverged=True)
+    assert included["n"].tolist() == [len(df)] * 2
+    assert included["excluded_unconverged"].tolist() == [0, 0]
+    assert included["k"].tolist() == [int((df.accuracy >= t).sum()) for t in (0.8, 0.9)]
+    # a table without the column: every die counts
+    assert yield_report(df.drop(columns="solver_converged"), [0.8])["n"].tolist() == [len(df)]
+
+
+def test_yield_report_by_group_matches_yield_table_threshold_by_threshold():
+    df = _dies()
+    grid = parse_thresholds("0.5:1:0.05")
+    report = yield_report(df, grid, by="defect_type")
+    ok = df[df.solver_converged]
+    expected = pd.concat([yield_table(ok, t) for t in grid], ignore_index=True)
+    assert report["defect_type"].tolist() == expected["defect_type"].tolist()  # threshold-major
+    pd.testing.assert_frame_equal(report.drop(columns="excluded_unconverged"), expected, check_exact=True)
+    per_group = (~df.solver_converged).groupby(df.defect_type, observed=True).sum()
+    first = report[report.threshold == grid[0]].set_index("defect_type")["excluded_unconverged"]
+    assert first.drop("all").to_dict() == per_group.to_dict()
+    assert first["all"] == per_group.sum()
+
+
+def test_yield_report_matches_yield_curve():
+    df = _dies().assign(solver_converged=True)
+    grid = parse_thresholds("0:1:0.001")
+    pd.testing.assert_frame_equal(yield_report(df, grid).drop(columns="excluded_unconverged"),
+                                  yield_curve(df.accuracy.to_numpy(), grid), check_exact=True)
+
+
+def test_yield_report_of_a_fine_grid_is_fast():
+    import time
+
+    df = _dies(20_000)
+    grid = parse_thresholds("0:1:0.001")  # 1,001 thresholds
+    start = time.perf_counter()
+    report = yield_report(df, grid, by="defect_type")
+    elapsed = time.perf_counter() - start
+    assert len(report) == 4 * len(grid)
+    # about 0.02 s; one yield_table per threshold (the old command's loop) took 2.6 s
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_yield_report_edge_cases():
+    df = _dies(30)
+    df.loc[df.defect_type == "ring", "solver_converged"] = False
+    report = yield_report(df, [0.8], by="defect_type").set_index("defect_type")
+    ring = report.loc["ring"]
+    assert ring["n"] == 0 and np.isnan(ring["yield"]) and np.isnan(ring["lo"]) and np.isnan(ring["hi"])
+    assert ring["excluded_unconverged"] == int((df.defect_type == "ring").sum())
+    with pytest.raises(ConfigError, match="no die to compute a yield from.*--include-unconverged"):
+        yield_report(df.assign(solver_converged=False), [0.8])
+    with pytest.raises(ConfigError, match="NaN"):
+        yield_report(df.assign(accuracy=np.nan, solver_converged=True), [0.8])
+    with pytest.raises(ConfigError, match="column"):
+        yield_report(df, [0.8], by="layer")
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        yield_report(df, [1.5])

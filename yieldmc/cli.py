@@ -1,18 +1,23 @@
 """The ``yieldmc`` command line: a thin typer layer over the modules.
 
-Data and ``--json`` summaries go to stdout; progress and messages to stderr. A bad input
-ends with a one-line message and exit code 2, never a traceback.
+Data and ``--json`` summaries go to stdout; progress and messages to stderr. Failures are
+one ``error: ...`` line on stderr, never a traceback: exit code 2 for a bad input (an
+option, a setting, a missing or unreadable file), 1 for a failure outside the input (a
+worker process killed, a full or read-only disk; the line says how to resume a sweep),
+130 for Ctrl-C. Help texts are plain text (no rich markup), so ``[seed, d]`` stays as written.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import typer
+import typer.core
 
 from yieldmc.errors import YieldmcError
 
@@ -21,30 +26,64 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help is plain text: rich markup would eat "[seed, d]"
 )
 
 
+class _Command(typer.core.TyperCommand):
+    """typer's command with plain argument names in its usage line (typer writes ``{RUN}``)."""
+
+    def collect_usage_pieces(self, ctx):
+        return [re.sub(r"^\{(.*)\}$", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from yieldmc import __version__
+
+        typer.echo(f"yieldmc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Monte Carlo yield of fully analog ReRAM neural-network dies with stuck-at defects."""
+
+
 def _fail(message: str, code: int = 2) -> None:
+    message = " ".join(str(message).split()) or "unknown error"  # always one line
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
 def user_errors(func):
-    """Turn yieldmc's own errors (and bad files) into a one-line message and exit code 2."""
+    """One ``error:`` line instead of a traceback: yieldmc's own errors (exit code 2, or the
+    error's ``exit_code``), bad files (2), and a full, read-only or forbidden disk (1)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (YieldmcError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        except YieldmcError as exc:
+            _fail(str(exc), getattr(exc, "exit_code", 2))
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             _fail(str(exc))
+        except OSError as exc:
+            from yieldmc.errors import DISK_ERRNOS, describe_os_error, os_errno
+
+            if os_errno(exc) not in DISK_ERRNOS:
+                raise
+            _fail(describe_os_error(exc), 1)
 
     return wrapper
 
 
 PresetOpt = typer.Option("paper", "--preset", help="Shipped preset: paper (64-8-8-8-10) or large (784-256-10, tiled).")
 ConfigOpt = typer.Option(None, "--config", help="TOML file whose settings override the preset's.")
-SetOpt = typer.Option(None, "--set", help="Override one setting, e.g. --set wires.r_row=2.0 (repeatable).")
+SetOpt = typer.Option(None, "--set", metavar="SECTION.FIELD=VALUE", help="Override one setting, e.g. --set wires.r_row=2.0 (repeatable).")
 DeviceOpt = typer.Option(None, "--device", help="Cell I-V model: linear (ohmic, fast) or sinh (gap model, a Newton solve per image); default from the preset.")
 
 
@@ -94,7 +133,7 @@ def parse_layers(text: str | None) -> list[int] | None:
         raise ConfigError(f"--layers must be comma-separated layer indices or 'all', got {text!r}") from None
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def die(
     preset: str = PresetOpt,
@@ -104,7 +143,7 @@ def die(
     severity: str = typer.Option(None, "--severity", help="Faulty share of each affected array: S or LO:HI."),
     layers: str = typer.Option(None, "--layers", help="Layers receiving defects, e.g. 0,2 or all."),
     seed: int = typer.Option(None, "--seed", min=0, help="Root seed of the run."),
-    die_index: int = typer.Option(0, "--die", min=0, help="Die index (its stream is default_rng([seed, die]))."),
+    die_index: int = typer.Option(0, "--die", min=0, help="Die index (its random stream is default_rng([seed, die]))."),
     device: str = DeviceOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
@@ -158,7 +197,7 @@ def die(
                        err=True)
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def sample(
     dies: int = typer.Option(..., "--dies", help="Number of dies to simulate (>= 1)."),
@@ -171,7 +210,7 @@ def sample(
     seed: int = typer.Option(None, "--seed", min=0, help="Root seed: die d uses default_rng([seed, d])."),
     device: str = DeviceOpt,
     out: Path = typer.Option(Path("runs/sample"), "--out", help="Run directory (refused if not empty, see --resume/--overwrite)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (-1: all cores)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Worker processes (-1: all cores); capped at the available cores."),
     chunk_size: int = typer.Option(None, "--chunk-size", help="Dies per task (default: about 8 tasks per worker)."),
     backend: str = typer.Option("loky", "--backend", help="loky (local processes) or dask."),
     scheduler_address: str = typer.Option(None, "--scheduler-address", help="dask scheduler, e.g. tcp://host:8786."),
@@ -181,14 +220,24 @@ def sample(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace yieldmc's files in --out."),
     threshold: float = typer.Option(0.8, "--threshold", help="Accuracy threshold of the summary's yield."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no notices (warnings stay)."),
 ) -> None:
     """Sample a population of defective dies and store each die's accuracy and voltages.
 
     Writes OUT/run.json, OUT/dies/part-*.parquet (one row per die), OUT/voltages/part-*.h5
-    and OUT/manifest.json; see docs/data.md. Ctrl-C leaves a run that --resume finishes.
+    and OUT/manifest.json; see docs/data.md. Die d uses the random stream
+    default_rng([seed, d]), so the dies do not depend on --jobs, --chunk-size or --backend.
+
+    --jobs is capped at the available cores (with a warning) and refused above 4 workers
+    per core. Mean accuracy and yield in the summary leave out the dies whose circuit
+    solve did not converge (counted as unconverged). The first run on a machine compiles
+    numba kernels (about a minute; a notice says so).
+
+    Exit codes: 0 done; 2 bad input (nothing written); 1 a worker died or a disk is full
+    or read-only; 130 Ctrl-C. After 1 or 130 the finished chunks are kept and --resume
+    finishes the run.
     """
-    from yieldmc.montecarlo import run_sample
+    from yieldmc.montecarlo import RateMeter, run_sample
 
     if scheduler_address and scheduler_file:
         _fail("give --scheduler-address or --scheduler-file, not both")
@@ -199,30 +248,32 @@ def sample(
         "defects.layers": parse_layers(layers), "seed": seed, "device.model": device})
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+                               TimeElapsedColumn)
 
     console = Console(stderr=True)
     columns = (TextColumn("[bold]dies"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn())
-    # The bar starts at the first progress report, i.e. after every argument was checked,
-    # so a bad input prints only its one-line error.
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+               TextColumn("ETA {task.fields[eta]}"))
+    # The bar starts at the first progress report, i.e. after every argument was checked
+    # and the die model was built, so a bad input prints only its one-line error. The rate
+    # and ETA count from the first finished chunk (RateMeter), not from the start-up.
     bar = Progress(*columns, console=console, disable=quiet, transient=False)
-    task = bar.add_task("dies", total=dies, rate="")
-    state: dict = {"started": False, "t0": None, "n0": 0}
+    task = bar.add_task("dies", total=dies, rate="", eta="-:--:--", start=False)
+    meter = RateMeter()
+    started = []
 
     def progress(done: int, total: int) -> None:
-        import time as _time
-
-        if not state["started"]:
+        if not started:  # the elapsed time counts from here, after the model was built
             bar.start()
-            state["started"] = True
-        now = _time.perf_counter()
-        if state["t0"] is None:  # rate counts from the first report (workers started)
-            state["t0"], state["n0"] = now, done
-        elapsed = now - state["t0"]
-        rate = (done - state["n0"]) / elapsed if elapsed > 0 and done > state["n0"] else 0.0
-        bar.update(task, completed=done, rate=f"{rate:,.0f} dies/s" if rate else "")
+            bar.start_task(task)
+            started.append(True)
+        meter.update(done, total)
+        eta = "-:--:--" if meter.eta_s is None else _clock(meter.eta_s)
+        bar.update(task, completed=done, rate=f"{meter.rate:,.0f} dies/s" if meter.rate else "", eta=eta)
+
+    def log(message: str) -> None:
+        if not quiet or message.startswith("warning:"):
+            typer.echo(message, err=True)
 
     try:
         summary = run_sample(
@@ -230,23 +281,31 @@ def sample(
             scheduler_address=scheduler_address,
             scheduler_file=str(scheduler_file) if scheduler_file else None,
             store_voltages=store_voltages, resume=resume, overwrite=overwrite,
-            threshold=threshold, progress=progress)
+            threshold=threshold, progress=progress, log=log)
     except KeyboardInterrupt:
-        if state["started"]:
+        if started:
             bar.stop()
         typer.echo(f"interrupted: finished chunks are kept; run again with --resume --out {out}", err=True)
         raise typer.Exit(130) from None
     finally:
-        if state["started"]:
+        if started:
             bar.stop()
     if as_json:
         typer.echo(json.dumps(summary))
-    else:
-        rate = summary["dies_per_s"]
-        typer.echo(
-            f"{summary['dies']} dies, mean accuracy {summary['mean_accuracy']:.4f}, "
-            f"yield {summary['yield']:.4f} at accuracy >= {summary['threshold']:.2f}, "
-            f"{summary['elapsed_s']:.1f} s" + (f", {rate:,.0f} dies/s" if rate else "") + f" -> {out}")
+        return
+    rate, unconverged = summary["dies_per_s"], summary["unconverged_dies"]
+    number = lambda x: "n/a" if x is None else f"{x:.4f}"  # noqa: E731 - no converged die
+    typer.echo(
+        f"{summary['dies']} dies"
+        + (f" ({unconverged} unconverged, left out of accuracy and yield)" if unconverged else "")
+        + f", mean accuracy {number(summary['mean_accuracy'])}, "
+        f"yield {number(summary['yield'])} at accuracy >= {summary['threshold']:.2f}, "
+        f"{summary['elapsed_s']:.1f} s" + (f", {rate:,.0f} dies/s" if rate else "") + f" -> {out}")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def _progress_bar(label: str, quiet: bool):
@@ -257,15 +316,16 @@ def _progress_bar(label: str, quiet: bool):
                     TimeRemainingColumn(), console=Console(stderr=True), disable=quiet)
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def correct(
-    run: Path = typer.Argument(..., help="Run directory written by `yieldmc sample`."),
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `yieldmc sample`."),
     mode: str = typer.Option("per-die", "--mode", help="per-die (one corrector per die) or population (one for all)."),
     method: str = typer.Option("rff-ridge", "--method", help="Per-die corrector: rff-ridge, linear-ridge or mlp."),
     sample_k: int = typer.Option(None, "--sample", help="Correct a random subsample of K dies (seeded)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the subsample and the correctors."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace RUN/corrected/MODE.parquet."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -279,7 +339,7 @@ def correct(
     with _progress_bar("correcting", quiet) as bar:
         task = bar.add_task("c", total=None)
         summary = correct_run(run, mode, method=method, sample=sample_k, seed=seed,
-                              overwrite=overwrite,
+                              overwrite=overwrite, verify=verify,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         typer.echo(json.dumps(summary))
@@ -291,20 +351,24 @@ def correct(
         f"{summary['elapsed_s']:.1f} s -> {summary['out']}")
 
 
-@app.command("yield")
+@app.command("yield", cls=_Command)
 @user_errors
 def yield_(
-    run: Path = typer.Argument(..., help="Run directory written by `yieldmc sample`."),
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `yieldmc sample`."),
     threshold: float = typer.Option(None, "--threshold", help="One accuracy threshold (default 0.8)."),
-    thresholds: str = typer.Option(None, "--thresholds", help="A curve: START:STOP:STEP or a comma list."),
+    thresholds: str = typer.Option(None, "--thresholds", help="A curve: START:STOP:STEP or a comma list (at most 10,001 values)."),
     by: str = typer.Option(None, "--by", help="Group by a die-table column, e.g. defect_type."),
     mode: str = typer.Option(None, "--corrected", help="Also report yield after correction of this mode (per-die or population)."),
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
+    include_unconverged: bool = typer.Option(False, "--include-unconverged", help="Count the dies whose circuit solve did not converge (left out by default)."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
 ) -> None:
     """Yield = share of dies with accuracy >= threshold, with Wilson / Clopper-Pearson intervals.
 
     Clopper-Pearson is used near 0 or 1 (see yieldmc.stats.choose_method), Wilson elsewhere.
+    Dies whose circuit solve did not converge have no trustworthy accuracy: they are left
+    out of n unless --include-unconverged, and counted in the column excluded_unconverged.
     With --corrected, the 'after' rows cover the corrected dies only (a subsample if
     `yieldmc correct --sample` was used) and the 'before' rows are computed on those same dies.
     """
@@ -317,38 +381,42 @@ def yield_(
     if threshold is not None and thresholds is not None:
         _fail("give --threshold or --thresholds, not both")
     grid = stats.parse_thresholds(thresholds) if thresholds else np.array([0.8 if threshold is None else threshold])
-    df = load_dies(run)
+    df = load_dies(run, verify=verify)
     frames = {"before": df}
     if mode:
-        fixed = load_corrected(run, mode)
+        fixed = load_corrected(run, mode, verify=verify)
         merged = df.merge(fixed[["die", "accuracy_corrected"]], on="die", how="inner")
         frames = {"before": merged, "after": merged.assign(accuracy=merged["accuracy_corrected"])}
-    parts = []
-    for stage, frame in frames.items():
-        for t in grid:
-            if by:
-                table = stats.yield_table(frame, float(t), by=by, confidence=confidence)
-            else:
-                table = stats.yield_curve(frame["accuracy"].to_numpy(), [float(t)], confidence=confidence)
-            parts.append(table.assign(stage=stage))
-    result = pd.concat(parts, ignore_index=True)
-    if as_json:
-        typer.echo(json.dumps(result.to_dict(orient="records")))  # exact floats
+    result = pd.concat([stats.yield_report(frame, grid, by=by, confidence=confidence,
+                                           include_unconverged=include_unconverged).assign(stage=stage)
+                        for stage, frame in frames.items()], ignore_index=True)
+    unconverged = int((~frames["before"]["solver_converged"]).sum())
+    if unconverged:
+        typer.echo(f"note: {unconverged} dies whose circuit solve did not converge are "
+                   + ("counted (--include-unconverged)" if include_unconverged
+                      else "left out (--include-unconverged counts them)"), err=True)
+    if as_json:  # exact floats; NaN (a group without dies) as null
+        records = result.astype(object).where(result.notna(), None).to_dict(orient="records")
+        typer.echo(json.dumps(records))
         return
     typer.echo(result.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def reproduce(
-    out: Path = typer.Option(Path("results/paper"), "--out", help="Directory of the study's CSV, HDF5 and PNG files."),
+    out: Path = typer.Option(Path("runs/paper"), "--out", help="New directory for the study's CSV, HDF5 and PNG files (results/paper holds the committed results; --overwrite replaces a study there)."),
     quick: bool = typer.Option(False, "--quick", help="Small version (one severity, 2 instances): about 3 minutes."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing study files in --out."),
     preset: str = PresetOpt,
     config: Path = ConfigOpt,
     sets: list[str] = SetOpt,
 ) -> None:
-    """Run the publication's study: per-type correction, 6x6 generalization, size sweep, yield."""
+    """Run the publication's study: per-type correction, 6x6 generalization, size sweep, yield.
+
+    Writes into a fresh directory (default runs/paper); compare with the committed
+    results in results/paper (docs/reproduction.md).
+    """
     from yieldmc.reproduce import StudySettings, run_study
 
     cfg = build_config(preset, config, sets)
@@ -357,7 +425,7 @@ def reproduce(
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "settings"}))
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def demo(
     rows: int = typer.Option(32, min=1, help="Rows (inputs) of the demo array."),
@@ -382,7 +450,7 @@ def demo(
         typer.echo(f"{j:>6} {1e6 * ideal[j]:>12.4f} {1e6 * wired[j]:>13.4f} {loss:>7.3f}")
 
 
-@app.command("spice-check")
+@app.command("spice-check", cls=_Command)
 @user_errors
 def spice_check(
     rows: int = typer.Option(None, min=1, help="Rows of the random test array (default 32 linear, 16 sinh)."),
@@ -396,7 +464,8 @@ def spice_check(
 ) -> None:
     """Compare the engine with ngspice on one random array; print the worst relative error.
 
-    Passes (exit 0) below 1e-8 (linear) or 1e-7 (sinh) of the largest column current.
+    PASS (exit 0) below 1e-8 (linear) or 1e-7 (sinh) of the largest column current,
+    FAIL (exit 1) otherwise; --json gives "passed": true or false.
     """
     from yieldmc.circuit import solve_device
     from yieldmc.devices import DEVICE_MODELS, LinearDevice, SinhDevice
@@ -420,25 +489,27 @@ def spice_check(
     ours = solve_device(cell, G, v, r_wire, r_wire, r_sense=r_sense)
     spice = run_ngspice(G, v, r_wire, r_wire, r_sense=r_sense, device=cell)
     worst = float(np.max(np.abs(ours - spice)) / np.max(np.abs(spice)))
+    passed = bool(worst < limit)  # False for NaN too
     if as_json:
         typer.echo(json.dumps({"rows": rows, "cols": cols, "seed": seed, "device": device,
-                               "max_rel_error": worst, "limit": limit}))
+                               "max_rel_error": worst, "limit": limit, "passed": passed}))
     else:
-        typer.echo(f"{rows}x{cols} {device}, seed {seed}: worst relative error vs ngspice {worst:.3e} (limit {limit:g})")
-    if not worst < limit:
+        typer.echo(f"{'PASS' if passed else 'FAIL'}: {rows}x{cols} {device}, seed {seed}: worst relative "
+                   f"error vs ngspice {worst:.3e} (limit {limit:g})")
+    if not passed:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=_Command)
 @user_errors
 def gallery(
-    out: Path = typer.Option(..., "--out", help="PNG file to write."),
+    out: Path = typer.Option(..., "--out", help="Image file to write; the format follows the suffix (.png, .pdf, .svg, ...)."),
     rows: int = typer.Option(32, min=1, help="Rows of the example arrays."),
     cols: int = typer.Option(32, min=1, help="Columns of the example arrays."),
     examples: int = typer.Option(4, min=1, help="Examples per defect kind."),
     seed: int = typer.Option(0, min=0, help="Root seed (example d uses die stream d)."),
 ) -> None:
-    """Draw example stuck-at masks of every defect kind (rows of examples) to a PNG."""
+    """Draw example stuck-at masks of every defect kind (rows of examples) to an image file."""
     from yieldmc.gallery import plot_gallery
 
     path = plot_gallery(out, shape=(rows, cols), n_examples=examples, seed=seed)

@@ -5,16 +5,26 @@ once per process (from the config and the run's trained network), simulates its 
 writes the chunk's files itself (:meth:`RunStore.write_chunk_files`) and returns the small
 record; the parent alone updates the manifest. Die ``d`` depends only on
 ``(config, seed, d)``, so results do not depend on workers, chunk size, backend or order.
+
+The parent builds the die model before ``out`` is touched (so that the settings are
+checked against the network first) and, before any worker starts, simulates a few dies
+that compile (or load from numba's cache) every kernel a worker uses, so that workers never
+compile at the same time. A loky worker watches its parent and exits within a second when the parent dies
+(``kill -9``); dask's own worker processes do so already. A sweep that fails for a reason
+outside the user's input (a worker killed, a full disk) raises :class:`SweepFailed`, whose
+one-line message says how to resume.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import math
 import numbers
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,13 +34,31 @@ from typing import Any
 import numpy as np
 
 from yieldmc.config import Config
-from yieldmc.errors import ConfigError
+from yieldmc.errors import DISK_ERRNOS, ConfigError, SweepFailed, YieldmcError, describe_os_error, os_errno
 from yieldmc import schema
-from yieldmc.store import STORE_VOLTAGES, ChunkRecord, RunStore, atomic_path, load_dies
+from yieldmc.store import RUN_FILE, STORE_VOLTAGES, ChunkRecord, RunStore, atomic_path, load_dies
 
 #: Accuracy a die must reach to count as good in the sweep's one-line summary.
 DEFAULT_THRESHOLD = 0.8
 BACKENDS = ("loky", "dask")
+#: ``--jobs`` above this many workers per available core is refused (a typo such as 1000);
+#: between one and this many per core it is lowered to the core count, with a warning.
+MAX_JOBS_PER_CORE = 4
+#: Seconds between a loky worker's checks that the sweep's parent process is alive.
+WATCHDOG_INTERVAL_S = 0.5
+#: Seconds of model preparation (network training, numba compilation) before a notice.
+NOTICE_AFTER_S = 1.0
+
+
+def _kept_hint(out: str | Path) -> str:
+    return f"finished chunks are kept: run again with --resume --out {out}"
+
+
+def _worker_died(exc: BaseException) -> bool:
+    """A loky pool broken by a dead worker, or dask's KilledWorker (a task whose workers died)."""
+    if isinstance(exc, concurrent.futures.BrokenExecutor):
+        return True
+    return type(exc).__name__ == "KilledWorker" and type(exc).__module__.startswith("distributed")
 
 
 @dataclass(frozen=True)
@@ -130,8 +158,50 @@ def _one_thread() -> Iterator[None]:
         numba.set_num_threads(before)
 
 
-def _chunk_task(spec: ModelSpec, store: RunStore, chunk: int) -> tuple[ChunkRecord, np.ndarray]:
-    """One task: simulate a chunk, write its files, return the record and accuracies."""
+_WATCHDOG: list[threading.Thread] = []  # this process's parent watchdog, once started
+
+
+def _parent_gone(parent_pid: int, ppid: int) -> bool:
+    """True once the process ``parent_pid`` is dead (this process was re-parented, or it is gone)."""
+    if os.getppid() != ppid:
+        return True
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists (owned by someone else)
+        pass
+    return False
+
+
+def _watch_parent(parent_pid: int | None) -> None:
+    """Start (once per process) a daemon thread that ends this worker when its parent dies.
+
+    loky workers otherwise finish the tasks already sent to them and then idle for
+    minutes; a chunk half written when the process ends leaves only a temporary file,
+    which ``--resume`` removes.
+    """
+    if parent_pid is None or parent_pid == os.getpid() or any(t.is_alive() for t in _WATCHDOG):
+        return
+    ppid = os.getppid()
+
+    def watch() -> None:
+        while not _parent_gone(parent_pid, ppid):
+            time.sleep(WATCHDOG_INTERVAL_S)
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="yieldmc-parent-watchdog", daemon=True)
+    thread.start()
+    _WATCHDOG[:] = [thread]
+
+
+def _chunk_task(spec: ModelSpec, store: RunStore, chunk: int,
+                parent_pid: int | None = None) -> tuple[ChunkRecord, np.ndarray]:
+    """One task: simulate a chunk, write its files, return the record and accuracies.
+
+    ``parent_pid``: the sweep's process, watched by a loky worker (None: not watched).
+    """
+    _watch_parent(parent_pid)
     store_voltages = store.info["store_voltages"]
     with _one_thread():
         columns, voltages = simulate_chunk(spec, store.chunk_range(chunk), store_voltages)
@@ -140,27 +210,133 @@ def _chunk_task(spec: ModelSpec, store: RunStore, chunk: int) -> tuple[ChunkReco
     return record, columns["accuracy"]
 
 
-def _run_model(config: Config, store: RunStore):
-    """The die model of a run, and the run's copy of its network weights (network.npz).
+def _check_layers(config: Config) -> None:
+    """``defects.layers`` against the network's layer count, before anything slow or written
+    (the die model checks it again, with the same message)."""
+    n_layers = len(config.network.hidden) + 1
+    bad = [layer for layer in config.defects.layers if layer >= n_layers]
+    if bad:
+        raise ConfigError(f"defects.layers {bad} out of range: the network has {n_layers} layers "
+                          f"(0..{n_layers - 1})")
 
-    A new run takes the weights from the user cache (``$YIELDMC_CACHE``; trained there once
-    per network setting) and copies them into the run; a resumed run reads its own copy.
+
+def _weights_path(config: Config, own: Path | None) -> Path:
+    """The run's own weights (``own``: a resumed run's network.npz) or the user cache's
+    (``$YIELDMC_CACHE``, trained there once per network setting)."""
+    from yieldmc.die import _training_key, default_cache_dir
+
+    return own or default_cache_dir() / f"network-{_training_key(config)}.npz"
+
+
+def _preparing_message(weights: Path) -> str:
+    if not weights.is_file():
+        return ("preparing the die model: training the network and compiling numba kernels "
+                "(once per machine and network setting, about a minute)...")
+    return "preparing the die model (compiling numba kernels the first time: about a minute)..."
+
+
+@contextlib.contextmanager
+def _notice_if_slow(log: Callable[[str], None] | None, message: str) -> Iterator[None]:
+    """Call ``log(message)`` if the block is still running after :data:`NOTICE_AFTER_S`."""
+    if log is None:
+        yield
+        return
+    timer = threading.Timer(NOTICE_AFTER_S, log, args=(message,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
+
+
+#: How a die's arrays are updated (``DieResult.methods``: see
+#: :func:`yieldmc.circuit.update.faulty_transfer` and ``SinhArray.method``); each one runs
+#: its own kernels.
+UPDATE_METHODS = {"linear": frozenset({"reuse", "woodbury", "solve"}), "sinh": frozenset({"newton"})}
+#: Most dies the parent simulates to warm the kernels up (some defect kinds never use
+#: every update method).
+WARM_UP_DIES = 32
+
+
+def _warm_up(model, dies: range) -> int:
+    """Simulate dies here until they have used every update method of the device (at most
+    :data:`WARM_UP_DIES`), so that every kernel a worker runs is compiled and cached once,
+    before the workers start: they would otherwise all compile at the same time, each for
+    up to a minute. Returns the number of dies simulated."""
+    wanted = UPDATE_METHODS.get(model.config.device.model, frozenset())
+    seen: set[str] = set()
+    x = model.images("test")[0]
+    n = 0
+    with _one_thread():
+        for n, die in enumerate(dies[:WARM_UP_DIES], start=1):
+            seen.update(model.die_outputs(die, [x], strict=False)[1]["methods"])
+            if seen >= wanted:
+                break
+    return n
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; os.cpu_count() elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _parse_jobs(jobs: int, *, local: bool = True, log: Callable[[str], None] | None = None) -> int:
+    """Worker count for ``--jobs``: -1 is every core; local workers are capped at the cores.
+
+    Above one worker per core a local sweep only adds memory and contention, so ``jobs``
+    is lowered to the core count (with a warning), and refused above
+    :data:`MAX_JOBS_PER_CORE` per core (a typo). With a given dask scheduler (``local``
+    False) the cluster decides, and ``jobs`` is kept as given.
     """
-    from yieldmc.die import DieModel, _training_key, default_cache_dir
-
-    if store.network_path.is_file():
-        return DieModel.build(config, store.network_path)
-    cached = default_cache_dir() / f"network-{_training_key(config)}.npz"
-    model = DieModel.build(config, cached)  # trains (once) into the cache if it is not there
-    with atomic_path(store.network_path) as tmp:
-        shutil.copyfile(cached, tmp)
-    return model
-
-
-def _parse_jobs(jobs: int) -> int:
-    if jobs == 0 or jobs < -1:
+    if isinstance(jobs, bool) or not isinstance(jobs, numbers.Integral) or jobs == 0 or jobs < -1:
         raise ConfigError(f"--jobs must be a positive number of workers or -1 (all cores), got {jobs}")
-    return os.cpu_count() or 1 if jobs == -1 else jobs
+    cores = available_cores()
+    if jobs == -1:
+        return cores
+    jobs = int(jobs)
+    if not local or jobs <= cores:
+        return jobs
+    if jobs > MAX_JOBS_PER_CORE * cores:
+        raise ConfigError(f"--jobs {jobs} is more than {MAX_JOBS_PER_CORE} workers per core on this machine "
+                          f"({cores} cores); use at most {cores}, or -1 for one worker per core")
+    if log is not None:
+        log(f"warning: --jobs {jobs} is more than the {cores} available cores: lowered to {cores}")
+    return cores
+
+
+class RateMeter:
+    """Dies per second since the first finished chunk, and the time left at that rate.
+
+    The first report (before any worker starts) and the start-up of the workers (their
+    model build, the first chunk) are left out, so the early rate is not too low; a rate
+    is given once :data:`RATE_WINDOW_S` have passed since the first finished chunk.
+    """
+
+    RATE_WINDOW_S = 1.0
+
+    def __init__(self) -> None:
+        self._n0: int | None = None
+        self._first: tuple[float, int] | None = None
+        self.rate: float | None = None  #: dies per second, or None while unknown
+        self.eta_s: float | None = None  #: seconds left at ``rate``, or None
+
+    def update(self, done: int, total: int, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
+        if self._n0 is None:
+            self._n0 = done
+        elif self._first is None:
+            if done > self._n0:
+                self._first = (now, done)
+        else:
+            t1, n1 = self._first
+            if done > n1 and now - t1 >= self.RATE_WINDOW_S:
+                self.rate = (done - n1) / (now - t1)
+        self.eta_s = 0.0 if done >= total else (total - done) / self.rate if self.rate else None
 
 
 def default_chunk_size(n_dies: int, jobs: int) -> int:
@@ -172,8 +348,8 @@ def _run_loky(tasks, jobs: int) -> Iterator:
     from joblib import Parallel, delayed
 
     if jobs == 1:
-        for spec, store, chunk in tasks:
-            yield _chunk_task(spec, store, chunk)
+        for t in tasks:
+            yield _chunk_task(*t[:3])  # in this process: no parent to watch
         return
     parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered",
                         pre_dispatch="2*n_jobs")
@@ -235,6 +411,7 @@ def run_sample(
     overwrite: bool = False,
     threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Simulate ``n_dies`` dies of ``config`` into the run directory ``out``.
 
@@ -246,10 +423,15 @@ def run_sample(
         Dies in the run (>= 1).
     out : path
         Run directory (see docs/data.md); refused if it exists and is not empty, unless
-        ``resume`` (finish it) or ``overwrite`` (replace yieldmc's files there).
+        ``resume`` (finish it) or ``overwrite`` (replace yieldmc's files there). Nothing is
+        written there before the settings are checked against the network (the die model
+        is built first).
     jobs : int
-        Worker processes (-1: all cores). With a given dask scheduler, the cluster's thread
-        count when larger: it sizes the default chunks and the tasks kept in flight.
+        Worker processes (-1: all cores). Local workers (loky, a dask LocalCluster) are
+        capped at the available cores (a warning through ``log``) and at the chunks left
+        to do; above :data:`MAX_JOBS_PER_CORE` per core ``jobs`` is refused. With a given
+        dask scheduler, the cluster's thread count when larger: it sizes the default chunks
+        and the tasks kept in flight.
     chunk_size : int, optional
         Dies per task; default about eight chunks per worker (kept from run.json on resume).
     backend : {"loky", "dask"}
@@ -260,12 +442,26 @@ def run_sample(
     threshold : float
         Accuracy threshold of the summary's yield.
     progress : callable, optional
-        Called as ``progress(dies_done, n_dies)`` after every chunk.
+        Called as ``progress(dies_done, n_dies)`` once before the workers start and after
+        every chunk.
+    log : callable, optional
+        Called with one-line messages for the user: ``"warning: ..."`` (``jobs`` lowered)
+        and a notice when preparing the model takes long (first run: numba compiles).
 
     Returns
     -------
     dict
-        Summary: dies, mean_accuracy, yield, threshold, elapsed_s, dies_per_s, ...
+        Summary: dies, mean_accuracy, yield, threshold, unconverged_dies, elapsed_s,
+        dies_per_s, ... ``mean_accuracy`` and ``yield`` are over the dies whose circuit
+        solves converged (None if none did); ``unconverged_dies`` counts the others.
+
+    Raises
+    ------
+    ConfigError
+        Bad arguments or settings (nothing written to ``out``).
+    SweepFailed
+        A worker died or a file could not be written (disk full, read-only); finished
+        chunks are kept and ``resume`` finishes the run.
     """
     if isinstance(n_dies, bool) or not isinstance(n_dies, numbers.Integral) or n_dies < 1:
         raise ConfigError(f"--dies must be a positive integer, got {n_dies!r}")
@@ -276,13 +472,17 @@ def run_sample(
         raise ConfigError(f"--store-voltages must be one of {', '.join(STORE_VOLTAGES)}, got {store_voltages!r}")
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"threshold must be in [0, 1], got {threshold}")
-    jobs = _parse_jobs(jobs)
+    if resume and overwrite:
+        raise ConfigError("pass either --resume or --overwrite, not both")
+    _check_layers(config)
+    given_cluster = backend == "dask" and bool(scheduler_address or scheduler_file)
+    jobs = _parse_jobs(jobs, local=not given_cluster, log=log)
     out = Path(out)
     if chunk_size is not None and chunk_size < 1:
         raise ConfigError(f"--chunk-size must be a positive integer, got {chunk_size}")
     with contextlib.ExitStack() as stack:
         client = None
-        if backend == "dask" and (scheduler_address or scheduler_file):
+        if given_cluster:
             # connect before touching ``out`` (a bad address leaves no run behind), and size the
             # chunks and the task window by the cluster's threads rather than by ``jobs``
             client, _ = _dask_client(scheduler_address, scheduler_file, jobs)
@@ -290,14 +490,15 @@ def run_sample(
             jobs = max(jobs, sum(client.nthreads().values()))
         return _sweep(config, n_dies, out, jobs=jobs, chunk_size=chunk_size, backend=backend,
                       client=client, stack=stack, store_voltages=store_voltages, resume=resume,
-                      overwrite=overwrite, threshold=threshold, progress=progress)
+                      overwrite=overwrite, threshold=threshold, progress=progress, log=log)
 
 
 def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int | None, backend: str,
            client, stack: contextlib.ExitStack, store_voltages: str, resume: bool, overwrite: bool,
-           threshold: float, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+           threshold: float, progress: Callable[[int, int], None] | None,
+           log: Callable[[str], None] | None) -> dict[str, Any]:
     """:func:`run_sample` after its checks; ``client``: a connected dask client or None."""
-    if chunk_size is None and resume and (out / "run.json").exists():
+    if chunk_size is None and resume and (out / RUN_FILE).exists():
         from yieldmc.store import read_run_info
 
         chunk_size = int(read_run_info(out).get("chunk_size") or 0) or None
@@ -305,30 +506,70 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
     run_info = {"config": config.to_dict(), "seed": config.seed, "n_dies": n_dies,
                 "chunk_size": chunk_size, "store_voltages": store_voltages,
                 "device": config.device.model}
-    store = RunStore.create(out, run_info, resume=resume, overwrite=overwrite)
+    store = None
+    if out.exists() and (not out.is_dir() or (not overwrite and any(out.iterdir()))):
+        # a refusal (which touches nothing) or the resume of a run whose settings, checked
+        # against its run.json, already built a model: neither waits for the model build
+        store = RunStore.create(out, run_info, resume=resume, overwrite=overwrite)
+        stack.callback(store.release)  # the run's lock, also on failure (no-op after finish)
+    hint = None  # the resume hint, once ``out`` holds a run
+    try:
+        own = store.network_path if store is not None and store.network_path.is_file() else None
+        weights = _weights_path(config, own)
+        with _notice_if_slow(log, _preparing_message(weights)):
+            with _one_thread():  # as in the workers, where _chunk_task builds the model
+                from yieldmc.die import DieModel
 
-    with _one_thread():  # as in the workers, where _chunk_task builds the model
-        model = _run_model(config, store)
-    spec = ModelSpec(config, str(store.network_path))
-    _MODELS.clear()
-    _MODELS[spec.key] = model  # the in-process path (jobs = 1) reuses it
+                model = DieModel.build(config, weights)  # a bad setting fails here
+            if store is None:
+                store = RunStore.create(out, run_info, resume=resume, overwrite=overwrite)
+                stack.callback(store.release)
+            hint = _kept_hint(out)
+            if not store.network_path.is_file():
+                with atomic_path(store.network_path) as tmp:
+                    shutil.copyfile(weights, tmp)
+            done = store.finished_chunks(verify=False)  # create() verified and repaired them
+            todo = [c for c in range(store.n_chunks) if c not in done]
+            workers = max(1, min(jobs, len(todo)))  # never more workers than chunks
+            if todo and (workers > 1 or backend == "dask"):  # worker processes will start
+                _warm_up(model, range(store.chunk_range(todo[0]).start, n_dies))
+        spec = ModelSpec(config, str(store.network_path))
+        _MODELS.clear()
+        _MODELS[spec.key] = model  # the in-process path (jobs = 1) reuses it
+        return _run_chunks(store, spec, model, todo, done, workers=workers, backend=backend,
+                           client=client, stack=stack, threshold=threshold, progress=progress)
+    except YieldmcError:
+        raise  # the store's own one-line errors (a full disk: StoreWriteError) pass unchanged
+    except OSError as exc:
+        if hint is None and os_errno(exc) not in DISK_ERRNOS:
+            raise  # e.g. a missing data file: the user's input, reported as such
+        raise SweepFailed(describe_os_error(exc) + (f"; {hint}" if hint else "")) from exc
+    except Exception as exc:
+        if _worker_died(exc):
+            raise SweepFailed(f"a worker process died (killed, or out of memory?); {hint}") from None
+        raise
 
-    done = store.finished_chunks(verify=False)  # create() verified and repaired them
-    todo = [c for c in range(store.n_chunks) if c not in done]
+
+def _run_chunks(store: RunStore, spec: ModelSpec, model, todo: list[int], done: set[int], *,
+                workers: int, backend: str, client, stack: contextlib.ExitStack, threshold: float,
+                progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    """Simulate the chunks ``todo`` on ``workers`` workers, record them, finish the run."""
+    n_dies = store.info["n_dies"]
     n_done = sum(len(store.chunk_range(c)) for c in done)
     if progress:
         progress(n_done, n_dies)
     start = time.perf_counter()
     simulated = 0
-    tasks = ((spec, store, c) for c in todo)
-    if backend == "dask" and client is None and todo:  # a LocalCluster of ``jobs`` workers, for this run
-        client, cluster = _dask_client(None, None, jobs)
+    if backend == "dask" and client is None and todo:  # a LocalCluster for this run
+        client, cluster = _dask_client(None, None, workers)
         stack.callback(cluster.close)
         stack.callback(client.close)  # callbacks run last-in first-out: the client closes first
     if not todo:  # a finished run: start no workers
         runner = iter(())
-    else:
-        runner = _run_loky(tasks, jobs) if backend == "loky" else _run_dask(tasks, jobs, client)
+    elif backend == "loky":  # a loky worker watches this process and ends when it dies
+        runner = _run_loky(((spec, store, c, os.getpid()) for c in todo), workers)
+    else:  # dask's worker processes end with their parent by themselves
+        runner = _run_dask(((spec, store, c) for c in todo), workers, client)
     for record, _acc in runner:
         store.record_chunk(record)
         simulated += record.n_rows
@@ -337,24 +578,26 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
             progress(n_done, n_dies)
     elapsed = time.perf_counter() - start
 
-    table = load_dies(out, columns=["accuracy", "defect_type", "solver_converged"])
+    table = load_dies(store.path, columns=["accuracy", "defect_type", "solver_converged"], verify=False)
     acc = table["accuracy"].to_numpy()
+    converged = table["solver_converged"].to_numpy(dtype=bool)
+    good = acc[converged]  # a die whose solve failed has no trustworthy accuracy
     summary = {
-        "out": str(out),
+        "out": str(store.path),
         "dies": int(len(acc)),
         "dies_simulated_now": simulated,
-        "mean_accuracy": float(acc.mean()),
+        "mean_accuracy": float(good.mean()) if good.size else None,
         "threshold": threshold,
-        "yield": float(np.mean(acc >= threshold)),
+        "yield": float(np.mean(good >= threshold)) if good.size else None,
         "software_accuracy": model.software_accuracy(),
         "fault_free_accuracy": model.fault_free_accuracy(),
-        "unconverged_dies": int((~table["solver_converged"]).sum()),
-        "device": config.device.model,
+        "unconverged_dies": int((~converged).sum()),
+        "device": spec.config.device.model,
         "elapsed_s": elapsed,
         "dies_per_s": simulated / elapsed if simulated and elapsed > 0 else None,
-        "jobs": jobs,
+        "jobs": workers,
         "backend": backend,
-        "chunk_size": chunk_size,
+        "chunk_size": store.info["chunk_size"],
     }
     store.finish(summary)
     return summary

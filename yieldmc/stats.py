@@ -18,6 +18,10 @@ Both interval functions are vectorised over arrays of ``k`` and ``n`` (broadcast
 return ``nan`` bounds where ``n == 0`` (no dies, no information), so that a table of groups
 never fails because one group is empty. :func:`yield_estimate` instead refuses an empty
 sample, and refuses NaN accuracies unless ``nan_policy="omit"``.
+
+:func:`yield_report` is what ``yieldmc yield`` prints: a whole threshold grid, overall or per
+group, computed at once (sorted accuracies, vectorised intervals), leaving out by default
+the dies whose circuit solve did not converge (their accuracy is not trustworthy).
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ _METHODS = ("auto", "wilson", "clopper-pearson")
 #: Columns of the frames returned by :func:`yield_curve` (and, after the group column,
 #: :func:`yield_table`).
 CURVE_COLUMNS = ("threshold", "n", "k", "yield", "lo", "hi", "method")
+#: Most thresholds :func:`parse_thresholds` makes (0:1:0.0001 is 10,001 of them): a finer
+#: grid says nothing more about 180-image accuracies and only costs time.
+MAX_THRESHOLDS = 10_001
 
 
 def _check_confidence(confidence: float) -> float:
@@ -191,6 +198,33 @@ def interval(k, n, confidence: float = 0.95, method: Method = "auto") -> tuple[f
     return func(k, n, confidence)
 
 
+def _choose_methods(k: np.ndarray, n: int, method: Method) -> np.ndarray:
+    """:func:`choose_method` for an array of ``k`` (same rule, same floating-point steps)."""
+    if method not in _METHODS:
+        raise ConfigError(f"method must be one of {', '.join(_METHODS)}; got {method!r}")
+    k = np.asarray(k, dtype=np.int64)
+    if method != "auto":
+        return np.full(k.shape, method, dtype=object)
+    if n <= 0:
+        return np.full(k.shape, "clopper-pearson", dtype=object)
+    p = k / n
+    se = np.sqrt(p * (1.0 - p) / n)
+    near = np.minimum(p, 1.0 - p) <= AUTO_BOUNDARY_SE * se
+    return np.where(near, "clopper-pearson", "wilson").astype(object)
+
+
+def _intervals(k: np.ndarray, n: int, confidence: float, methods: np.ndarray):
+    """``(lo, hi)`` arrays: each ``k`` of ``n`` with its own method (as :func:`interval`)."""
+    k = np.asarray(k, dtype=np.int64)
+    n_arr = np.full(k.shape, n, dtype=np.int64)
+    lo, hi = np.empty(k.shape), np.empty(k.shape)
+    for name, func in (("wilson", wilson_interval), ("clopper-pearson", clopper_pearson_interval)):
+        pick = methods == name
+        if pick.any():
+            lo[pick], hi[pick] = func(k[pick], n_arr[pick], confidence)
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class YieldEstimate:
     """The yield at one accuracy threshold, with its confidence interval.
@@ -328,17 +362,114 @@ def yield_curve(
         for t in thr:
             _check_threshold(t)
     acc, _ = _clean_accuracy(accuracy, nan_policy)
+    return _curve(acc, thr, confidence, method)
+
+
+def _curve(acc: np.ndarray, thr: np.ndarray, confidence: float, method: Method) -> pd.DataFrame:
+    """:func:`yield_curve` of checked accuracies (may be empty: then n = 0 and NaN yields)."""
     n = int(acc.size)
     sorted_acc = np.sort(acc)
     # Dies with accuracy >= t are those at or after the leftmost insertion point of t.
-    ks = n - np.searchsorted(sorted_acc, thr, side="left")
-    rows = []
-    for t, k in zip(thr, ks):
-        chosen = choose_method(int(k), n, method)
-        lo, hi = interval(int(k), n, confidence, chosen)
-        rows.append((float(t), n, int(k), k / n, float(lo), float(hi), chosen))
-    frame = pd.DataFrame(rows, columns=list(CURVE_COLUMNS))
-    return frame.astype({"n": "int64", "k": "int64"})
+    ks = (n - np.searchsorted(sorted_acc, thr, side="left")).astype(np.int64)
+    methods = _choose_methods(ks, n, method)
+    lo, hi = _intervals(ks, n, confidence, methods)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = ks / n if n else np.full(ks.shape, np.nan)
+    return pd.DataFrame({"threshold": thr.astype(np.float64), "n": np.full(ks.shape, n, np.int64),
+                         "k": ks, "yield": share, "lo": lo, "hi": hi, "method": methods},
+                        columns=list(CURVE_COLUMNS))
+
+
+def yield_report(
+    df: pd.DataFrame,
+    thresholds,
+    by: str | None = None,
+    accuracy_column: str = "accuracy",
+    confidence: float = 0.95,
+    method: Method = "auto",
+    include_unconverged: bool = False,
+    converged_column: str = "solver_converged",
+) -> pd.DataFrame:
+    """Yield at every threshold, overall or per group of dies, without the unconverged dies.
+
+    A die whose circuit solve missed its tolerance (``converged_column`` False) has an
+    accuracy that is not trustworthy: it is left out of ``n`` unless
+    ``include_unconverged``, and counted in the column ``excluded_unconverged``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Per-die table (the run's die table); needs ``accuracy_column``, and ``by`` if
+        given; without ``converged_column`` every die counts as converged.
+    thresholds : array_like of float or str
+        Thresholds in [0, 1], or a range string for :func:`parse_thresholds`.
+    by : str, optional
+        Group column: per threshold, one row per group (sorted) and then an ``"all"`` row.
+    accuracy_column, confidence, method
+        As in :func:`yield_table`.
+    include_unconverged : bool, default False
+        Count the unconverged dies too (``excluded_unconverged`` is then 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``[<by>,] threshold, n, k, yield, lo, hi, method, excluded_unconverged``,
+        threshold-major. A group with no die left has ``n = 0`` and NaN yield and bounds.
+
+    Raises
+    ------
+    ConfigError
+        A column is missing, a threshold is out of range, an included accuracy is NaN, or
+        no die is left at all.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"accuracy": [0.95, 0.91, 0.42, 0.97],
+    ...                    "solver_converged": [True, True, True, False]})
+    >>> r = yield_report(df, [0.9])
+    >>> r.loc[0, ["n", "k", "excluded_unconverged"]].tolist()
+    [3, 2, 1]
+    """
+    confidence = _check_confidence(confidence)
+    if isinstance(thresholds, str):
+        thr = parse_thresholds(thresholds)
+    else:
+        thr = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+        for t in thr:
+            _check_threshold(t)
+    for col in (accuracy_column, by):
+        if col is not None and col not in df.columns:
+            raise ConfigError(f"column {col!r} is not in the table (columns: {list(df.columns)})")
+    if converged_column in df.columns:
+        unconverged = ~df[converged_column].to_numpy(dtype=bool)
+    else:
+        unconverged = np.zeros(len(df), dtype=bool)
+    keep = np.ones(len(df), dtype=bool) if include_unconverged else ~unconverged
+    if not keep.any():
+        raise ConfigError(f"no die to compute a yield from: {len(df)} dies, {int(unconverged.sum())} of "
+                          "them unconverged (--include-unconverged counts those)")
+    acc_all = df[accuracy_column].to_numpy(dtype=np.float64)
+    _clean_accuracy(acc_all[keep], "raise")  # NaN or infinite accuracies are refused
+
+    def block(mask: np.ndarray) -> pd.DataFrame:
+        frame = _curve(acc_all[mask & keep], thr, confidence, method)
+        frame["excluded_unconverged"] = int((mask & ~keep).sum())
+        return frame.astype({"excluded_unconverged": "int64"})
+
+    if by is None:
+        return block(np.ones(len(df), dtype=bool))
+    keys = df[by]
+    groups = [(key, keys.to_numpy() == key if not pd.isna(key) else keys.isna().to_numpy())
+              for key in keys.drop_duplicates().sort_values(na_position="last")]
+    parts = [block(mask).assign(**{by: key}) for key, mask in groups]
+    parts.append(block(np.ones(len(df), dtype=bool)).assign(**{by: "all"}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame[by] = frame[by].astype(object)
+    # threshold-major: for each threshold its groups (sorted), then "all"
+    frame["_group"] = np.repeat(np.arange(len(parts)), len(thr))
+    frame["_t"] = np.tile(np.arange(len(thr)), len(parts))
+    frame = frame.sort_values(["_t", "_group"], kind="stable").drop(columns=["_t", "_group"])
+    return frame[[by, *CURVE_COLUMNS, "excluded_unconverged"]].reset_index(drop=True)
 
 
 def yield_table(
@@ -410,7 +541,8 @@ def parse_thresholds(spec: str) -> np.ndarray:
     Raises
     ------
     ConfigError
-        On bad syntax, a non-positive step, ``start > stop``, or values outside [0, 1].
+        On bad syntax, a non-positive step, ``start > stop``, values outside [0, 1], or
+        more than :data:`MAX_THRESHOLDS` values.
 
     Examples
     --------
@@ -445,9 +577,16 @@ def parse_thresholds(spec: str) -> np.ndarray:
         if start > stop:
             raise ConfigError(f"threshold start {start} is above stop {stop} in {spec!r}")
         count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        if count > MAX_THRESHOLDS:
+            raise ConfigError(f"thresholds {spec!r} give {count:,} values; at most {MAX_THRESHOLDS:,} "
+                              "are allowed (use a larger step)")
         values = start + step * np.arange(count)
     else:
-        values = np.array([number(p) for p in text.split(",")])
+        parts = text.split(",")
+        if len(parts) > MAX_THRESHOLDS:
+            raise ConfigError(f"thresholds {spec!r} give {len(parts):,} values; at most "
+                              f"{MAX_THRESHOLDS:,} are allowed")
+        values = np.array([number(p) for p in parts])
     values = np.round(values, 12)
     bad = values[(values < 0.0) | (values > 1.0)]
     if bad.size:
