@@ -26,12 +26,15 @@ Design choices
   JSON functions.
 * Voltages go to HDF5, one file per chunk (:func:`write_voltage_file`): a group per image
   set holding ``voltages`` float32 (dies, images, outputs) and ``labels``; after a run,
-  :func:`write_virtual_file` spans all parts with HDF5 virtual datasets.
+  :func:`write_virtual_file` spans all parts with HDF5 virtual datasets. The axes carry
+  HDF5 dimension scales ``die``, ``image``, ``output`` (netCDF-4's dimensions), so xarray
+  opens a group (``engine="h5netcdf"``) with named dimensions and coordinates.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -94,10 +97,12 @@ DIE_COLUMNS: tuple[Column, ...] = (
     Column("seed", pa.int64(), "", "Root seed of the run (the same on every row)."),
     Column("chunk", pa.int32(), "", "Chunk that simulated the die: die // chunk_size.",
            chunk_invariant=False),
-    Column("defect_type", pa.string(), "", "Defect pattern drawn for the die (mixed resolves to a "
-           "spatial kind; none for a defect-free die)."),
+    Column("defect_type", pa.string(), "", "Defect pattern of the die: the kind drawn (mixed resolves "
+           "to a spatial kind) when at least one cell is stuck, else none (also when the drawn "
+           "pattern hits no cell)."),
     Column("defect_params", pa.string(), "", "JSON list, one object per array, of the pattern "
-           "parameters in normalized array coordinates ({\"kind\": \"none\"} for unaffected arrays)."),
+           "parameters as drawn (kept when they hit no cell), in normalized array coordinates "
+           "({\"kind\": \"none\"} for unaffected arrays)."),
     Column("layers_affected", pa.string(), "", "Comma-separated indices of the layers with at least "
            "one stuck cell, ascending (\"0,2\"; empty when none)."),
     Column("n_stuck_on", pa.int32(), "cells", "Cells stuck ON (low resistance, G_on) over the whole die."),
@@ -232,7 +237,8 @@ def check_schema(schema: pa.Schema, columns: Iterable[str] | None = None, *, sou
 
 # --- encoders for the text columns ------------------------------------------------------
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` hook: numpy scalars, arrays, tuples and sets as JSON values."""
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -251,7 +257,7 @@ def encode_params(params: Sequence[Mapping[str, Any]]) -> str:
     '[{"kind":"ring","radius":0.25},{"kind":"none"}]'
     """
     try:
-        return json.dumps(list(params), default=_json_default, sort_keys=True,
+        return json.dumps(list(params), default=json_default, sort_keys=True,
                           separators=(",", ":"), allow_nan=False)
     except ValueError as exc:
         raise ConfigError(f"defect parameters must be finite numbers: {exc}") from None
@@ -327,61 +333,117 @@ def check_voltages(voltages: Mapping[str, Any] | None, labels: Mapping[str, Any]
     return out
 
 
+def _scale(parent: h5py.Group, name: str, data: np.ndarray, description: str) -> h5py.Dataset:
+    """A coordinate dataset ``parent/name`` made an HDF5 dimension scale named ``name``."""
+    ds = parent.create_dataset(name, data=data)
+    ds.attrs["description"] = description
+    ds.make_scale(name)
+    return ds
+
+
+def _attach(ds: h5py.Dataset, scales: Sequence[h5py.Dataset], labels: Sequence[str]) -> None:
+    """Label every axis of ``ds`` and attach its dimension scale (netCDF-4 / xarray dims)."""
+    for axis, (scale, label) in enumerate(zip(scales, labels)):
+        ds.dims[axis].label = label
+        ds.dims[axis].attach_scale(scale)
+
+
+_DIE_DESCRIPTION = "die index of each slab along axis 0 of */voltages"
+_IMAGE_DESCRIPTION = "index of each image within its image set (axis 1 of voltages, axis 0 of labels)"
+_OUTPUT_DESCRIPTION = "class each output neuron stands for (axis 2 of voltages)"
+_LABELS_DESCRIPTION = "true class of each image (axis 1 of voltages)"
+_VOLTAGES_DESCRIPTION = ("output voltage of each die (axis 0), image (axis 1) and output neuron (axis 2); "
+                         "the prediction is the argmax over axis 2")
+
+
+def _set_scales(group: h5py.Group, dies: np.ndarray, n_images: int,
+                classes: np.ndarray) -> tuple[h5py.Dataset, h5py.Dataset, h5py.Dataset]:
+    """An image set's coordinates ``die``, ``image``, ``output``, each a dimension scale.
+
+    The group holds its own copy of ``die`` because netCDF readers opening one group
+    (xarray ``group="test"``) see only that group's coordinate variables.
+    """
+    die = _scale(group, "die", np.asarray(dies, dtype=np.int64), _DIE_DESCRIPTION)
+    image = _scale(group, "image", np.arange(n_images, dtype=np.int64), _IMAGE_DESCRIPTION)
+    output = _scale(group, "output", np.asarray(classes).astype(np.int16), _OUTPUT_DESCRIPTION)
+    return die, image, output
+
+
 def write_voltage_file(path: Any, dies: np.ndarray, sets: VoltageSets, attrs: Mapping[str, Any],
                        output_classes: Sequence[int] | None = None) -> None:
     """Write one chunk's voltage file (the layout docs/data.md describes).
 
-    Root: ``die`` (int64, dimension scale of axis 0) and ``attrs``; per image set ``name``:
-    ``name/voltages`` float32 (dies, images, outputs) in volts, gzip + shuffle, HDF5 chunks of
-    whole dies, attributes ``units``, ``image_set``, ``output_classes``, ``description``;
-    ``name/labels`` int16 (images,).
+    Root: ``die`` (int64 die indices) and ``attrs``; per image set ``name``:
+    ``name/voltages`` float32 (dies, images, outputs) in volts, gzip + shuffle, HDF5 chunks
+    of whole dies, attributes ``units``, ``image_set``, ``output_classes``, ``description``;
+    ``name/labels`` int16 (images,); the coordinates ``name/die`` (a copy of ``die``),
+    ``name/image`` (int64 image index) and ``name/output`` (int16 class of each output),
+    HDF5 dimension scales attached to the axes of the same name, so netCDF-4 readers
+    (``xarray.open_dataset(path, engine="h5netcdf", group=name)``) see named dimensions with
+    coordinates. The root ``die`` is a dimension scale too (the root group's coordinate).
     """
     with h5py.File(path, "w") as f:
         f.attrs.update(dict(attrs))
-        die = f.create_dataset("die", data=np.asarray(dies, dtype=np.int64))
-        die.attrs["description"] = "die index of each slab along axis 0 of */voltages"
-        die.make_scale("die")
+        dies = np.asarray(dies, dtype=np.int64)
+        _scale(f, "die", dies, _DIE_DESCRIPTION)
         for name, (v, y) in sets.items():
             classes = np.arange(v.shape[2]) if output_classes is None else np.asarray(output_classes)
             if classes.shape != (v.shape[2],):
                 raise ConfigError(f"output_classes must have {v.shape[2]} entries, got {classes.shape}")
             per_die = v.shape[1] * v.shape[2] * v.itemsize
             chunks = (max(1, min(v.shape[0], H5_CHUNK_BYTES // per_die)),) + v.shape[1:]
-            ds = f.create_dataset(f"{name}/voltages", data=v, chunks=chunks, compression="gzip", shuffle=True)
+            group = f.create_group(name)
+            die, image, output = _set_scales(group, dies, v.shape[1], classes)
+            ds = group.create_dataset("voltages", data=v, chunks=chunks, compression="gzip", shuffle=True)
             ds.attrs.update({"units": "V", "image_set": name, "output_classes": classes.astype(np.int16),
-                             "description": "output voltage of each die (axis 0), image (axis 1) and output "
-                                            "neuron (axis 2); the prediction is the argmax over axis 2"})
-            for axis, label in enumerate(_DIM_LABELS):
-                ds.dims[axis].label = label
-            ds.dims[0].attach_scale(die)
-            lab = f.create_dataset(f"{name}/labels", data=y)
-            lab.attrs["description"] = "true class of each image (axis 1 of voltages)"
+                             "description": _VOLTAGES_DESCRIPTION})
+            _attach(ds, (die, image, output), _DIM_LABELS)
+            lab = group.create_dataset("labels", data=y)
+            lab.attrs["description"] = _LABELS_DESCRIPTION
+            _attach(lab, (image,), ("image",))
+
 
 
 def write_virtual_file(path: Any, parts: Sequence[tuple[str, int, int]], n_dies: int,
-                       attrs: Mapping[str, Any]) -> None:
-    """Write HDF5 virtual datasets ``die`` and ``<set>/voltages`` spanning chunk files.
+                       attrs: Mapping[str, Any], *, folder: str | os.PathLike | None = None) -> None:
+    """Write ``<set>/voltages`` as HDF5 virtual datasets spanning chunk files, with coordinates.
 
-    ``parts`` lists ``(file name relative to path's folder, die_start, die_stop)``; the
-    first part gives the image sets, shapes and labels. Dies no part covers read as NaN.
+    ``parts`` lists ``(file name relative to folder, die_start, die_stop)``; ``folder``, where
+    the parts are, defaults to ``path``'s folder (give it when ``path`` is a file object, e.g.
+    an image built in memory). The virtual datasets refer to the parts by those relative
+    names, so the file must end up in ``folder``. The first part gives the image sets,
+    shapes, labels and output classes (parts written before the dimension scales existed
+    work too). ``die`` (root and in each set) is a plain int64 dataset ``0 .. n_dies-1``;
+    with each set's ``image`` and ``output`` it is a dimension scale attached to the virtual
+    datasets: the same layout as a part. Dies no part covers read as NaN.
     """
-    folder = Path(path).parent
+    folder = Path(path).parent if folder is None else Path(folder)
     with h5py.File(folder / parts[0][0], "r") as f0:
-        sets = {name: (f0[f"{name}/voltages"].shape[1:], f0[f"{name}/labels"][()],
-                       {k: v for k, v in f0[f"{name}/voltages"].attrs.items() if k not in _SCALE_ATTRS})
-                for name in f0 if isinstance(f0[name], h5py.Group)}
+        sets = {}
+        for name in f0:
+            if not isinstance(f0[name], h5py.Group):
+                continue
+            ds = f0[f"{name}/voltages"]
+            set_attrs = {k: v for k, v in ds.attrs.items() if k not in _SCALE_ATTRS}
+            classes = (f0[f"{name}/output"][()] if f"{name}/output" in f0
+                       else set_attrs.get("output_classes", np.arange(ds.shape[2])))
+            sets[name] = (ds.shape[1:], f0[f"{name}/labels"][()], set_attrs, classes)
     with h5py.File(path, "w", libver="latest") as f:
         f.attrs.update(dict(attrs))
-        layout = h5py.VirtualLayout((n_dies,), np.int64)
-        for part, start, stop in parts:
-            layout[start:stop] = h5py.VirtualSource(part, "die", (stop - start,))
-        f.create_virtual_dataset("die", layout, fillvalue=-1)
-        for name, (shape, labels, set_attrs) in sets.items():
+        dies = np.arange(n_dies, dtype=np.int64)
+        _scale(f, "die", dies, _DIE_DESCRIPTION)
+        for name, (shape, labels, set_attrs, classes) in sets.items():
+            group = f.create_group(name)
+            die, image, output = _set_scales(group, dies, shape[0], classes)
             layout = h5py.VirtualLayout((n_dies,) + shape, np.float32)
             for part, start, stop in parts:
                 layout[start:stop] = h5py.VirtualSource(part, f"{name}/voltages", (stop - start,) + shape)
-            f.create_virtual_dataset(f"{name}/voltages", layout, fillvalue=np.nan).attrs.update(set_attrs)
-            f.create_dataset(f"{name}/labels", data=labels)
+            ds = group.create_virtual_dataset("voltages", layout, fillvalue=np.nan)
+            ds.attrs.update(set_attrs)
+            _attach(ds, (die, image, output), _DIM_LABELS)
+            lab = group.create_dataset("labels", data=labels)
+            lab.attrs["description"] = _LABELS_DESCRIPTION
+            _attach(lab, (image,), ("image",))
 
 
 def read_voltage_rows(path: Any, image_set: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
