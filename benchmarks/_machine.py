@@ -32,3 +32,20 @@ def pin_one_core() -> None:
     """Pin this process to one CPU (Linux), so timings do not hop between cores."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def machine_record() -> dict:
+    """The machine, package versions, commit, CPU pinning and load at the start of a run."""
+    import platform
+
+    import numba
+    import numpy as np
+
+    import yieldmc
+
+    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__, "yieldmc": yieldmc.__version__, "git_commit": git_commit(),
+            "pinned_cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "numba_threads": numba.config.NUMBA_NUM_THREADS,
+            "loadavg_start": list(os.getloadavg())}

@@ -35,18 +35,15 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-import yieldmc  # noqa: E402
-from _machine import cpu_model, git_commit, pin_one_core  # noqa: E402
+from _machine import machine_record, pin_one_core  # noqa: E402
 from yieldmc.circuit.update import faulty_transfer  # noqa: E402
 from yieldmc.config import load_config  # noqa: E402
 from yieldmc.die import DieModel  # noqa: E402
@@ -58,15 +55,6 @@ CASES = {
     "population": {},
     "no_defects": {"defects.kind": "none"},
 }
-
-
-def machine() -> dict:
-    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "yieldmc": yieldmc.__version__, "git_commit": git_commit(),
-            "pinned_cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "numba_threads": numba.config.NUMBA_NUM_THREADS,
-            "loadavg_start": list(os.getloadavg())}
 
 
 def pieces(model: DieModel, die: int, x: np.ndarray) -> tuple[float, float, float, list[float]]:
@@ -108,7 +96,7 @@ def main() -> int:
         {"all_solved": 50, "population": 200, "no_defects": 50}
 
     pin_one_core()
-    info = machine()
+    info = machine_record()
     cfg = load_config("paper")
     t = time.perf_counter()
     base = DieModel.build(cfg)

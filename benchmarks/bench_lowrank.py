@@ -48,17 +48,14 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-import yieldmc  # noqa: E402
-from _machine import cpu_model, git_commit, pin_one_core  # noqa: E402
+from _machine import machine_record, pin_one_core  # noqa: E402
 from yieldmc.circuit import _kernels, solve_reference, transfer_matrix_info  # noqa: E402
 from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER, SOLVER_RTOL  # noqa: E402
 from yieldmc.circuit.update import faulty_transfer  # noqa: E402
@@ -77,15 +74,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "bench" / "lowrank.json"
 KS = (1, 2, 5, 10, 20, 50, 100, 200, 400)
 METHODS = ("update", "wrapper", "cg_kernel", "cg", "faulty")
-
-
-def machine() -> dict:
-    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "yieldmc": yieldmc.__version__, "git_commit": git_commit(),
-            "pinned_cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "numba_threads": numba.config.NUMBA_NUM_THREADS,
-            "loadavg_start": list(os.getloadavg())}
 
 
 def cg_kernel(G, w) -> np.ndarray:
@@ -234,7 +222,7 @@ def main() -> int:
     args.dies = args.dies or (50 if args.quick else 200)
 
     pin_one_core()
-    info = machine()
+    info = machine_record()
     cfg = load_config("paper")
     model = DieModel.build(cfg)
     w = model.wires

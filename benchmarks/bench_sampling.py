@@ -38,16 +38,13 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-import yieldmc  # noqa: E402
-from _machine import cpu_model, git_commit, pin_one_core  # noqa: E402
+from _machine import machine_record, pin_one_core  # noqa: E402
 from yieldmc import defects  # noqa: E402
 from yieldmc.engine.sampling import die_masks, die_params, sample_chunk  # noqa: E402
 from yieldmc.engine.streams import DieStream  # noqa: E402
@@ -57,15 +54,6 @@ DEFAULT_OUT = ROOT / "results" / "bench" / "sampling.json"
 PAPER = [(64, 16), (8, 16), (8, 16), (8, 20)]
 SEED = 20240601
 READABLE = ("readable_generator", "readable_diestream", "setup_generator", "setup_diestream")
-
-
-def machine() -> dict:
-    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "yieldmc": yieldmc.__version__, "git_commit": git_commit(),
-            "pinned_cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-            "numba_threads": numba.config.NUMBA_NUM_THREADS,
-            "loadavg_start": list(os.getloadavg())}
 
 
 def timed(fn) -> tuple[float, float]:
@@ -138,7 +126,7 @@ def main() -> int:
     # through (a Generator is returned as is either way).
     defects.as_generator = lambda rng: rng
     pin_one_core()
-    info = machine()
+    info = machine_record()
     results, mismatches = [], 0
     for severity in ((0.005, 0.05), None):
         mismatches += check_identical(severity, np.arange(args.readable_dies))
