@@ -355,14 +355,19 @@ def yield_curve(
         order of ``thresholds``.
     """
     confidence = _check_confidence(confidence)
-    if isinstance(thresholds, str):
-        thr = parse_thresholds(thresholds)
-    else:
-        thr = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-        for t in thr:
-            _check_threshold(t)
+    thr = _threshold_grid(thresholds)
     acc, _ = _clean_accuracy(accuracy, nan_policy)
     return _curve(acc, thr, confidence, method)
+
+
+def _threshold_grid(thresholds) -> np.ndarray:
+    """Checked thresholds as a float array: a range string (:func:`parse_thresholds`) or values."""
+    if isinstance(thresholds, str):
+        return parse_thresholds(thresholds)
+    thr = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
+    for t in thr:
+        _check_threshold(t)
+    return thr
 
 
 def _curve(acc: np.ndarray, thr: np.ndarray, confidence: float, method: Method) -> pd.DataFrame:
@@ -431,12 +436,7 @@ def yield_report(
     [3, 2, 1]
     """
     confidence = _check_confidence(confidence)
-    if isinstance(thresholds, str):
-        thr = parse_thresholds(thresholds)
-    else:
-        thr = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-        for t in thr:
-            _check_threshold(t)
+    thr = _threshold_grid(thresholds)
     for col in (accuracy_column, by):
         if col is not None and col not in df.columns:
             raise ConfigError(f"column {col!r} is not in the table (columns: {list(df.columns)})")
