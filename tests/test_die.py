@@ -13,6 +13,7 @@ import pytest
 
 import yieldmc.circuit.update as update
 from yieldmc.circuit import transfer_matrix
+from yieldmc.circuit.solver import SOLVER_RTOL
 from yieldmc.config import load_config
 from yieldmc.die import DieModel
 from yieldmc.errors import ConfigError
@@ -477,3 +478,13 @@ def test_an_unwritable_dataset_cache_costs_only_time(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     data = obtain_dataset(load_config("paper"))
     assert data.x_test.shape == (180, 64) and list(cache.iterdir()) == []
+
+
+@pytest.mark.parametrize("die", [15063, 17777])
+def test_cg_restarts_when_its_recomputed_residual_misses_the_tolerance(paper, die):
+    """These default-population dies (mixed, seed 0) stopped at a recomputed residual of
+    1.000003e-12 against SOLVER_RTOL = 1e-12 (the recursive residual had met it) and were
+    flagged unconverged, so yield left them out; CG now restarts from its iterate."""
+    result = paper.simulate(die)
+    assert result.solver_converged
+    assert result.solver_max_residual <= SOLVER_RTOL
