@@ -639,3 +639,29 @@ def test_a_malformed_run_json_is_one_line(tmp_path, content, what):
         with pytest.raises(ConfigError, match=what) as info_:
             call()
         assert str(path) in str(info_.value) and "\n" not in str(info_.value)
+
+
+@pytest.mark.parametrize("code, error", [(errno.ENOSPC, "StoreWriteError"), (errno.EROFS, "StoreWriteError"),
+                                          (errno.ENOTDIR, "ConfigError")])
+def test_an_out_folder_that_cannot_be_made_is_a_disk_error_or_bad_input(tmp_path, monkeypatch, code, error):
+    """A full or read-only disk before the first file is the disk's fault (exit 1, StoreWriteError);
+    an --out under a file is the user's (exit 2, ConfigError)."""
+    def refuse(folder, parents=False):
+        raise OSError(code, os.strerror(code), str(folder))
+
+    monkeypatch.setattr(yieldmc.store, "_probe", refuse)
+    with pytest.raises(YieldmcError) as info:
+        yieldmc.store.RunStore.create(tmp_path / "run", {"config": {}, "seed": 0, "n_dies": 4, "chunk_size": 2,
+                                                         "store_voltages": "none"})
+    assert type(info.value).__name__ == error
+    assert getattr(info.value, "exit_code", 2) == (1 if error == "StoreWriteError" else 2)
+    assert "\n" not in str(info.value)
+
+
+def test_empty_layers_option_is_refused():
+    """--layers "" meant every layer, silently."""
+    from yieldmc.cli import parse_layers
+
+    with pytest.raises(ConfigError, match="--layers"):
+        parse_layers("")
+    assert parse_layers("all") == [] and parse_layers("0, 2") == [0, 2]

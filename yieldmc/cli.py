@@ -128,7 +128,10 @@ def parse_layers(text: str | None) -> list[int] | None:
     if text.strip().lower() == "all":
         return []
     try:
-        return [int(p) for p in text.split(",") if p.strip()]
+        layers = [int(p) for p in text.split(",") if p.strip()]
+        if not layers:  # "" would otherwise mean every layer, silently
+            raise ValueError(text)
+        return layers
     except ValueError:
         raise ConfigError(f"--layers must be comma-separated layer indices or 'all', got {text!r}") from None
 
@@ -233,9 +236,10 @@ def sample(
     solve did not converge (counted as unconverged). The first run on a machine compiles
     numba kernels (about a minute; a notice says so).
 
-    Exit codes: 0 done; 2 bad input (nothing written); 1 a worker died or a disk is full
-    or read-only; 130 Ctrl-C. After 1 or 130 the finished chunks are kept and --resume
-    finishes the run.
+    Exit codes: 0 done; 2 bad input (an option, a setting, an --out in the way; a new run
+    directory is not created); 1 a worker died, a disk is full or read-only, or another
+    process writes --out; 130 Ctrl-C. After 1 or 130 the finished chunks are kept and
+    --resume finishes the run.
     """
     from yieldmc.montecarlo import RateMeter, run_sample
 

@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from yieldmc.config import Config
-from yieldmc.errors import DISK_ERRNOS, ConfigError, SweepFailed, YieldmcError, describe_os_error, os_errno
+from yieldmc.errors import (DISK_ERRNOS, ConfigError, SweepFailed, YieldmcError, describe_os_error, os_errno,
+                            store_write_error)
 from yieldmc import schema
 from yieldmc.store import RUN_FILE, STORE_VOLTAGES, ChunkRecord, RunStore, atomic_path, load_dies
 
@@ -526,8 +527,11 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
                 stack.callback(store.release)
             hint = _kept_hint(out)
             if not store.network_path.is_file():
-                with atomic_path(store.network_path) as tmp:
-                    shutil.copyfile(weights, tmp)
+                try:
+                    with atomic_path(store.network_path) as tmp:
+                        shutil.copyfile(weights, tmp)
+                except OSError as exc:  # name the run's file, not the cache copy it read
+                    raise store_write_error(exc, store.network_path, out, f"run again with --resume --out {out}") from None
             done = store.finished_chunks(verify=False)  # create() verified and repaired them
             todo = [c for c in range(store.n_chunks) if c not in done]
             workers = max(1, min(jobs, len(todo)))  # never more workers than chunks

@@ -52,7 +52,7 @@ import yieldmc
 from yieldmc import schema
 from yieldmc.atomic import atomic_path, atomic_write_bytes, sha256_file
 from yieldmc.cleanup import remove_old_run, remove_unfinished
-from yieldmc.errors import ConfigError, RunLockedError, YieldmcError, store_write_error
+from yieldmc.errors import DISK_ERRNOS, ConfigError, RunLockedError, YieldmcError, os_errno, store_write_error
 from yieldmc.runcheck import (Voltages, embedded_run_id, entry_problem, load_dies, load_voltages, open_checked,
                               recover_manifest)
 from yieldmc.runformat import (CORRECTED_DIR, DIES_DIR, EXTRA_FILE, MANIFEST_FILE, NETWORK_FILE, RESUME_KEYS,
@@ -122,6 +122,8 @@ def _ensure_writable(out: Path) -> None:
     try:
         _probe(out, parents=True)
     except OSError as exc:
+        if os_errno(exc) in DISK_ERRNOS:  # the disk's state, not the user's input: exit 1
+            raise store_write_error(exc, out, out, "run the command again") from None
         raise ConfigError(f"cannot write to output directory {out}: {exc.strerror or exc}") from None
 
 
@@ -222,7 +224,7 @@ class RunStore:
                 atomic_write_json(out / MANIFEST_FILE, store._manifest,
                                   before_replace=store._owner_check(MANIFEST_FILE))
             except OSError as exc:
-                raise ConfigError(f"cannot write to output directory {out}: {exc}") from None
+                raise store_write_error(exc, out / RUN_FILE, out, store._again) from None
         except BaseException:
             store.release()
             raise
