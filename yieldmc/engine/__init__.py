@@ -1,7 +1,10 @@
 """The compiled chunk engine (DESIGN.md section 11): kernels apart, validated wrappers beside.
 
-So far: exact transfer matrices of faulty arrays by a rank-k update of a dense fault-free
-inverse (:mod:`yieldmc.engine.lowrank`). Names are imported lazily, so that
+Pieces: counter-based per-die streams (:mod:`yieldmc.engine.streams`), compiled defect
+sampling (:mod:`yieldmc.engine.sampling`), exact transfer matrices of faulty arrays by a
+rank-k update of a dense fault-free inverse (:mod:`yieldmc.engine.lowrank`), and the fused
+chunk kernel over them with the analog forward pass (:mod:`yieldmc.engine.chunk`). The
+sweep does not use it yet: the readable path still draws from ``default_rng([seed, die])``. Names are imported lazily, so that
 ``import yieldmc.engine`` stays cheap.
 """
 
@@ -10,6 +13,13 @@ from __future__ import annotations
 import importlib
 
 _LAZY = {
+    "ChunkResult": "yieldmc.engine.chunk",
+    "EngineDesign": "yieldmc.engine.chunk",
+    "check_supported": "yieldmc.engine.chunk",
+    "design_for": "yieldmc.engine.chunk",
+    "simulate_chunk_compiled": "yieldmc.engine.chunk",
+    "DieStream": "yieldmc.engine.streams",
+    "sample_chunk": "yieldmc.engine.sampling",
     "LowRankCache": "yieldmc.engine.lowrank",
     "lowrank_transfer": "yieldmc.engine.lowrank",
     "lowrank_transfers": "yieldmc.engine.lowrank",
