@@ -219,7 +219,7 @@ def test_chunk_split_and_thread_invariance(paper):
 
 @pytest.mark.parametrize("change", [{"device.model": "sinh"}, {"device.programming_noise": 0.01}])
 def test_unsupported_devices_raise(paper, change):
-    with pytest.raises(ConfigError, match="--engine reference"):
+    with pytest.raises(ConfigError, match="readable path"):
         EngineDesign.from_model(variant(paper, **change))
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from yieldmc.errors import ConfigError
+from yieldmc.errors import DISK_ERRNOS, ConfigError, os_errno, store_write_error
 from yieldmc.runcheck import embedded_run_id
 from yieldmc.runformat import (DIES_DIR, EXTRA_FILE, MANIFEST_FILE, NETWORK_FILE, PART_FILE, PART_NAME, RUN_FILE,
                                SUBDIRS, VIRTUAL_FILE, VOLTAGES_DIR, check_manifest, count_chunks, is_own_temp,
@@ -101,6 +101,8 @@ def remove_old_run(out: Path, run: Mapping[str, Any]) -> None:
             with contextlib.suppress(OSError):  # only when empty: a user's files stay
                 (out / sub).rmdir()
     except OSError as exc:
+        if os_errno(exc) in DISK_ERRNOS:  # the disk's state (read-only, forbidden): exit 1
+            raise store_write_error(exc, exc.filename or out, out, "run the command again") from None
         raise ConfigError(f"cannot remove the old run in {out}: {exc}") from None
     if owned:
         log.info("removed %d files of the previous run in %s", len(owned), out)
@@ -140,4 +142,7 @@ def remove_unfinished(out: Path, run: Mapping[str, Any], manifest: Mapping[str, 
     for p, stray in remove:
         if stray:
             log.warning("removing %s: not a finished chunk of the run; it will be recomputed", p)
-        p.unlink()
+        try:
+            p.unlink()
+        except OSError as exc:
+            raise store_write_error(exc, p, out, f"run again with --resume --out {out}") from None

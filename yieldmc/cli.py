@@ -61,7 +61,9 @@ def _fail(message: str, code: int = 2) -> None:
 
 def user_errors(func):
     """One ``error:`` line instead of a traceback: yieldmc's own errors (exit code 2, or the
-    error's ``exit_code``), bad files (2), and a full, read-only or forbidden disk (1)."""
+    error's ``exit_code``), files the user named that are missing or unreadable (2,
+    ``PermissionError`` included), and a full or read-only disk met elsewhere (1; the run
+    directory's own writes arrive as ``StoreWriteError``, exit 1)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):

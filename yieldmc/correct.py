@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from yieldmc.config import from_dict
 from yieldmc.errors import ConfigError
+from yieldmc.runcheck import embedded_run_id
 from yieldmc.store import CORRECTED_DIR, RunStore, load_dies, sha256_file
 
 MODES = ("per-die", "population")
@@ -257,8 +258,13 @@ def load_corrected(run: str | Path, mode: str = "per-die", *, verify: bool = Tru
         if meta is not None and (path.stat().st_size != meta["bytes"] or sha256_file(path) != meta["sha256"]):
             raise ConfigError(f"{path} does not match its sha256 checksum in the run's manifest (corrupted or "
                               f"changed); {again}")
-        owner = (pq.read_schema(path).metadata or {}).get(b"yieldmc.run_id", b"").decode()
+        owner = embedded_run_id(path)
+        if owner is None:
+            raise ConfigError(f"{path} cannot be read as a Parquet file (corrupted?); {again}")
         if owner != store.run_id:
             raise ConfigError(f"{path} was written for run {owner or '?'}, not for the run in {run} "
                               f"({store.run_id}); {again}")
-    return pq.read_table(path).to_pandas()
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowException) as exc:  # unverified and damaged: one line, not a traceback
+        raise ConfigError(f"cannot read {path}: {exc}; {again}") from None

@@ -4,7 +4,9 @@ The writer holds :data:`LOCK_FILE` in the run directory (:func:`acquire_lock`), 
 file with its pid, host, run id, purpose, start time and a random token. Every chunk file and
 manifest update checks, just before its rename, that the lock still carries the writer's
 token (:func:`read_lock`; :class:`yieldmc.store.RunStore` does it), so a process left over
-from an earlier sweep (its parent killed, the directory since taken over) writes nothing.
+from an earlier sweep (its parent killed, the directory since taken over) writes nothing
+(a rename racing the check in the microseconds between them would break a checksum,
+which the readers verify: caught, never silent).
 
 A lock whose process is gone (same machine, pid no longer running or reused) is *stale* and
 taken over with a warning; a lock of a live process, or from another machine, is refused

@@ -13,7 +13,8 @@ work can be split between processes:
    :class:`ChunkRecord` with checksums. It touches no shared state: a worker process may
    call it (a pickled ``RunStore`` carries no manifest). Just before each rename it checks
    that the lock still holds the token of the store it was pickled from, so a worker left
-   over from a killed sweep writes nothing into a directory another run has taken over.
+   over from a killed sweep writes nothing into a directory another run has taken over
+   (check and rename are two steps: a rename in between breaks a checksum the readers verify).
 2. :meth:`RunStore.record_chunk` adds the record to ``manifest.json`` (temp + replace). Only
    the parent process, holding the store from :meth:`RunStore.create`, may call it.
 
@@ -219,12 +220,9 @@ class RunStore:
         try:
             if overwrite:
                 remove_old_run(out, store.info)
-            try:
+            with store._writing(RUN_FILE):
                 atomic_write_json(out / RUN_FILE, run, before_replace=store._owner_check(RUN_FILE))
-                atomic_write_json(out / MANIFEST_FILE, store._manifest,
-                                  before_replace=store._owner_check(MANIFEST_FILE))
-            except OSError as exc:
-                raise store_write_error(exc, out / RUN_FILE, out, store._again) from None
+            store._write_manifest()
         except BaseException:
             store.release()
             raise

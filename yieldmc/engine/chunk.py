@@ -48,7 +48,7 @@ from yieldmc.errors import ConfigError
 ROUTE_NAMES = K.ROUTE_NAMES
 #: The message for designs this engine does not cover.
 UNSUPPORTED = ("the compiled engine covers the linear device without programming noise; "
-               "use --engine reference")
+               "simulate these dies with DieModel (the readable path)")
 #: Largest layer-0 response table (cells x images x 8 bytes) kept per array for the
 #: changed-cells-only product of layer 0; larger arrays use the full product.
 MAX_VR_BYTES = 64 * 2**20
@@ -172,7 +172,7 @@ class EngineDesign:
         act = _forward.ACTIVATION_CODES.get(model.network.activation)
         if act is None:
             raise ConfigError(f"activation {model.network.activation!r} has no compiled neuron; "
-                              "use --engine reference")
+                              "simulate these dies with DieModel (the readable path)")
         sets = ["test", *[s for s in images if s != "test"]]
         bad = [s for s in sets if s not in IMAGE_SETS]
         if bad or len(set(sets)) != len(sets):
