@@ -121,7 +121,7 @@ def test_same_dies_on_a_given_dask_scheduler(config, reference, tmp_path):
     distributed = pytest.importorskip("distributed")
     scheduler_file = tmp_path / "scheduler.json"
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+                                  dashboard_address=":0") as cluster:  # 8787 may be taken
         by_address = run_sample(config, N_DIES, tmp_path / "run", chunk_size=11, backend="dask",
                                 scheduler_address=cluster.scheduler_address)
         assert cluster.status.name == "running"

@@ -56,8 +56,9 @@ def _kept_hint(out: str | Path) -> str:
 
 
 def _worker_died(exc: BaseException) -> bool:
-    """A loky pool broken by a dead worker, or dask's KilledWorker (a task whose workers died)."""
-    if isinstance(exc, concurrent.futures.BrokenExecutor):
+    """A loky pool broken by a dead worker, its pipe cut by one (depending on when the worker
+    died), or dask's KilledWorker (a task whose workers died)."""
+    if isinstance(exc, (concurrent.futures.BrokenExecutor, BrokenPipeError, ConnectionResetError, EOFError)):
         return True
     return type(exc).__name__ == "KilledWorker" and type(exc).__module__.startswith("distributed")
 
@@ -374,7 +375,7 @@ def _dask_client(scheduler_address: str | None, scheduler_file: str | None, jobs
         where = scheduler_address or f"the scheduler of {scheduler_file}"
         raise ConfigError(f"cannot reach the dask scheduler ({where}): {exc or type(exc).__name__}") from None
     cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=":0")  # any free port: 8787 may be another cluster's
     return Client(cluster), cluster
 
 
@@ -545,6 +546,8 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
     except YieldmcError:
         raise  # the store's own one-line errors (a full disk: StoreWriteError) pass unchanged
     except OSError as exc:
+        if hint is not None and _worker_died(exc):
+            raise SweepFailed(f"a worker process died (killed, or out of memory?); {hint}") from None
         if hint is None and os_errno(exc) not in DISK_ERRNOS:
             raise  # e.g. a missing data file: the user's input, reported as such
         raise SweepFailed(describe_os_error(exc) + (f"; {hint}" if hint else "")) from exc
