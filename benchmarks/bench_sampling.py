@@ -122,9 +122,6 @@ def main() -> int:
     args.dies = args.dies or (4000 if args.quick else 20000)
     args.readable_dies = min(args.dies, args.readable_dies or (60 if args.quick else 300))
 
-    # Today rng.as_generator wraps anything but a Generator in default_rng: pass DieStream
-    # through (a Generator is returned as is either way).
-    defects.as_generator = lambda rng: rng
     pin_one_core()
     info = machine_record()
     results, mismatches = [], 0

@@ -204,8 +204,8 @@ def test_help_renders_as_written(command):
     assert text.startswith("Usage: ")
     expected = {
         "": ["--version", *COMMANDS],
-        "die": ["default_rng([seed, die])"],
-        "sample": ["default_rng([seed, d])", "--resume", "--overwrite", "--jobs", "Exit codes"],
+        "die": ["DieStream(seed, die)"],
+        "sample": ["DieStream(seed, d)", "--resume", "--overwrite", "--jobs", "Exit codes"],
         "correct": ["Usage: root correct [OPTIONS] RUN", "--verify / --no-verify"],
         "yield": ["Usage: root yield [OPTIONS] RUN", "--verify / --no-verify", "--include-unconverged",
                   "excluded_unconverged"],

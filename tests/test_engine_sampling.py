@@ -1,7 +1,7 @@
 """The compiled defect sampler against the readable one, die by die, bit for bit.
 
 The oracle is :func:`yieldmc.defects.sample_die` itself, run on ``DieStream(seed, die)``
-(``as_generator`` patched to pass it through): the compiled masks, every parameter (same
+(``as_generator`` passes it through): the compiled masks, every parameter (same
 dict keys, order and types) and the number of draws must be identical.
 """
 
@@ -29,13 +29,6 @@ SEED = 2**53 - 1
 N_DIES = 24
 #: Named die indices (the extremes) plus a spread of others.
 DIES = np.array([0, 1, 10**9, 2**62] + [7919 * i + 3 for i in range(N_DIES - 4)])
-
-
-@pytest.fixture(autouse=True)
-def pass_die_streams(monkeypatch):
-    """``as_generator`` today wraps anything but a Generator in default_rng; let a
-    DieStream through (the one-line change the readable path needs)."""
-    monkeypatch.setattr(defects, "as_generator", lambda rng: rng)
 
 
 def assert_same_as_readable(kind, shapes, seed, dies, **kw):

@@ -28,6 +28,7 @@ from yieldmc.engine.streams import (
     uniforms,
 )
 from yieldmc.errors import ConfigError
+from yieldmc.rng import die_generator
 
 SEEDS = [0, 1, 2**53 - 1, 2**63 + 5, 2**64 - 1]
 DIES = [0, 1, 10**9, 2**63 - 1]
@@ -220,9 +221,9 @@ def test_compiled_fills_check_their_inputs():
     assert uniforms(0, np.zeros(0, dtype=np.int64), 4).shape == (0, 4)
 
 
-def test_a_die_stream_drives_the_readable_sampler(monkeypatch):
-    """With as_generator passing it through, sample_die draws from a DieStream."""
-    monkeypatch.setattr(defects, "as_generator", lambda rng: rng)
+def test_a_die_stream_drives_the_readable_sampler():
+    """sample_die draws from a DieStream, and a die's stream is one."""
+    assert isinstance(die_generator(42, 3), DieStream) and repr(die_generator(42, 3)) == repr(DieStream(42, 3))
     shapes = [(64, 16), (8, 16), (8, 16), (8, 20)]
     s = DieStream(42, 3)
     masks, params = defects.sample_die("mixed", shapes, s, severity=(0.005, 0.05))

@@ -260,7 +260,7 @@ class Config:
     name : str
         Preset or user label.
     seed : int
-        Root seed: die ``d`` uses ``default_rng([seed, d])``.
+        Root seed: die ``d`` draws from ``DieStream(seed, d)`` (:func:`yieldmc.rng.die_generator`).
     """
 
     name: str = "paper"

@@ -3,7 +3,7 @@
 A :class:`DieModel` is the design shared by every die of a run: the trained network,
 its mapping onto arrays, and each array's fault-free transfer matrix (solved once).
 :meth:`DieModel.simulate` makes die ``d``: it draws the die's defects from
-``default_rng([seed, d])``, recomputes only the affected arrays' transfer matrices
+``DieStream(seed, d)``, recomputes only the affected arrays' transfer matrices
 (low-rank update or fresh solve, whichever is cheaper), and runs the images through
 all layers in the analog domain:
 

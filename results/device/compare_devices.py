@@ -7,7 +7,7 @@ Run from the repository root (about 6 minutes on 2 cores)::
 
 Every population below is sampled with :func:`yieldmc.montecarlo.run_sample` into
 ``runs/device/<name>`` (reused when already complete, resumed when interrupted). Die ``d``
-draws the same defects whatever the device (its stream is ``default_rng([seed, d])``), so
+draws the same defects whatever the device (its stream is ``DieStream(seed, d)``), so
 linear and sinh are compared die by die (paired differences).
 
 1. fault-free die: software, linear and sinh, with IR drop and with ideal wires;
