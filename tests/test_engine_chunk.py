@@ -1,10 +1,10 @@
 """The compiled chunk engine against the readable reference die, die by die.
 
 The oracle is :class:`yieldmc.die.DieModel` itself, drawing from the same counter-based
-streams (``die_generator`` patched to return ``DieStream(seed, die)`` and ``as_generator``
-to pass it through: the edit pending in yieldmc/rng.py). For every die the compiled call
+streams (:func:`yieldmc.rng.die_generator` is ``DieStream(seed, die)``). For every die the compiled call
 must give bit-identical masks and defect parameters, the same per-die columns, the same
-predictions, and output voltages within :data:`VOLT_RTOL` of the largest |V|.
+predictions, and output voltages within :data:`VOLT_RTOL` of the largest |V|. With
+programming noise the conductances and transfer matrices themselves are compared bit for bit.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 from scipy.special import expit
 
 import yieldmc.defects as defects
-import yieldmc.die as die_module
 from yieldmc import montecarlo, schema
 from yieldmc.circuit import SOLVER_RTOL
 from yieldmc.config import load_config
@@ -26,7 +25,7 @@ from yieldmc.engine import _forward, _lowrank
 from yieldmc.engine.chunk import ROUTE_NAMES, EngineDesign, design_for, simulate_chunk_compiled
 from yieldmc.engine.lowrank import LowRankCache
 from yieldmc.engine.sampling import die_masks
-from yieldmc.engine.streams import DieStream
+from yieldmc.engine.streams import die_key
 from yieldmc.errors import ConfigError
 
 #: Output voltages, compiled vs reference, as a share of the die's largest |V|: the
@@ -43,12 +42,10 @@ WORST: dict[str, float] = {"volt_rel": 0.0, "dies": 0}
 
 @pytest.fixture(scope="module")
 def paper(tmp_path_factory):
-    """The paper die (trained once into a temporary cache), drawing from DieStreams."""
+    """The paper die (trained once into a temporary cache)."""
     path = tmp_path_factory.mktemp("yieldmc_cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("YIELDMC_CACHE", str(path))
-        mp.setattr(die_module, "die_generator", lambda seed, die: DieStream(seed, die))
-        mp.setattr(defects, "as_generator", lambda rng: rng)
         yield DieModel.build(load_config("paper"))
 
 
@@ -82,7 +79,7 @@ def assert_equivalent(model: DieModel, dies, images=("test",), **kw):
         n_correct = int(np.count_nonzero(outs[0].argmax(axis=1) == y))
         assert res.n_correct[i] == n_correct and cols["accuracy"][i] == n_correct / len(y), where
         assert cols["defect_type"][i] == s["defect_type"], where
-        assert cols["defect_params"][i] == schema.encode_params(s["defect_params"]), where
+        assert schema.params_to_python(cols["defect_params"][i:i + 1]) == [s["defect_params"]], where
         assert cols["layers_affected"][i] == schema.encode_layers(s["layers_affected"]), where
         assert (res.n_stuck_on[i], res.n_stuck_off[i]) == (s["n_stuck_on"], s["n_stuck_off"]), where
         assert res.fault_fraction[i] == s["fault_fraction"], where
@@ -169,7 +166,7 @@ def test_tiling_and_hard_sigmoid(paper):
 
 def test_columns_equal_montecarlo_reference(paper):
     """``ChunkResult.columns()`` against montecarlo.simulate_chunk's own columns."""
-    spec = montecarlo.ModelSpec(paper.config, "unused-network-path")
+    spec = montecarlo.ModelSpec(paper.config, "unused-network-path", "reference")
     montecarlo._MODELS.clear()
     montecarlo._MODELS[spec.key] = paper
     try:
@@ -182,6 +179,9 @@ def test_columns_equal_montecarlo_reference(paper):
     for name in ref_cols:
         if name in ("elapsed_s", "solver_max_residual"):
             continue  # wall time; the residual of the route taken (0 for exact routes)
+        if name == "defect_params":  # typed pyarrow arrays, built two ways
+            assert cols[name].equals(ref_cols[name]), name
+            continue
         assert cols[name].dtype.kind == ref_cols[name].dtype.kind, name
         assert np.array_equal(cols[name], ref_cols[name]), name
     assert np.all(cols["solver_max_residual"] <= SOLVER_RTOL)
@@ -215,10 +215,111 @@ def test_chunk_split_and_thread_invariance(paper):
         assert np.array_equal(got.params["radius"], ref.params["radius"][part], equal_nan=True)
 
 
+# ---- programming noise ------------------------------------------------------------------
+
+#: (programming_noise, defects.kind) settings run with both resistive and ideal wires.
+NOISY = [(0.02, "mixed"), (0.02, "random"), (0.02, "none"), (0.1, "row"), (0.1, "mixed")]
+#: Dies per noisy setting (30 x 10 settings).
+NOISY_DIES = np.concatenate([np.arange(24), DIES[4:], [7 * 10**9, 2**33]])
+
+
+def changed_cells(model: DieModel, die: int) -> list[int]:
+    """Per array, the reference's cells whose conductance differs from the fault-free G."""
+    Gs = model.die_conductances(die)[0]
+    return [int(np.count_nonzero(G != s.G)) for s, G in zip(model.layout.arrays, Gs)]
+
+
+@pytest.mark.parametrize("wires", ["resistive", "ideal"])
+@pytest.mark.parametrize(("noise", "kind"), NOISY)
+def test_programming_noise(paper, noise, kind, wires):
+    """Noisy dies against the reference die by die: the same masks, columns and predictions;
+    every array changes most of its cells and takes the CG route (resistive wires) or
+    ``T = G1`` (ideal wires), never the rank-k update nor layer 0's fault-free products."""
+    model = variant(paper, **{"device.programming_noise": noise, "defects.kind": kind,
+                              **(IDEAL if wires == "ideal" else {})})
+    design = EngineDesign.from_model(model)
+    dev = model.config.device
+    assert design.phys[2] == noise * (dev.g_on - dev.g_off)
+    assert all(c is None for c in design.caches) and not design.max_rank.any()
+    assert design.p0[0].size == 0 and design.vr[0].size == 0
+    res = assert_equivalent(model, NOISY_DIES)
+    assert np.all(res.route == ROUTE_NAMES.index("cg" if wires == "resistive" else "ideal"))
+    for i, die in enumerate(NOISY_DIES[::3].tolist()):
+        assert res.rank[3 * i].tolist() == changed_cells(model, die), die
+    sizes = np.diff(design.cell_off)
+    assert np.all(res.rank > sizes / 2)  # half the cells are at g_off: about 3/4 change
+    if kind == "none":
+        assert not np.any(res.n_stuck_on + res.n_stuck_off)
+        assert np.all(res.defect_code == defects.KINDS.index("none"))
+    else:
+        assert np.any(res.n_stuck_on + res.n_stuck_off)
+
+
+@pytest.mark.parametrize("wires", ["resistive", "ideal"])
+def test_noisy_conductances_and_transfers_bit_identical(paper, wires):
+    """:func:`_chunk._changes` gives the reference's noisy, stuck conductances bit for bit
+    (draws ``n_draws + cell_off[a] + c``), and :func:`_chunk._transfer_cg` its fresh solve
+    (``faulty_transfer``'s ``solve``, both kernel branches: 64x16 by columns, 8x16 by rows);
+    tiled arrays too."""
+    from yieldmc.engine import _chunk as K
+
+    tiled = {"arrays.max_rows": 24, "arrays.max_cols": 8}
+    for changes in ({"device.programming_noise": 0.05},
+                    {"device.programming_noise": 0.05, **tiled}):
+        model = variant(paper, **changes, **(IDEAL if wires == "ideal" else {}))
+        design = EngineDesign.from_model(model)
+        dies = np.array([0, 5, 2**40 + 3])
+        res = simulate_chunk_compiled(design, dies, keep_masks=True)
+        (g_on, g_off, noise, ideal, r_drv, r_row, r_col, r_snk, rtol, max_iter,
+         block) = design.phys[:11]
+        assert ideal == (wires == "ideal")
+        for i, die in enumerate(dies.tolist()):
+            Gs, _, _ = model.die_conductances(die)
+            transfers, summary = model.die_transfers(die)
+            assert set(summary["methods"]) == {"solve"}
+            key = np.uint64(die_key(design.seed, die))
+            for a, (G, T) in enumerate(zip(Gs, transfers)):
+                off, (m, n) = int(design.cell_off[a]), design.shapes[a]
+                cells = np.empty(m * n, dtype=np.int64)
+                g_new = np.empty(m * n)
+                k, _, _ = K._changes(res.masks[i], off, m * n, design.g0, g_on, g_off, noise, key,
+                                     res.n_draws[i] + off, cells, g_new)
+                g1 = design.g0[off:off + m * n].copy()
+                g1[cells[:k]] = g_new[:k]
+                assert np.array_equal(g1.reshape(m, n), G), (die, a)
+                assert k == res.rank[i, a] == np.count_nonzero(G != model.layout.arrays[a].G)
+                if ideal:
+                    assert np.array_equal(T, G)
+                    continue
+                t = np.empty(m * n)
+                worst = K._transfer_cg(design.g0, off, m, n, cells, g_new, k, r_drv, r_row, r_col,
+                                       r_snk, rtol, max_iter, block, t)
+                assert worst <= rtol
+                assert np.array_equal(t.reshape(m, n), T), (die, a)
+
+
+def test_noisy_chunk_split_and_thread_invariance(paper):
+    model = variant(paper, **{"device.programming_noise": 0.02})
+    design = EngineDesign.from_model(model)
+    dies = np.arange(900, 960)
+    ref = simulate_chunk_compiled(design, dies, n_blocks=1, keep_masks=True)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        got = simulate_chunk_compiled(design, dies[::-1], n_blocks=7, keep_masks=True)
+    finally:
+        numba.set_num_threads(old)
+    for f in ("n_draws", "n_stuck_on", "n_stuck_off", "n_correct", "solver_max_residual",
+              "route", "rank", "masks", "volts", "predictions"):
+        assert np.array_equal(getattr(got, f)[::-1], getattr(ref, f)), f
+
+
 # ---- scope, kernels ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("change", [{"device.model": "sinh"}, {"device.programming_noise": 0.01}])
-def test_unsupported_devices_raise(paper, change):
+@pytest.mark.parametrize("change", [{"device.model": "sinh"},
+                                    {"device.model": "sinh", "device.programming_noise": 0.02}])
+def test_sinh_device_is_refused(paper, change):
+    """Only the non-linear device is outside the engine (programming noise is covered)."""
     with pytest.raises(ConfigError, match="readable path"):
         EngineDesign.from_model(variant(paper, **change))
 

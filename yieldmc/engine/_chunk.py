@@ -2,15 +2,22 @@
 
 Per die (:func:`_die`), in order, with nothing but arrays and scalars:
 
-1. stream key ``_die_key(seed, die)`` and the defects (:func:`yieldmc.engine._sampling._sample_die`);
-2. per array, the cells whose conductance changes (mask 1 -> ``g_off``, 2 -> ``g_on``; a
-   stuck cell already at that value is counted as stuck but changes nothing), and its
-   transfer matrix by one of four routes (:data:`ROUTE_REUSE` .. :data:`ROUTE_IDEAL`):
-   the fault-free ``T0`` when nothing changes, the exact rank-k update
+1. stream key ``_die_key(seed, die)`` and the defects (:func:`yieldmc.engine._sampling._sample_die`,
+   which uses the stream's first ``n_draws`` draws);
+2. per array, its conductances ``G1`` and the cells where they differ from ``G0``
+   (:func:`_changes`): with programming noise (``noise`` > 0, the scale
+   ``programming_noise * (g_on - g_off)``) cell ``c`` of array ``a`` (row-major) first
+   becomes ``clip(G0 + (0.0 + noise * z), g_off, g_on)``, ``z`` the standard normal of draw
+   ``n_draws + cell_off[a] + c`` (exactly :meth:`yieldmc.die.DieModel.die_conductances`
+   on ``DieStream``); then stuck cells are overwritten (mask 1 -> ``g_off``, 2 -> ``g_on``;
+   a stuck cell already at that value is counted as stuck but changes nothing). The
+   array's transfer matrix comes by one of four routes (:data:`ROUTE_REUSE` ..
+   :data:`ROUTE_IDEAL`): the fault-free ``T0`` when nothing changes, the exact rank-k update
    (:func:`yieldmc.engine._lowrank._update_one`) up to the array's measured crossover, a
    fresh CG solve (the kernels of :mod:`yieldmc.circuit._kernels`, exactly as
-   :func:`yieldmc.circuit.transfer_matrix_info` calls them) above it or where no dense
-   inverse is cached, and ``T = G1`` written exactly with ideal wires;
+   :func:`yieldmc.circuit.transfer_matrix_info` calls them: the reference's fresh solve
+   bit for bit) above it or where no dense inverse is cached (every noisy array: most of
+   its cells change), and ``T = G1`` written exactly with ideal wires;
 3. the analog forward pass of every image through all layers (:mod:`yieldmc.engine._forward`),
    the predictions, the correct count on the evaluation (test) images, the per-die
    defect counts and the solver status.
@@ -31,9 +38,13 @@ array on its own and packs the groups inside the block. The groups :func:`_die` 
   flat and concatenated at their offsets (an empty span where none is cached);
 * ``img``: ``(x, labels, p0, p0_off, vr, vr_off)``: input voltages ``(n_in, images)``,
   labels, and per layer-0 array the precomputed products ``P0`` (N x images) and
-  ``Rt v0`` (MN x images), flat at their offsets (empty spans where not used);
-* ``phys``: ``(g_on, g_off, ideal, r_drv, r_row, r_col, r_snk, rtol, max_iter, block,
-  act, v_read, gain, test0, test1, shortcut)``.
+  ``Rt v0`` (MN x images), flat at their offsets (empty spans where not used). They
+  describe the fault-free ``T0``: a die adds ``P0`` (plus a correction over its changed
+  cells) only without programming noise;
+* ``phys``: ``(g_on, g_off, noise, ideal, r_drv, r_row, r_col, r_snk, rtol, max_iter,
+  block, act, v_read, gain, test0, test1, shortcut)``; ``noise`` is the programming
+  noise's standard deviation in siemens, ``programming_noise * (g_on - g_off)``, 0.0 for
+  none.
 """
 
 from __future__ import annotations
@@ -46,7 +57,7 @@ from yieldmc.circuit import _kernels
 from yieldmc.engine import _forward as F
 from yieldmc.engine._lowrank import STATUS_OK, _scratch, _update_one
 from yieldmc.engine._sampling import NONE, STUCK_ON, _sample_die
-from yieldmc.engine._streams import _die_key
+from yieldmc.engine._streams import _die_key, _std_normal
 
 #: How far :func:`_die` goes (benchmarks time the stages apart): the defects only, the
 #: defects and transfer matrices, or everything.
@@ -58,16 +69,27 @@ ROUTE_NAMES = ("reuse", "lowrank", "cg", "ideal")
 
 
 @njit
-def _changes(mask, off, size, g0, g_on, g_off, cells, g_new):
+def _changes(mask, off, size, g0, g_on, g_off, noise, key, ctr, cells, g_new):
     """Changed cells of one array: ``(k, n_on, n_off)``; ``cells[:k]``, ``g_new[:k]`` filled.
 
-    ``n_on``/``n_off`` count every stuck cell (as the reference counts the mask); ``k``
-    only those whose conductance differs from ``G0`` (flat index within the array).
+    The die's conductances, cell by cell (flat index ``c`` within the array, row-major):
+    ``G0``; with ``noise > 0`` then ``G0 + (0.0 + noise * z)`` clipped to
+    ``[g_off, g_on]`` (``max`` then ``min``, as ``numpy.clip``), ``z`` the standard normal
+    of draw ``ctr + c`` of stream ``key`` (the reference's
+    ``rng.normal(0.0, noise, G.shape)`` after the defects, same operations, same bits);
+    last a stuck cell's ``g_on`` / ``g_off`` (``defects.apply``). ``n_on``/``n_off`` count
+    every stuck cell (as the reference counts the mask); ``k`` only the cells whose
+    conductance differs from ``G0``, with their new value.
     """
     k = 0
     n_on = 0
     n_off = 0
     for c in range(size):
+        g = g0[off + c]
+        if noise > 0.0:
+            g = g + (0.0 + noise * _std_normal(key, ctr + c))
+            g = g_off if g < g_off else g
+            g = g_on if g > g_on else g
         mv = mask[off + c]
         if mv != 0:
             if mv == STUCK_ON:
@@ -76,10 +98,10 @@ def _changes(mask, off, size, g0, g_on, g_off, cells, g_new):
             else:
                 n_off += 1
                 g = g_off
-            if g != g0[off + c]:
-                cells[k] = c
-                g_new[k] = g
-                k += 1
+        if g != g0[off + c]:
+            cells[k] = c
+            g_new[k] = g
+            k += 1
     return k, n_on, n_off
 
 
@@ -111,14 +133,16 @@ def _die(upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_
     ``fpar``, ``ipar``, ``lines``: the sampler's; ``route``, ``rank`` (A,); ``volts``
     (images, outputs) float32, and ``volts64`` the same in float64 when it has rows;
     ``preds`` (images,)) and returns ``(n_draws, kind drawn,
-    defect code, n_on, n_off, layers bitmask, n_correct, max residual, converged)``.
-    ``upto`` < :data:`STAGE_ALL` stops early (benchmarks): the outputs are then partial."""
+    defect code, n_on, n_off, layers bitmask, n_correct, max residual, converged)``;
+    ``n_draws`` counts the defects' draws (the programming noise, if any, takes the next
+    ``cell_off[-1]``). ``upto`` < :data:`STAGE_ALL` stops early (benchmarks): the outputs
+    are then partial."""
     shapes, cell_off, logr, consts, cum, affected = samp
     layer_of, row0, col0, max_rank, g0, t0 = lay
     wflat, w_off, wdev, rtflat, rt_off, crflat, cr_off = cache
     x, labels, p0flat, p0_off, vrflat, vr_off = img
-    (g_on, g_off, ideal, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, act, v_read, gain,
-     test0, test1, shortcut) = phys
+    (g_on, g_off, noise, ideal, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, act, v_read,
+     gain, test0, test1, shortcut) = phys
     (xbuf, perm, d2, cnt, cells, g_new, sel, lu, xs, scale, tbuf, va, vb, cur, tmp, xk, gather,
      out64) = scr
     n_arrays = shapes.shape[0]
@@ -149,14 +173,19 @@ def _die(upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_
             m = shapes[a, 0]
             n = shapes[a, 1]
             size = m * n
-            k, a_on, a_off = _changes(mask, off, size, g0, g_on, g_off, cells, g_new)
+            # the programming noise of array a: draws ctr + off .. ctr + off + size - 1
+            k, a_on, a_off = _changes(mask, off, size, g0, g_on, g_off, noise, key, ctr + off,
+                                      cells, g_new)
             n_on += a_on
             n_off += a_off
             if a_on + a_off > 0:
                 layers |= np.int64(1) << np.int64(l)
             rank[a] = k
             t = tbuf[off:off + size]
-            first = l == 0 and shortcut and p0_off[a + 1] - p0_off[a] == n * nb
+            # layer 0 from the fault-free products P0 (+ a correction over the k changed
+            # cells) only without noise: a noisy array changes most of its cells
+            first = (l == 0 and shortcut and noise == 0.0
+                     and p0_off[a + 1] - p0_off[a] == n * nb)
             p0 = p0flat[p0_off[a]:p0_off[a + 1]]
             c0 = col0[a]
             if k == 0:

@@ -10,15 +10,19 @@ small enough for a dense fault-free inverse, the evaluation images as row voltag
     columns, voltages = res.columns(), res.voltages()  # as montecarlo.simulate_chunk returns
 
 Die ``d`` draws from ``DieStream(seed, d)`` (:mod:`yieldmc.engine.streams`) and its defects
-are those of :func:`yieldmc.defects.sample_die` on that stream, bit for bit. Its transfer
+are those of :func:`yieldmc.defects.sample_die` on that stream, bit for bit; with
+``device.programming_noise > 0`` so are its noisy conductances (the draws after the
+defects', as :meth:`yieldmc.die.DieModel.die_conductances` takes them). Its transfer
 matrices are exact (rank-k update of the cached inverse up to the measured crossover
-:func:`~yieldmc.engine.lowrank.max_rank`, else the CG kernels of the reference engine);
+:func:`~yieldmc.engine.lowrank.max_rank`, else the CG kernels of the reference engine,
+which give the reference's fresh solve bit for bit: every noisy array takes that route,
+as most of its cells change);
 its output voltages agree with :meth:`yieldmc.die.DieModel.forward` within 1e-9 of the
 largest |V| (measured 2e-11 and below over 4000 dies: the reference's own CG tolerance)
 and its predictions, defect columns and masks are the same.
 
-Scope: the linear device without programming noise. ``sinh`` devices and programming
-noise raise :class:`~yieldmc.errors.ConfigError` (use the reference engine).
+Scope: the linear device, with or without programming noise. ``sinh`` devices raise
+:class:`~yieldmc.errors.ConfigError` (use the reference engine).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from yieldmc.errors import ConfigError
 
 ROUTE_NAMES = K.ROUTE_NAMES
 #: The message for designs this engine does not cover.
-UNSUPPORTED = ("the compiled engine covers the linear device without programming noise; "
+UNSUPPORTED = ("the compiled engine covers the linear device only; "
                "simulate these dies with DieModel (the readable path)")
 #: Largest layer-0 response table (cells x images x 8 bytes) kept per array for the
 #: changed-cells-only product of layer 0; larger arrays use the full product.
@@ -64,12 +68,11 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def check_supported(config) -> None:
-    """Raise :class:`ConfigError` unless the compiled engine covers ``config``'s device."""
+    """Raise :class:`ConfigError` unless the compiled engine covers ``config``'s device
+    (the linear one, programming noise included)."""
     dev = config.device
-    if dev.model != "linear" or dev.programming_noise > 0:
-        what = (f"device.model = {dev.model!r}" if dev.model != "linear"
-                else f"device.programming_noise = {dev.programming_noise:g}")
-        raise ConfigError(f"{what}: {UNSUPPORTED}")
+    if dev.model != "linear":
+        raise ConfigError(f"device.model = {dev.model!r}: {UNSUPPORTED}")
 
 
 @dataclass(eq=False)
@@ -91,7 +94,8 @@ class EngineDesign:
         Fault-free conductances (S) and transfer matrices (A/V, the die model's own ``T0``),
         flat and concatenated.
     caches : tuple of LowRankCache or None
-        Per array (None: too large, or ideal wires).
+        Per array (None: too large, ideal wires, or programming noise, which changes most
+        cells of every array: each takes the CG route).
     max_rank : numpy.ndarray (int64, A)
         Most changed cells updated by rank k (0: no cache; CG for every change).
     images : tuple of str
@@ -103,11 +107,14 @@ class EngineDesign:
     labels : numpy.ndarray (int64, images)
     p0, vr : tuple of (numpy.ndarray, numpy.ndarray)
         Layer-0 arrays' fault-free currents ``T0^T x`` (N x images) and cell responses
-        ``Rt x`` (MN x images), flat, and their offsets per array (empty spans elsewhere).
+        ``Rt x`` (MN x images), flat, and their offsets per array (empty spans elsewhere,
+        and everywhere with programming noise).
     samp, samp_scalars : tuple
         The defect sampler's arrays and scalars (:mod:`yieldmc.engine._sampling`).
     phys : tuple
-        Device, wire, solver and neuron scalars (:mod:`yieldmc.engine._chunk`).
+        Device, wire, solver and neuron scalars (:mod:`yieldmc.engine._chunk`), among them
+        the programming noise's standard deviation ``programming_noise * (g_on - g_off)``
+        (S; 0.0 without noise).
     flat_cache : tuple
         ``(W, W offsets, wdev, Rt, Rt offsets, Cr, Cr offsets)``, the caches' arrays flat
         (each LowRankCache in ``caches`` holds views of them).
@@ -149,14 +156,15 @@ class EngineDesign:
         Parameters
         ----------
         model : DieModel
-            Its config must use the linear device without programming noise.
+            Its config must use the linear device (with or without programming noise).
         images : sequence of {"test", "train"}
             Image sets run through every die (the test set always, first: its labels give
             ``n_correct``).
         shortcut : bool
             Layer 0 (the same images for every die) as the fault-free product plus a
             correction over the changed cells (exact to rounding), instead of the full
-            product per die.
+            product per die. Without effect under programming noise (every array changes
+            most of its cells: the full product).
         max_cache_cells : int
             Arrays with more cells get no dense inverse (CG for every change).
 
@@ -191,7 +199,13 @@ class EngineDesign:
         t0 = _readonly(np.concatenate([np.asarray(T, dtype=np.float64).ravel() for T in model.T0]))
         w = cfg.wires
         ideal = w.r_row == 0 and w.r_col == 0 and w.r_driver == 0 and w.r_sense == 0
-        caches, ranks, flat = _array_caches(specs, w, ideal, max_cache_cells)
+        dev = cfg.device
+        # the reference's scale: DieModel.die_conductances draws normal(0.0, noise)
+        noise = (float(dev.programming_noise) * (float(dev.g_on) - float(dev.g_off))
+                 if dev.programming_noise > 0 else 0.0)
+        # a noisy array changes most of its cells (far above any rank-k crossover): its
+        # dense inverse would never be used
+        caches, ranks, flat = _array_caches(specs, w, ideal or noise > 0, max_cache_cells)
         n_layers = len(layout.g_scales)
         sizes_l = np.array(layout.layer_sizes, dtype=np.int64)
         biases = np.zeros((n_layers, int(sizes_l[1:].max())))
@@ -211,7 +225,7 @@ class EngineDesign:
         p0_parts, vr_parts = [], []
         for a, s in enumerate(specs):
             m_rows, n_cols = s.shape
-            if not shortcut or s.layer != 0:
+            if not shortcut or s.layer != 0 or noise > 0:
                 p0_parts.append(np.empty(0))
                 vr_parts.append(np.empty(0))
                 continue
@@ -237,7 +251,7 @@ class EngineDesign:
         lo, hi = sev if sev is not None else (0.0, 0.0)
         samp_scalars = (int(KIND_CODES[d.kind]), sev is not None, float(lo), float(hi), float(q),
                         d.on_mode == "pattern")
-        phys = (float(cfg.device.g_on), float(cfg.device.g_off), bool(ideal), float(w.r_driver),
+        phys = (float(dev.g_on), float(dev.g_off), float(noise), bool(ideal), float(w.r_driver),
                 float(w.r_row), float(w.r_col), float(w.r_sense), float(SOLVER_RTOL),
                 int(SOLVER_MAX_ITER), int(RHS_BLOCK), int(act), v_read,
                 float(cfg.arrays.output_gain), int(bounds["test"][0]), int(bounds["test"][1]),
@@ -295,21 +309,22 @@ _CACHES: dict[tuple, tuple] = {}
 _CACHES_KEPT = 4
 
 
-def _array_caches(specs, wires, ideal: bool, max_cells: int) -> tuple[list, list, dict]:
-    """Per array a LowRankCache (or None: ideal wires, or above ``max_cells``), its
+def _array_caches(specs, wires, skip: bool, max_cells: int) -> tuple[list, list, dict]:
+    """Per array a LowRankCache (or None: every array with ``skip`` (ideal wires, or
+    programming noise), or above ``max_cells``), its
     :func:`max_rank` (0 without a cache) and the caches' arrays flat and concatenated
     (``name -> (buffer, offsets)``; each LowRankCache holds views of the buffers)."""
     key = (tuple((s.shape, hashlib.sha256(np.ascontiguousarray(s.G).tobytes()).hexdigest())
                  for s in specs),
            (float(wires.r_row), float(wires.r_col), float(wires.r_driver), float(wires.r_sense)),
-           int(max_cells))
+           int(max_cells), bool(skip))
     hit = _CACHES.get(key)
     if hit is not None:
         return list(hit[0]), list(hit[1]), hit[2]
     caches, ranks = [], []
     for s in specs:
         m_rows, n_cols = s.shape
-        if ideal or m_rows * n_cols > max_cells:
+        if skip or m_rows * n_cols > max_cells:
             caches.append(None)
             ranks.append(0)
             continue
@@ -364,7 +379,8 @@ class ChunkResult:
     die_kind : numpy.ndarray (int8)
         Kind drawn (``mixed`` resolved), whether or not it hit a cell.
     n_draws : numpy.ndarray (int64)
-        Draws of the die's stream used by the defects.
+        Draws of the die's stream used by the defects (with programming noise, the next
+        ``n_cells`` draws are the cells' noise).
     n_stuck_on, n_stuck_off, n_correct : numpy.ndarray (int32)
     layers_mask : numpy.ndarray (int64)
         Bit ``l`` set when layer ``l`` has a stuck cell.
@@ -428,7 +444,7 @@ class ChunkResult:
 
     def columns(self) -> dict[str, np.ndarray]:
         """The per-die columns of :func:`yieldmc.montecarlo.simulate_chunk` (same names,
-        values and dtypes; ``defect_params`` as JSON text, ``layers_affected`` as
+        values and dtypes; ``defect_params`` as a pyarrow array of ``schema.PARAMS_TYPE``, ``layers_affected`` as
         ``"0,2"``; ``elapsed_s`` is the chunk's time shared equally)."""
         n = self.dies.size
         kinds = np.array(defects.KINDS, dtype=object)
@@ -436,7 +452,7 @@ class ChunkResult:
         return {
             "die": self.dies.copy(),
             "defect_type": kinds[self.defect_code.astype(np.int64)].astype(str) if n else np.empty(0, str),
-            "defect_params": np.asarray([schema.encode_params(self.defect_params(i)) for i in range(n)]),
+            "defect_params": schema.params_array_from_typed(self.params),
             "layers_affected": np.asarray(layers) if n else np.empty(0, str),
             "n_stuck_on": self.n_stuck_on.astype(np.int64),
             "n_stuck_off": self.n_stuck_off.astype(np.int64),
