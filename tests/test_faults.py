@@ -27,7 +27,7 @@ import pytest
 import yieldmc.correct
 import yieldmc.runlock
 import yieldmc.store
-from yieldmc import schema
+from yieldmc import defect_params
 from yieldmc.runlock import LOCK_FILE, read_lock
 from yieldmc.errors import ConfigError, RunLockedError, StoreWriteError, YieldmcError
 from yieldmc.store import (
@@ -54,7 +54,7 @@ def rows(store: RunStore, chunk: int) -> dict:
     dies = np.arange(store.chunk_range(chunk).start, store.chunk_range(chunk).stop)
     n = dies.size
     return {"die": dies, "defect_type": ["ring"] * n,
-            "defect_params": [schema.encode_params([{"kind": "ring"}])] * n,
+            "defect_params": defect_params.params_array([[{"kind": "ring"}]] * n),
             "layers_affected": ["0"] * n, "n_stuck_on": dies, "n_stuck_off": dies,
             "fault_fraction": dies / 100.0, "accuracy": (dies % 5) / 5.0, "n_images": np.full(n, N_IMAGES),
             "n_correct": np.full(n, 3), "solver_max_residual": np.full(n, 1e-12),

@@ -15,6 +15,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
+from yieldmc import defect_params
 from yieldmc import schema
 from yieldmc.errors import ConfigError, YieldmcError
 from yieldmc.store import (
@@ -46,7 +47,8 @@ def chunk_rows(store: RunStore, chunk: int) -> dict:
     return {
         "die": dies,
         "defect_type": np.where(dies % 2 == 0, "ring", "row").tolist(),
-        "defect_params": [schema.encode_params([{"kind": "ring", "radius": 0.1 * (d % 3)}]) for d in dies],
+        "defect_params": [[{"kind": "ring", "cx": 0.5, "cy": 0.5, "radius": 0.1 * (d % 3), "width": 0.05,
+                            "on_fraction": 0.5, "seed": int(d)}, {"kind": "none"}] for d in dies],
         "layers_affected": [schema.encode_layers([0, d % 3]) for d in dies],
         "n_stuck_on": dies * 2,
         "n_stuck_off": dies,
@@ -103,11 +105,11 @@ def test_column_sets():
 
 def test_encoders_round_trip():
     params = [{"kind": "ring", "radius": np.float64(0.25), "centre": np.array([0.5, 0.5])}, {"kind": "none"}]
-    text = schema.encode_params(params)
-    assert schema.decode_params(text) == [{"centre": [0.5, 0.5], "kind": "ring", "radius": 0.25},
+    text = defect_params.encode_params(params)
+    assert defect_params.decode_params(text) == [{"centre": [0.5, 0.5], "kind": "ring", "radius": 0.25},
                                           {"kind": "none"}]
     with pytest.raises(ConfigError, match="finite"):
-        schema.encode_params([{"r": float("nan")}])
+        defect_params.encode_params([{"r": float("nan")}])
     assert schema.encode_layers([2, 0, 2]) == "0,2"
     assert schema.decode_layers("0,2") == [0, 2] and schema.decode_layers("") == []
 
@@ -162,6 +164,9 @@ def test_rows_round_trip_sorted_across_out_of_order_chunks(store):
     assert df["die"].tolist() == list(range(10))
     expected = pd.concat([pd.DataFrame(chunk_rows(store, c)) for c in range(3)], ignore_index=True)
     for name in expected:
+        if name == "defect_params":  # per die a list of dicts; params_to_python takes any form
+            assert defect_params.params_to_python(df[name]) == expected[name].tolist()
+            continue
         np.testing.assert_array_equal(df[name].to_numpy(), expected[name].to_numpy(), err_msg=name)
     assert (df["seed"] == 11).all() and (df["chunk"] == df["die"] // 4).all()
     sub = load_dies(store.path, columns=["accuracy", "defect_type"])
@@ -175,7 +180,7 @@ def test_voltages_round_trip_and_layout(store):
     with h5py.File(store.path / "voltages" / "part-00001.h5", "r") as f:
         ds = f["test/voltages"]
         assert ds.dtype == np.float32 and ds.shape == (4, N_IMAGES, N_OUT)
-        assert ds.compression == "gzip" and ds.shuffle
+        assert ds.compression is None and not ds.shuffle  # uncompressed unless run_info["compress"]
         assert ds.chunks[1:] == (N_IMAGES, N_OUT)  # chunked along the die axis only
         assert ds.attrs["units"] == "V" and ds.attrs["image_set"] == "test"
         np.testing.assert_array_equal(ds.attrs["output_classes"], np.arange(N_OUT))

@@ -278,13 +278,12 @@ def load_dies(out: str | os.PathLike, columns: Sequence[str] | None = None, *, v
                 raise _damaged(store, c, f"{rel}: {problem}")
             log.warning("run %s: skipping chunk %d: %s", store.path, c, problem)
             continue
-        schema.check_schema(pq.read_schema(path), read, source=str(path))
-        tables.append(pq.read_table(path, columns=read))
+        tables.append(schema.read_dies_part(path, read))  # format 1's JSON defect_params upgraded
     if tables:
         table = pa.concat_tables(tables).sort_by("die")
     else:
         table = schema.empty_table().select(read)
-    return table.select(names).to_pandas()
+    return schema.dies_to_pandas(table.select(names))
 
 
 def load_voltages(out: str | os.PathLike, dies: Sequence[int] | np.ndarray | None = None, *,

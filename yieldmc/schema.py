@@ -6,24 +6,35 @@ renames, manifest); this module decides *what is inside* them.
 Every column of ``<out>/dies/part-*.parquet`` is a :class:`Column` in :data:`DIE_COLUMNS`.
 :mod:`yieldmc.store` builds the Arrow schema from it (:func:`arrow_schema`), checks tables
 against it before writing (:func:`conform`) and files against it when reading
-(:func:`check_schema`); ``docs/data.md`` holds the table :func:`schema_markdown` renders,
-and a test keeps the two identical. Regenerate the docs table with::
+(:func:`check_schema`, :func:`read_dies_part`); ``docs/data.md`` holds the tables
+:func:`schema_markdown` and :func:`params_markdown` render, and tests keep them identical.
+Regenerate the docs tables with::
 
-    python -m yieldmc.schema
+    python -m yieldmc.schema          # the per-die columns
+    python -m yieldmc.schema params   # the fields of defect_params
 
 Design choices
 --------------
 * **Flat and typed.** One scalar per cell, so every tool (pandas, polars, duckdb, Spark,
-  a CSV export, a spreadsheet) reads the table without exploding nested types.
+  a CSV export, a spreadsheet) reads the table without exploding nested types; the one
+  exception is ``defect_params`` (below).
 * ``defect_type`` is a plain ``string``, not an Arrow dictionary: Parquet dictionary-encodes
   it on disk anyway, and a logical string avoids categorical surprises (per-file categories,
   pandas ``observed=`` warnings) when runs are concatenated.
 * ``layers_affected`` is a comma-separated string of layer indices (``"0,2"``; ``""`` for
   a defect-free die) rather than ``list<int8>``: it groups and filters as a scalar in every
   tool, and :func:`decode_layers` (or ``str.split(",")``) turns it back into a list.
-* ``defect_params`` is compact JSON (:func:`encode_params`) of the per-array parameter list,
-  so new pattern kinds never change the schema; duckdb/polars/Spark parse it with their
-  JSON functions.
+* ``defect_params`` is a typed nested column (:mod:`yieldmc.defect_params`): a list with
+  one struct per crossbar array, whose fields are the union of every kind's parameters,
+  null where the array's kind has no such parameter. Writers build it from the dicts
+  :func:`yieldmc.defects.sample_die` returns or, without a Python loop per die, from the
+  compiled engine's typed arrays; :func:`dies_to_pandas` puts the dicts in a DataFrame.
+  pandas, polars, duckdb and Spark read it natively (a list of structs), with no JSON to
+  parse. Run format 1 stored it as JSON text; readers convert such
+  parts on reading (:func:`read_dies_part`, :func:`upgrade_table`), so one type is ever
+  in memory. ``kind`` and ``state`` are plain strings (Parquet dictionary-encodes them on
+  disk), cell indices ``list<int32>`` rather than fixed-size lists (which not every reader
+  maps), seeds ``int64``. A new kind with new parameters adds fields (and a format version).
 * Voltages go to HDF5, one file per chunk (:func:`write_voltage_file`): a group per image
   set holding ``voltages`` float32 (dies, images, outputs) and ``labels``; after a run,
   :func:`write_virtual_file` spans all parts with HDF5 virtual datasets. The axes carry
@@ -40,17 +51,24 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
 import pyarrow as pa
 
 import yieldmc
+from yieldmc.defect_params import PARAMS_STRUCT, PARAMS_TYPE, params_array, params_from_json, \
+    params_to_python
 from yieldmc.errors import ConfigError
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 #: Version of the on-disk layout (run.json, manifest.json, Parquet and HDF5 files).
-FORMAT_VERSION = 1
+#: 2: per-die streams ``DieStream(seed, die)``, ``defect_params`` a typed list of structs
+#: (:data:`yieldmc.defect_params.PARAMS_TYPE`); 1: ``default_rng([seed, die])``, ``defect_params`` JSON text.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -93,16 +111,16 @@ DIE_COLUMNS: tuple[Column, ...] = (
     Column("run_id", pa.string(), "", "Unique id (uuid4) of the run that wrote the row; kept on resume.",
            deterministic=False),
     Column("die", pa.int64(), "", "Die index within the run, 0 .. n_dies-1; its random stream is "
-           "default_rng([seed, die])."),
+           "DieStream(seed, die) (yieldmc.rng.die_generator)."),
     Column("seed", pa.int64(), "", "Root seed of the run (the same on every row)."),
     Column("chunk", pa.int32(), "", "Chunk that simulated the die: die // chunk_size.",
            chunk_invariant=False),
     Column("defect_type", pa.string(), "", "Defect pattern of the die: the kind drawn (mixed resolves "
            "to a spatial kind) when at least one cell is stuck, else none (also when the drawn "
            "pattern hits no cell)."),
-    Column("defect_params", pa.string(), "", "JSON list, one object per array, of the pattern "
-           "parameters as drawn (kept when they hit no cell), in normalized array coordinates "
-           "({\"kind\": \"none\"} for unaffected arrays)."),
+    Column("defect_params", PARAMS_TYPE, "", "One struct per array, in array order, of the "
+           "pattern parameters as drawn (kept when they hit no cell); fields a kind lacks are null "
+           "and unaffected arrays have kind none (fields: yieldmc.defect_params.PARAMS_FIELDS)."),
     Column("layers_affected", pa.string(), "", "Comma-separated indices of the layers with at least "
            "one stuck cell, ascending (\"0,2\"; empty when none)."),
     Column("n_stuck_on", pa.int32(), "cells", "Cells stuck ON (low resistance, G_on) over the whole die."),
@@ -113,7 +131,8 @@ DIE_COLUMNS: tuple[Column, ...] = (
     Column("n_images", pa.int32(), "images", "Evaluation images run through the die."),
     Column("n_correct", pa.int32(), "images", "Evaluation images classified correctly."),
     Column("solver_max_residual", pa.float64(), "1", "Largest relative residual of the die's "
-           "circuit solves."),
+           "circuit solves (iterative solves only: 0 for a die whose arrays were all updated exactly, "
+           "so it depends on the engine)."),
     Column("solver_converged", pa.bool_(), "", "True when every circuit solve of the die reached "
            "its tolerance; rows with False must not be trusted."),
     Column("elapsed_s", pa.float64(), "s", "Wall time spent simulating the die.", deterministic=False),
@@ -162,6 +181,13 @@ def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | No
     ConfigError
         Missing or unknown columns (named), values that do not cast safely to the column's
         type, or a column disagreeing with ``fill``.
+
+    Notes
+    -----
+    ``defect_params`` may come as per-die lists of dicts (:func:`params_array` builds and
+    checks the column), as an array of :data:`PARAMS_TYPE` (kept as it is: the fast path,
+    :func:`params_array_from_typed`), as any other Arrow list of structs (pandas'
+    inference; rebuilt and checked) or as format 1's JSON text (decoded; slow).
     """
     pd = sys.modules.get("pandas")  # without pandas imported, table cannot be a DataFrame
     if pd is not None and isinstance(table, pd.DataFrame):
@@ -197,6 +223,15 @@ def _as_arrow(name: str, values: Any) -> pa.Array:
     col = COLUMNS_BY_NAME.get(name)
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
+    if name == "defect_params":
+        try:
+            values = list(values)
+        except TypeError:
+            raise ConfigError(f"column 'defect_params' must hold one list of dicts per die, got "
+                              f"{type(values).__name__}") from None
+        if values and all(isinstance(v, str) for v in values):
+            return params_from_json(values)  # run format 1's JSON text
+        return params_array(values)
     try:
         if isinstance(values, np.ndarray):
             return pa.array(values)
@@ -208,6 +243,12 @@ def _as_arrow(name: str, values: Any) -> pa.Array:
 def _cast(col: Column, arr: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     if arr.type == col.arrow_type:
         return arr
+    if col.name == "defect_params":
+        # JSON text (format 1), or lists of structs of other fields (pandas' inference):
+        # rebuilt and validated (an Arrow cast would drop unknown fields silently)
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            return params_from_json(arr)
+        return params_array(arr.to_pylist())
     try:
         return arr.cast(col.arrow_type, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
@@ -215,11 +256,19 @@ def _cast(col: Column, arr: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.
                           f"{col.arrow_type}: {exc}") from None
 
 
-def check_schema(schema: pa.Schema, columns: Iterable[str] | None = None, *, source: str = "table") -> None:
+#: Older types of a column that readers convert (:func:`upgrade_table`): format 1 wrote
+#: ``defect_params`` as JSON text.
+UPGRADABLE_TYPES: dict[str, tuple[pa.DataType, ...]] = {"defect_params": (pa.string(), pa.large_string())}
+
+
+def check_schema(schema: pa.Schema, columns: Iterable[str] | None = None, *, source: str = "table",
+                 upgradable: bool = False) -> None:
     """Raise :class:`ConfigError` unless ``schema`` has ``columns`` (default: all) with their types.
 
     The message names every missing column and every type mismatch, and ``source``
-    (a file name) says where.
+    (a file name) says where. With ``upgradable``, the older types of
+    :data:`UPGRADABLE_TYPES` pass too (a part of an older run format, which
+    :func:`upgrade_table` converts after reading: :func:`read_dies_part` does both).
     """
     names = list(columns) if columns is not None else [c.name for c in DIE_COLUMNS]
     unknown = [n for n in names if n not in COLUMNS_BY_NAME]
@@ -230,12 +279,76 @@ def check_schema(schema: pa.Schema, columns: Iterable[str] | None = None, *, sou
         raise ConfigError(f"{source} lacks per-die column(s) {missing}; it was not written by this "
                           "version of yieldmc or is damaged")
     wrong = [f"{n} is {schema.field(n).type}, expected {COLUMNS_BY_NAME[n].arrow_type}"
-             for n in names if schema.field(n).type != COLUMNS_BY_NAME[n].arrow_type]
+             for n in names if schema.field(n).type != COLUMNS_BY_NAME[n].arrow_type
+             and not (upgradable and schema.field(n).type in UPGRADABLE_TYPES.get(n, ()))]
     if wrong:
         raise ConfigError(f"{source} has column(s) of the wrong type: {'; '.join(wrong)}")
 
 
-# --- encoders for the text columns ------------------------------------------------------
+def dies_to_pandas(table: pa.Table) -> pd.DataFrame:
+    """A per-die table as a pandas DataFrame, ``defect_params`` as lists of dicts.
+
+    ``table.to_pandas()``, except that ``defect_params`` holds, per die, a list of dicts
+    without the null fields (:func:`params_to_python`: the dicts
+    :func:`yieldmc.defects.sample_die` returned, with Python ints and lists, comparable
+    with ``==``) instead of pyarrow's default: per die a numpy array of dicts holding every
+    field, ``None`` where null, lists as numpy arrays and integer fields with nulls as
+    floats.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        Some columns of the per-die table, with or without ``defect_params``.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    import pandas as pd
+
+    i = table.schema.get_field_index("defect_params")
+    if i < 0:
+        return table.to_pandas()
+    df = table.remove_column(i).to_pandas()
+    df.insert(i, "defect_params", pd.Series(params_to_python(table.column(i)), index=df.index, dtype=object))
+    return df
+
+
+def upgrade_table(table: pa.Table) -> pa.Table:
+    """``table`` (some columns of a per-die part) with the columns of an older run format
+    converted to today's types (:data:`UPGRADABLE_TYPES`): format 1's JSON ``defect_params``
+    becomes :data:`PARAMS_TYPE`. A table of today's format comes back unchanged."""
+    i = table.schema.get_field_index("defect_params")
+    if i < 0 or table.schema.field(i).type == PARAMS_TYPE:
+        return table
+    col = COLUMNS_BY_NAME["defect_params"]
+    return table.set_column(i, col.field, _cast(col, table.column(i)))
+
+
+def read_dies_part(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pa.Table:
+    """The per-die table of one Parquet part, schema-checked, in today's types.
+
+    Parameters
+    ----------
+    path : path
+        A ``dies/part-*.parquet`` file, of any run format this yieldmc reads.
+    columns : sequence of str, optional
+        Columns to read (default all of :data:`DIE_COLUMNS`).
+
+    Raises
+    ------
+    ConfigError
+        A column is unknown, missing from the file or of another type (named; older types
+        of :data:`UPGRADABLE_TYPES` are converted instead).
+    """
+    import pyarrow.parquet as pq
+
+    names = [c.name for c in DIE_COLUMNS] if columns is None else list(columns)
+    check_schema(pq.read_schema(path), names, source=str(path), upgradable=True)
+    return upgrade_table(pq.read_table(path, columns=names))
+
+
+# --- encoders for the text columns (and format 1's JSON defect_params) -----------------------
 
 def json_default(obj: Any) -> Any:
     """``json.dumps(default=...)`` hook: numpy scalars, arrays, tuples and sets as JSON values."""
@@ -246,26 +359,6 @@ def json_default(obj: Any) -> Any:
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
-
-
-def encode_params(params: Sequence[Mapping[str, Any]]) -> str:
-    """The ``defect_params`` cell: compact JSON with sorted keys (numpy scalars allowed).
-
-    Non-finite floats are rejected so that every JSON reader (duckdb, Spark) parses it.
-
-    >>> encode_params([{"kind": "ring", "radius": 0.25}, {"kind": "none"}])
-    '[{"kind":"ring","radius":0.25},{"kind":"none"}]'
-    """
-    try:
-        return json.dumps(list(params), default=json_default, sort_keys=True,
-                          separators=(",", ":"), allow_nan=False)
-    except ValueError as exc:
-        raise ConfigError(f"defect parameters must be finite numbers: {exc}") from None
-
-
-def decode_params(text: str) -> list[dict[str, Any]]:
-    """Inverse of :func:`encode_params`."""
-    return json.loads(text)
 
 
 def encode_layers(layers: Iterable[int]) -> str:
@@ -370,17 +463,19 @@ def _set_scales(group: h5py.Group, dies: np.ndarray, n_images: int,
 
 
 def write_voltage_file(path: Any, dies: np.ndarray, sets: VoltageSets, attrs: Mapping[str, Any],
-                       output_classes: Sequence[int] | None = None) -> None:
+                       output_classes: Sequence[int] | None = None, compression: str | None = None) -> None:
     """Write one chunk's voltage file (the layout docs/data.md describes).
 
     Root: ``die`` (int64 die indices) and ``attrs``; per image set ``name``:
-    ``name/voltages`` float32 (dies, images, outputs) in volts, gzip + shuffle, HDF5 chunks
+    ``name/voltages`` float32 (dies, images, outputs) in volts, HDF5 chunks
     of whole dies, attributes ``units``, ``image_set``, ``output_classes``, ``description``;
     ``name/labels`` int16 (images,); the coordinates ``name/die`` (a copy of ``die``),
     ``name/image`` (int64 image index) and ``name/output`` (int16 class of each output),
     HDF5 dimension scales attached to the axes of the same name, so netCDF-4 readers
     (``xarray.open_dataset(path, engine="h5netcdf", group=name)``) see named dimensions with
     coordinates. The root ``die`` is a dimension scale too (the root group's coordinate).
+    ``compression``: None (uncompressed, the default: fastest to write and read), ``"lzf"``
+    or ``"gzip"`` (both with the shuffle filter; gzip about 16 % smaller on output voltages).
     """
     with h5py.File(path, "w") as f:
         f.attrs.update(dict(attrs))
@@ -394,7 +489,8 @@ def write_voltage_file(path: Any, dies: np.ndarray, sets: VoltageSets, attrs: Ma
             chunks = (max(1, min(v.shape[0], H5_CHUNK_BYTES // per_die)),) + v.shape[1:]
             group = f.create_group(name)
             die, image, output = _set_scales(group, dies, v.shape[1], classes)
-            ds = group.create_dataset("voltages", data=v, chunks=chunks, compression="gzip", shuffle=True)
+            ds = group.create_dataset("voltages", data=v, chunks=chunks, compression=compression,
+                                      shuffle=compression is not None)
             ds.attrs.update({"units": "V", "image_set": name, "output_classes": classes.astype(np.int16),
                              "description": _VOLTAGES_DESCRIPTION})
             _attach(ds, (die, image, output), _DIM_LABELS)
@@ -468,6 +564,16 @@ def _reproducible(col: Column) -> str:
     return "yes" if col.chunk_invariant else "per chunk size"
 
 
+def _type_name(t: pa.DataType) -> str:
+    """An Arrow type as the docs show it: nested types without their list item names, the
+    struct of ``defect_params`` as ``struct`` (:func:`params_markdown` lists its fields)."""
+    if t == PARAMS_STRUCT:
+        return "struct"
+    if pa.types.is_list(t):
+        return f"list<{_type_name(t.value_type)}>"
+    return str(t)
+
+
 def schema_markdown() -> str:
     """The Markdown table of every per-die column, as ``docs/data.md`` holds it."""
     lines = ["| column | Arrow type | unit | reproducible | description |",
@@ -475,9 +581,11 @@ def schema_markdown() -> str:
     for c in DIE_COLUMNS:
         unit = c.unit or "-"
         desc = c.description.replace("|", "\\|")
-        lines.append(f"| `{c.name}` | `{c.arrow_type}` | {unit} | {_reproducible(c)} | {desc} |")
+        lines.append(f"| `{c.name}` | `{_type_name(c.arrow_type)}` | {unit} | {_reproducible(c)} | {desc} |")
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":  # pragma: no cover
-    print(schema_markdown(), end="")
+    from yieldmc.defect_params import params_markdown
+
+    print(params_markdown() if sys.argv[1:] == ["params"] else schema_markdown(), end="")
