@@ -18,8 +18,8 @@ Rows of the table (times per die; each the median of ``--repeats`` interleaved r
 
 * ``compiled kernel``: :func:`yieldmc.engine.chunk.simulate_chunk_compiled` on a chunk of
   ``--dies`` dies (the one numba call; float32 voltages and typed columns preallocated);
-* ``compiled + columns``: plus :meth:`ChunkResult.columns` (defect_params as JSON text and
-  layers_affected strings, as the Parquet table has them today);
+* ``compiled + columns``: plus :meth:`ChunkResult.columns` (defect_params as a typed
+  pyarrow column, layers_affected strings: the Parquet table's columns);
 * ``reference``: ``montecarlo.simulate_chunk`` on ``--ref-dies`` of the same dies;
 * per stage, the same kernel stopped early (``upto``): ``sampling`` (stream + defects),
   ``transfer`` (changed cells and T of every array: reuse / rank-k / CG), ``forward``
@@ -48,8 +48,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-import yieldmc.defects as defects  # noqa: E402
-import yieldmc.die as die_module  # noqa: E402
 from _machine import machine_record, pin_one_core  # noqa: E402
 from yieldmc import montecarlo  # noqa: E402
 from yieldmc.config import load_config  # noqa: E402
@@ -57,7 +55,6 @@ from yieldmc.die import DieModel  # noqa: E402
 from yieldmc.engine import _chunk  # noqa: E402
 from yieldmc.engine.chunk import ROUTE_NAMES, EngineDesign, simulate_chunk_compiled  # noqa: E402
 from yieldmc.engine.sampling import sample_chunk  # noqa: E402
-from yieldmc.engine.streams import DieStream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "bench" / "engine.json"
@@ -83,9 +80,6 @@ def main() -> int:
 
     pin_one_core()
     info = machine_record()
-    # the readable path on the counter-based streams (the pending yieldmc/rng.py edit)
-    die_module.die_generator = lambda seed, die: DieStream(seed, die)
-    defects.as_generator = lambda rng: rng
     with threadpool_limits(limits=1):
         t = time.perf_counter()
         model = DieModel.build(load_config("paper"))
@@ -126,9 +120,9 @@ def main() -> int:
         montecarlo._MODELS.clear()
         # the same dies agree (predictions -> accuracy, defect columns)
         check = simulate_chunk_compiled(design, np.asarray(ref_dies)).columns()
-        agree = all(np.array_equal(check[k], ref_cols[k]) for k in (
-            "defect_type", "defect_params", "layers_affected", "n_stuck_on", "n_stuck_off",
-            "n_correct", "accuracy"))
+        agree = check["defect_params"].equals(ref_cols["defect_params"]) and all(
+            np.array_equal(check[k], ref_cols[k]) for k in (
+                "defect_type", "layers_affected", "n_stuck_on", "n_stuck_off", "n_correct", "accuracy"))
     info["loadavg_end"] = list(os.getloadavg())
 
     med = {k: float(np.median(v)) for k, v in samples.items()}
@@ -138,7 +132,7 @@ def main() -> int:
         "forward": med["compiled"] - med["upto_transfer"],
         "everything (kernel)": med["compiled"],
         "forward, full layer 0": med["full_layer0"] - med["upto_transfer"],
-        "columns() (JSON, strings)": med["columns"],
+        "columns() (typed params, layer strings)": med["columns"],
         "sample_chunk (public sampler)": med["sample_chunk"],
     }
     routes = np.bincount(res.route.ravel().astype(np.int64), minlength=len(ROUTE_NAMES))

@@ -17,6 +17,7 @@ import pytest
 from scipy.special import expit
 
 import yieldmc.defects as defects
+from yieldmc import defect_params
 from yieldmc import montecarlo, schema
 from yieldmc.circuit import SOLVER_RTOL
 from yieldmc.config import load_config
@@ -79,7 +80,7 @@ def assert_equivalent(model: DieModel, dies, images=("test",), **kw):
         n_correct = int(np.count_nonzero(outs[0].argmax(axis=1) == y))
         assert res.n_correct[i] == n_correct and cols["accuracy"][i] == n_correct / len(y), where
         assert cols["defect_type"][i] == s["defect_type"], where
-        assert schema.params_to_python(cols["defect_params"][i:i + 1]) == [s["defect_params"]], where
+        assert defect_params.params_to_python(cols["defect_params"][i:i + 1]) == [s["defect_params"]], where
         assert cols["layers_affected"][i] == schema.encode_layers(s["layers_affected"]), where
         assert (res.n_stuck_on[i], res.n_stuck_off[i]) == (s["n_stuck_on"], s["n_stuck_off"]), where
         assert res.fault_fraction[i] == s["fault_fraction"], where

@@ -153,7 +153,7 @@ def test_killing_the_parent_ends_its_workers(tmp_path, backend, marker):
 
 def test_a_killed_worker_is_one_line_with_the_resume_hint(tmp_path):
     out = tmp_path / "run"
-    proc, kids = start_sweep(out)
+    proc, kids = start_sweep(out, "--backend", "loky")
     workers = workers_of(kids, "LokyProcess")
     assert workers, [cmdline(k) for k in kids]
     os.kill(workers[0], signal.SIGKILL)
@@ -184,7 +184,8 @@ def test_a_yieldmc_error_raised_in_a_worker_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(mc, "_chunk_task", _failing_chunk_task)  # the workers get it by value
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     try:
-        result = sample("--dies", 40, "--chunk-size", 10, "--jobs", 2, "-q", out=tmp_path / "run")
+        result = sample("--dies", 40, "--chunk-size", 10, "--jobs", 2, "--backend", "loky", "-q",
+                        out=tmp_path / "run")
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     line = assert_one_error_line(result, 2)
@@ -299,11 +300,13 @@ def test_absurd_jobs_are_refused_before_anything_is_written(tmp_path, monkeypatc
     assert not out.exists()
 
 
-def test_never_more_workers_than_chunks(tmp_path, monkeypatch):
+def test_never_more_worker_processes_than_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(mc, "available_cores", lambda: 4)
     cfg = load_config("paper", None, {"seed": SEED})
-    summary = mc.run_sample(cfg, 5, tmp_path / "run", jobs=4, chunk_size=5)  # one chunk: this process
-    assert summary["jobs"] == 1
+    summary = mc.run_sample(cfg, 5, tmp_path / "run", jobs=4, chunk_size=5, backend="loky")
+    assert summary["jobs"] == 1  # one chunk: this process
+    threads = mc.run_sample(cfg, 5, tmp_path / "threads", jobs=4, chunk_size=5)
+    assert threads["backend"] == "threads" and threads["jobs"] == 4  # threads split every chunk
 
 
 def test_a_given_dask_scheduler_keeps_jobs_as_given():
@@ -325,25 +328,29 @@ def test_a_slow_start_prints_a_notice_before_the_bar(tmp_path, monkeypatch):
     assert quiet.exit_code == 0 and quiet.stderr == ""
 
 
-def test_the_parent_simulates_a_die_before_the_workers_start(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine", ["compiled", "reference"])
+def test_the_parent_simulates_a_die_before_the_workers_start(tmp_path, monkeypatch, engine):
     """The parent compiles (or loads) every kernel a die needs before starting workers, so
     that on a cold numba cache the workers do not all compile at once."""
     import yieldmc.die
+    import yieldmc.engine.chunk
 
     calls: list[int] = []
     at_start: list[int] = []
-    original = yieldmc.die.DieModel.die_outputs
+    owner, name = ((yieldmc.engine.chunk, "simulate_chunk_compiled") if engine == "compiled"
+                   else (yieldmc.die.DieModel, "die_outputs"))
+    original = getattr(owner, name)
 
-    def spy(self, die, *args, **kwargs):
-        calls.append(die)
-        return original(self, die, *args, **kwargs)
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(yieldmc.die.DieModel, "die_outputs", spy)
+    monkeypatch.setattr(owner, name, spy)
     monkeypatch.setattr(mc, "available_cores", lambda: 2)
     cfg = load_config("paper", None, {"seed": SEED})
-    summary = mc.run_sample(cfg, 10, tmp_path / "run", jobs=2, chunk_size=5,
+    summary = mc.run_sample(cfg, 10, tmp_path / "run", jobs=2, chunk_size=5, backend="loky", engine=engine,
                             progress=lambda done, total: at_start.append(len(calls)) if not at_start else None)
-    assert summary["jobs"] == 2
+    assert summary["jobs"] == 2 and summary["engine"] == engine
     assert at_start and at_start[0] >= 1  # before the first progress report, i.e. before any worker
 
 

@@ -1,23 +1,30 @@
-"""The Monte Carlo sweep: chunks of dies on joblib (loky) or dask workers, streamed to disk.
+"""The Monte Carlo sweep: chunks of dies simulated and streamed to disk, resumably.
 
-One task is one chunk of consecutive dies. A worker builds the :class:`~yieldmc.die.DieModel`
-once per process (from the config and the run's trained network), simulates its chunk,
-writes the chunk's files itself (:meth:`RunStore.write_chunk_files`) and returns the small
-record; the parent alone updates the manifest. Die ``d`` depends only on
-``(config, seed, d)``, so results do not depend on workers, chunk size, backend or order.
+One task is one chunk of consecutive dies: simulate it (:func:`simulate_chunk`), write
+its files (:meth:`RunStore.write_chunk_files`), return the small record; the parent alone
+updates the manifest. Die ``d`` depends only on ``(config, seed, d)``, so results do not
+depend on workers, chunk size, backend or order.
+
+Two engines simulate a chunk, giving the same dies: ``compiled`` (default), one numba
+call per chunk (:mod:`yieldmc.engine.chunk`), and ``reference``, the readable per-die
+path of :class:`~yieldmc.die.DieModel`. The compiled engine covers the linear device
+(with or without programming noise); ``sinh`` dies always take the reference path.
+Three backends run the chunks (:mod:`yieldmc.backends`): ``threads`` (this process; the
+compiled kernel splits each chunk across numba threads while a writer thread stores the
+previous chunk), ``loky`` worker processes and ``dask``; ``auto`` is ``threads`` for the
+compiled engine and ``loky`` for the reference one.
 
 The parent builds the die model before ``out`` is touched (so that the settings are
 checked against the network first) and, before any worker starts, simulates a few dies
 that compile (or load from numba's cache) every kernel a worker uses, so that workers never
-compile at the same time. A loky worker watches its parent and exits within a second when the parent dies
-(``kill -9``); dask's own worker processes do so already. A sweep that fails for a reason
-outside the user's input (a worker killed, a full disk) raises :class:`SweepFailed`, whose
-one-line message says how to resume.
+compile at the same time. A loky worker watches its parent and exits within a second when
+the parent dies (``kill -9``); dask's own worker processes do so already. A sweep that
+fails for a reason outside the user's input (a worker killed, a full disk) raises
+:class:`SweepFailed`, whose one-line message says how to resume.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import json
 import math
@@ -33,20 +40,29 @@ from typing import Any
 
 import numpy as np
 
+from yieldmc import backends
 from yieldmc.config import Config
+from yieldmc.defect_params import params_array
 from yieldmc.errors import (DISK_ERRNOS, ConfigError, SweepFailed, YieldmcError, describe_os_error, os_errno,
                             store_write_error)
 from yieldmc import schema
+from yieldmc.runformat import COMPRESSIONS
 from yieldmc.store import RUN_FILE, STORE_VOLTAGES, ChunkRecord, RunStore, atomic_path, load_dies
 
 #: Accuracy a die must reach to count as good in the sweep's one-line summary.
 DEFAULT_THRESHOLD = 0.8
-BACKENDS = ("loky", "dask")
+#: ``auto``: ``threads`` for the compiled engine, ``loky`` for the reference one.
+BACKENDS = ("auto", "threads", "loky", "dask")
+#: ``compiled``: one numba call per chunk; ``reference``: the readable per-die path.
+ENGINES = ("compiled", "reference")
+#: Image sets whose output voltages a run stores, per ``--store-voltages``.
+VOLTAGE_SETS = {"none": (), "test": ("test",), "all": ("train", "test")}
+#: Largest voltage tensor of one default-sized chunk (bytes): ``--store-voltages all``
+#: stores 1,797 images per die, so its chunks hold fewer dies.
+CHUNK_VOLTAGE_BYTES = 32 * 2**20
 #: ``--jobs`` above this many workers per available core is refused (a typo such as 1000);
 #: between one and this many per core it is lowered to the core count, with a warning.
 MAX_JOBS_PER_CORE = 4
-#: Seconds between a loky worker's checks that the sweep's parent process is alive.
-WATCHDOG_INTERVAL_S = 0.5
 #: Seconds of model preparation (network training, numba compilation) before a notice.
 NOTICE_AFTER_S = 1.0
 
@@ -55,20 +71,17 @@ def _kept_hint(out: str | Path) -> str:
     return f"finished chunks are kept: run again with --resume --out {out}"
 
 
-def _worker_died(exc: BaseException) -> bool:
-    """A loky pool broken by a dead worker, its pipe cut by one (depending on when the worker
-    died), or dask's KilledWorker (a task whose workers died)."""
-    if isinstance(exc, (concurrent.futures.BrokenExecutor, BrokenPipeError, ConnectionResetError, EOFError)):
-        return True
-    return type(exc).__name__ == "KilledWorker" and type(exc).__module__.startswith("distributed")
-
-
 @dataclass(frozen=True)
 class ModelSpec:
-    """What a worker needs to rebuild the die model: small and picklable."""
+    """What a worker needs to rebuild the die model and simulate dies: small and picklable.
+
+    ``engine``: ``"compiled"`` or ``"reference"`` (:data:`ENGINES`); it does not change
+    the model, only how its dies are simulated.
+    """
 
     config: Config
     network_path: str
+    engine: str = "compiled"
 
     @property
     def key(self) -> str:
@@ -89,18 +102,50 @@ def _model(spec: ModelSpec):
     return model
 
 
+def compiled_covers(config: Config) -> bool:
+    """True when the compiled engine simulates ``config``'s dies (the linear device);
+    the others (``sinh``) take the reference path whatever the engine asked for."""
+    from yieldmc.engine.chunk import check_supported
+
+    try:
+        check_supported(config)
+    except ConfigError:
+        return False
+    return True
+
+
+def effective_engine(engine: str, config: Config) -> str:
+    """The engine that simulates ``config``'s dies when ``engine`` is asked for."""
+    return "compiled" if engine == "compiled" and compiled_covers(config) else "reference"
+
+
 def simulate_chunk(spec: ModelSpec, dies: range, store_voltages: str = "test") -> tuple[dict, dict]:
-    """Simulate consecutive dies; return per-die columns and voltage tensors.
+    """Simulate consecutive dies with ``spec.engine``; return per-die columns and voltages.
+
+    Both engines give the same per-die columns (the ``elapsed_s`` of a compiled chunk is
+    its time shared equally) and voltages equal to float32 rounding of values within
+    1e-9 of each other (docs/performance.md).
 
     Returns
     -------
-    columns : dict of str -> numpy.ndarray
+    columns : dict of str -> numpy.ndarray or pyarrow.Array
         One entry per column of the die table (without run_id, seed, chunk).
     voltages : dict of str -> numpy.ndarray
         Image set -> float32 output voltages (dies, images, outputs); empty for ``none``.
     """
     model = _model(spec)
-    sets = {"none": (), "test": ("test",), "all": ("train", "test")}[store_voltages]
+    sets = VOLTAGE_SETS[store_voltages]
+    if effective_engine(spec.engine, model.config) == "compiled":
+        from yieldmc.engine.chunk import design_for, simulate_chunk_compiled
+
+        design = design_for(model, sets or ("test",))  # once per process
+        result = simulate_chunk_compiled(design, np.arange(dies.start, dies.stop, dtype=np.int64))
+        return result.columns(), result.voltages(sets)
+    return simulate_reference(model, dies, sets)
+
+
+def simulate_reference(model, dies: range, sets: tuple[str, ...]) -> tuple[dict, dict]:
+    """:func:`simulate_chunk` on the readable path: :meth:`DieModel.die_outputs` die by die."""
     x_test, y_test = model.images("test")
     extra = {name: model.images(name) for name in sets if name != "test"}
     rows: dict[str, list] = {k: [] for k in (
@@ -121,95 +166,41 @@ def simulate_chunk(spec: ModelSpec, dies: range, store_voltages: str = "test") -
         for key in ("defect_type", "n_stuck_on", "n_stuck_off", "fault_fraction",
                     "solver_max_residual", "solver_converged"):
             rows[key].append(s[key])
-        rows["defect_params"].append(schema.encode_params(s["defect_params"]))
+        rows["defect_params"].append(s["defect_params"])
         rows["layers_affected"].append(schema.encode_layers(s["layers_affected"]))
         rows["n_images"].append(len(y_test))
         rows["n_correct"].append(n_correct)
         rows["accuracy"].append(n_correct / len(y_test))
         rows["elapsed_s"].append(time.perf_counter() - t0)
-    columns = {k: np.asarray(v) for k, v in rows.items()}
+    columns = {k: params_array(v) if k == "defect_params" else np.asarray(v) for k, v in rows.items()}
     voltages = {k: np.stack(v) if v else np.empty((0, 0, 0), np.float32) for k, v in volts.items()}
     return columns, voltages
 
 
 def labels_for(spec: ModelSpec, store_voltages: str) -> dict[str, np.ndarray]:
+    """Image set -> true class of each image, for the sets the run stores."""
     model = _model(spec)
-    sets = {"none": (), "test": ("test",), "all": ("train", "test")}[store_voltages]
-    return {name: model.images(name)[1] for name in sets}
+    return {name: model.images(name)[1] for name in VOLTAGE_SETS[store_voltages]}
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """numba and BLAS on one thread inside the block (numba's setting is restored after).
-
-    Workers must not oversubscribe the cores, and every process (the parent with
-    ``jobs=1`` too) must build and run the dies with the same thread counts.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
-        threadpool_limits = None
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with threadpool_limits(1) if threadpool_limits is not None else contextlib.nullcontext():
-            yield
-    finally:
-        numba.set_num_threads(before)
-
-
-_WATCHDOG: list[threading.Thread] = []  # this process's parent watchdog, once started
-
-
-def _parent_gone(parent_pid: int, ppid: int) -> bool:
-    """True once the process ``parent_pid`` is dead (this process was re-parented, or it is gone)."""
-    if os.getppid() != ppid:
-        return True
-    try:
-        os.kill(parent_pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # it exists (owned by someone else)
-        pass
-    return False
-
-
-def _watch_parent(parent_pid: int | None) -> None:
-    """Start (once per process) a daemon thread that ends this worker when its parent dies.
-
-    loky workers otherwise finish the tasks already sent to them and then idle for
-    minutes; a chunk half written when the process ends leaves only a temporary file,
-    which ``--resume`` removes.
-    """
-    if parent_pid is None or parent_pid == os.getpid() or any(t.is_alive() for t in _WATCHDOG):
-        return
-    ppid = os.getppid()
-
-    def watch() -> None:
-        while not _parent_gone(parent_pid, ppid):
-            time.sleep(WATCHDOG_INTERVAL_S)
-        os._exit(1)
-
-    thread = threading.Thread(target=watch, name="yieldmc-parent-watchdog", daemon=True)
-    thread.start()
-    _WATCHDOG[:] = [thread]
+def _write_chunk(spec: ModelSpec, store: RunStore, chunk: int,
+                 computed: tuple[dict, dict]) -> tuple[ChunkRecord, np.ndarray]:
+    """Write one simulated chunk's files; the record and the chunk's accuracies."""
+    columns, voltages = computed
+    labels = labels_for(spec, store.info["store_voltages"])
+    record = store.write_chunk_files(chunk, columns, voltages or None, labels or None)
+    return record, np.asarray(columns["accuracy"])
 
 
 def _chunk_task(spec: ModelSpec, store: RunStore, chunk: int,
                 parent_pid: int | None = None) -> tuple[ChunkRecord, np.ndarray]:
-    """One task: simulate a chunk, write its files, return the record and accuracies.
-
-    ``parent_pid``: the sweep's process, watched by a loky worker (None: not watched).
-    """
-    _watch_parent(parent_pid)
-    store_voltages = store.info["store_voltages"]
-    with _one_thread():
-        columns, voltages = simulate_chunk(spec, store.chunk_range(chunk), store_voltages)
-    labels = labels_for(spec, store_voltages)
-    record = store.write_chunk_files(chunk, columns, voltages or None, labels or None)
-    return record, columns["accuracy"]
+    """One worker task: simulate a chunk on one thread, write its files, return the record
+    and accuracies. ``parent_pid``: the sweep's process, watched by a loky worker (None:
+    not watched)."""
+    backends.watch_parent(parent_pid)
+    with backends.thread_limits(1):
+        computed = simulate_chunk(spec, store.chunk_range(chunk), store.info["store_voltages"])
+    return _write_chunk(spec, store, chunk, computed)
 
 
 def _check_layers(config: Config) -> None:
@@ -234,7 +225,8 @@ def _preparing_message(weights: Path) -> str:
     if not weights.is_file():
         return ("preparing the die model: training the network and compiling numba kernels "
                 "(once per machine and network setting, about a minute)...")
-    return "preparing the die model (compiling numba kernels the first time: about a minute)..."
+    return ("preparing the die model: compiling numba kernels (once per machine, about 40 s; "
+            "later runs load them from numba's cache)...")
 
 
 @contextlib.contextmanager
@@ -262,16 +254,25 @@ UPDATE_METHODS = {"linear": frozenset({"reuse", "woodbury", "solve"}), "sinh": f
 WARM_UP_DIES = 32
 
 
-def _warm_up(model, dies: range) -> int:
-    """Simulate dies here until they have used every update method of the device (at most
-    :data:`WARM_UP_DIES`), so that every kernel a worker runs is compiled and cached once,
+def _warm_up(model, dies: range, engine: str = "reference", store_voltages: str = "test") -> int:
+    """Simulate dies here so that every kernel a worker runs is compiled and cached once,
     before the workers start: they would otherwise all compile at the same time, each for
-    up to a minute. Returns the number of dies simulated."""
+    up to a minute. The compiled engine is one kernel (one die compiles it all, and builds
+    this process's design); the reference path simulates dies until they have used every
+    update method of the device (at most :data:`WARM_UP_DIES`). Returns the number of dies
+    simulated."""
+    if effective_engine(engine, model.config) == "compiled":
+        from yieldmc.engine.chunk import design_for, simulate_chunk_compiled
+
+        with backends.thread_limits(1):
+            simulate_chunk_compiled(design_for(model, VOLTAGE_SETS[store_voltages] or ("test",)),
+                                    np.arange(dies.start, dies.start + 1, dtype=np.int64))
+        return 1
     wanted = UPDATE_METHODS.get(model.config.device.model, frozenset())
     seen: set[str] = set()
     x = model.images("test")[0]
     n = 0
-    with _one_thread():
+    with backends.thread_limits(1):
         for n, die in enumerate(dies[:WARM_UP_DIES], start=1):
             seen.update(model.die_outputs(die, [x], strict=False)[1]["methods"])
             if seen >= wanted:
@@ -341,61 +342,24 @@ class RateMeter:
         self.eta_s = 0.0 if done >= total else (total - done) / self.rate if self.rate else None
 
 
-def default_chunk_size(n_dies: int, jobs: int) -> int:
-    """About eight chunks per worker, between 16 and 2000 dies each."""
-    return int(min(2000, max(16, math.ceil(n_dies / (8 * max(jobs, 1))))))
+def default_chunk_size(n_dies: int, jobs: int, bytes_per_die: int = 0) -> int:
+    """About eight chunks per worker, between 16 and 2000 dies each, and at most
+    :data:`CHUNK_VOLTAGE_BYTES` of stored voltages per chunk (``bytes_per_die``)."""
+    size = int(min(2000, max(16, math.ceil(n_dies / (8 * max(jobs, 1))))))
+    if bytes_per_die > 0:
+        size = min(size, max(16, CHUNK_VOLTAGE_BYTES // bytes_per_die))
+    return size
 
 
-def _run_loky(tasks, jobs: int) -> Iterator:
-    from joblib import Parallel, delayed
-
-    if jobs == 1:
-        for t in tasks:
-            yield _chunk_task(*t[:3])  # in this process: no parent to watch
-        return
-    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator_unordered",
-                        pre_dispatch="2*n_jobs")
-    yield from parallel(delayed(_chunk_task)(*t) for t in tasks)
-
-
-def _dask_client(scheduler_address: str | None, scheduler_file: str | None, jobs: int):
-    """``(client, cluster)``: a client of the given scheduler (cluster None) or of a new LocalCluster."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise ConfigError("the dask backend needs dask[distributed]: pip install 'yieldmc[dask]'") from None
-    if scheduler_file and not Path(scheduler_file).is_file():
-        raise ConfigError(f"scheduler file not found: {scheduler_file}")
-    try:
-        if scheduler_address:
-            return Client(scheduler_address, timeout="10s"), None
-        if scheduler_file:
-            return Client(scheduler_file=scheduler_file, timeout="10s"), None
-    except Exception as exc:  # noqa: BLE001 - dask raises OSError, TimeoutError, ValueError, AssertionError
-        where = scheduler_address or f"the scheduler of {scheduler_file}"
-        raise ConfigError(f"cannot reach the dask scheduler ({where}): {exc or type(exc).__name__}") from None
-    cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                           dashboard_address=":0")  # any free port: 8787 may be another cluster's
-    return Client(cluster), cluster
-
-
-def _run_dask(tasks, jobs: int, client) -> Iterator:
-    """Run the tasks on ``client``'s cluster, at most ``2 * jobs`` (at least 4) in flight."""
-    from dask.distributed import as_completed
-
-    window = max(2 * jobs, 4)
-    tasks = iter(tasks)
-    pending = as_completed()
-    for t in tasks:
-        pending.add(client.submit(_chunk_task, *t, pure=False))
-        if pending.count() >= window:
-            break
-    for future in pending:
-        yield future.result()
-        future.release()
-        nxt = next(tasks, None)
-        if nxt is not None:
-            pending.add(client.submit(_chunk_task, *nxt, pure=False))
+def resolve_backend(backend: str, engine: str, config: Config) -> str:
+    """``auto`` -> ``threads`` when the compiled engine simulates the dies, else ``loky``."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if backend != "auto":
+        return backend
+    return "threads" if effective_engine(engine, config) == "compiled" else "loky"
 
 
 def run_sample(
@@ -405,10 +369,12 @@ def run_sample(
     *,
     jobs: int = 1,
     chunk_size: int | None = None,
-    backend: str = "loky",
+    backend: str = "auto",
+    engine: str = "compiled",
     scheduler_address: str | None = None,
     scheduler_file: str | None = None,
     store_voltages: str = "test",
+    compress: str | None = None,
     resume: bool = False,
     overwrite: bool = False,
     threshold: float = DEFAULT_THRESHOLD,
@@ -429,18 +395,26 @@ def run_sample(
         written there before the settings are checked against the network (the die model
         is built first).
     jobs : int
-        Worker processes (-1: all cores). Local workers (loky, a dask LocalCluster) are
-        capped at the available cores (a warning through ``log``) and at the chunks left
-        to do; above :data:`MAX_JOBS_PER_CORE` per core ``jobs`` is refused. With a given
-        dask scheduler, the cluster's thread count when larger: it sizes the default chunks
-        and the tasks kept in flight.
+        Workers (-1: all cores): numba threads (``threads``) or worker processes. Local
+        workers are capped at the available cores (a warning through ``log``); processes
+        also at the chunks left to do; above :data:`MAX_JOBS_PER_CORE` per core ``jobs``
+        is refused. With a given dask scheduler, the cluster's thread count when larger:
+        it sizes the default chunks and the tasks kept in flight.
     chunk_size : int, optional
-        Dies per task; default about eight chunks per worker (kept from run.json on resume).
-    backend : {"loky", "dask"}
-        joblib's loky processes, or dask.distributed (a scheduler address or file, or a
-        local cluster of ``jobs`` workers).
+        Dies per task; default about eight chunks per worker, at most 2000 dies and
+        :data:`CHUNK_VOLTAGE_BYTES` of voltages (kept from run.json on resume).
+    backend : {"auto", "threads", "loky", "dask"}
+        This process's threads, joblib's loky processes, or dask.distributed (a scheduler
+        address or file, or a local cluster of ``jobs`` workers); ``auto``: ``threads``
+        for the compiled engine, ``loky`` for the reference one (:mod:`yieldmc.backends`).
+    engine : {"compiled", "reference"}
+        One compiled call per chunk, or the readable per-die path (the same dies; recorded
+        in run.json and compared on resume). ``sinh`` dies take the reference path.
     store_voltages : {"none", "test", "all"}
         Which images' output voltages to keep in HDF5.
+    compress : {None, "lzf", "gzip"}
+        HDF5 filter of the stored voltages (None: uncompressed, the fastest; gzip with
+        shuffle is about 16 % smaller).
     threshold : float
         Accuracy threshold of the summary's yield.
     progress : callable, optional
@@ -468,8 +442,9 @@ def run_sample(
     if isinstance(n_dies, bool) or not isinstance(n_dies, numbers.Integral) or n_dies < 1:
         raise ConfigError(f"--dies must be a positive integer, got {n_dies!r}")
     n_dies = int(n_dies)
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    backend = resolve_backend(backend, engine, config)
+    if compress not in COMPRESSIONS:
+        raise ConfigError(f"--compress must be lzf or gzip (or none), got {compress!r}")
     if store_voltages not in STORE_VOLTAGES:
         raise ConfigError(f"--store-voltages must be one of {', '.join(STORE_VOLTAGES)}, got {store_voltages!r}")
     if not 0.0 <= threshold <= 1.0:
@@ -487,44 +462,54 @@ def run_sample(
         if given_cluster:
             # connect before touching ``out`` (a bad address leaves no run behind), and size the
             # chunks and the task window by the cluster's threads rather than by ``jobs``
-            client, _ = _dask_client(scheduler_address, scheduler_file, jobs)
+            client, _ = backends.dask_client(scheduler_address, scheduler_file, jobs)
             stack.callback(client.close)
             jobs = max(jobs, sum(client.nthreads().values()))
+        if backend == "threads" and jobs > 1 and effective_engine(engine, config) != "compiled" and log:
+            log(f"warning: the reference engine simulates one die at a time: --backend threads runs "
+                f"on one core whatever --jobs; use --backend loky for {jobs} worker processes")
         return _sweep(config, n_dies, out, jobs=jobs, chunk_size=chunk_size, backend=backend,
-                      client=client, stack=stack, store_voltages=store_voltages, resume=resume,
-                      overwrite=overwrite, threshold=threshold, progress=progress, log=log)
+                      engine=engine, compress=compress, client=client, stack=stack,
+                      store_voltages=store_voltages, resume=resume, overwrite=overwrite,
+                      threshold=threshold, progress=progress, log=log)
 
 
 def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int | None, backend: str,
-           client, stack: contextlib.ExitStack, store_voltages: str, resume: bool, overwrite: bool,
-           threshold: float, progress: Callable[[int, int], None] | None,
+           engine: str, compress: str | None, client, stack: contextlib.ExitStack, store_voltages: str,
+           resume: bool, overwrite: bool, threshold: float, progress: Callable[[int, int], None] | None,
            log: Callable[[str], None] | None) -> dict[str, Any]:
     """:func:`run_sample` after its checks; ``client``: a connected dask client or None."""
     if chunk_size is None and resume and (out / RUN_FILE).exists():
         from yieldmc.store import read_run_info
 
         chunk_size = int(read_run_info(out).get("chunk_size") or 0) or None
-    chunk_size = chunk_size or default_chunk_size(n_dies, jobs)
-    run_info = {"config": config.to_dict(), "seed": config.seed, "n_dies": n_dies,
-                "chunk_size": chunk_size, "store_voltages": store_voltages,
-                "device": config.device.model}
+
+    def run_info(size: int | None) -> dict[str, Any]:
+        return {"config": config.to_dict(), "seed": config.seed, "n_dies": n_dies,
+                "chunk_size": chunk_size or size or default_chunk_size(n_dies, jobs),
+                "store_voltages": store_voltages, "engine": engine, "compress": compress,
+                "backend": backend, "device": config.device.model}
+
     store = None
     if out.exists() and (not out.is_dir() or (not overwrite and any(out.iterdir()))):
         # a refusal (which touches nothing) or the resume of a run whose settings, checked
         # against its run.json, already built a model: neither waits for the model build
-        store = RunStore.create(out, run_info, resume=resume, overwrite=overwrite)
+        store = RunStore.create(out, run_info(None), resume=resume, overwrite=overwrite)
         stack.callback(store.release)  # the run's lock, also on failure (no-op after finish)
     hint = None  # the resume hint, once ``out`` holds a run
     try:
         own = store.network_path if store is not None and store.network_path.is_file() else None
         weights = _weights_path(config, own)
         with _notice_if_slow(log, _preparing_message(weights)):
-            with _one_thread():  # as in the workers, where _chunk_task builds the model
+            with backends.thread_limits(1):  # as in the workers, where _chunk_task builds the model
                 from yieldmc.die import DieModel
 
                 model = DieModel.build(config, weights)  # a bad setting fails here
             if store is None:
-                store = RunStore.create(out, run_info, resume=resume, overwrite=overwrite)
+                per_die = 4 * sum(model.images(name)[0].shape[0] for name in VOLTAGE_SETS[store_voltages]) \
+                    * model.network.layer_sizes[-1]
+                store = RunStore.create(out, run_info(default_chunk_size(n_dies, jobs, per_die)),
+                                        resume=resume, overwrite=overwrite)
                 stack.callback(store.release)
             hint = _kept_hint(out)
             if not store.network_path.is_file():
@@ -535,10 +520,11 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
                     raise store_write_error(exc, store.network_path, out, f"run again with --resume --out {out}") from None
             done = store.finished_chunks(verify=False)  # create() verified and repaired them
             todo = [c for c in range(store.n_chunks) if c not in done]
-            workers = max(1, min(jobs, len(todo)))  # never more workers than chunks
-            if todo and (workers > 1 or backend == "dask"):  # worker processes will start
-                _warm_up(model, range(store.chunk_range(todo[0]).start, n_dies))
-        spec = ModelSpec(config, str(store.network_path))
+            # never more worker processes than chunks; threads split every chunk
+            workers = jobs if backend == "threads" else max(1, min(jobs, len(todo)))
+            if todo and (workers > 1 or backend != "loky"):  # compile before workers start
+                _warm_up(model, range(store.chunk_range(todo[0]).start, n_dies), engine, store_voltages)
+        spec = ModelSpec(config, str(store.network_path), engine)
         _MODELS.clear()
         _MODELS[spec.key] = model  # the in-process path (jobs = 1) reuses it
         return _run_chunks(store, spec, model, todo, done, workers=workers, backend=backend,
@@ -546,13 +532,13 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
     except YieldmcError:
         raise  # the store's own one-line errors (a full disk: StoreWriteError) pass unchanged
     except OSError as exc:
-        if hint is not None and _worker_died(exc):
+        if hint is not None and backends.worker_died(exc):
             raise SweepFailed(f"a worker process died (killed, or out of memory?); {hint}") from None
         if hint is None and os_errno(exc) not in DISK_ERRNOS:
             raise  # e.g. a missing data file: the user's input, reported as such
         raise SweepFailed(describe_os_error(exc) + (f"; {hint}" if hint else "")) from exc
     except Exception as exc:
-        if _worker_died(exc):
+        if backends.worker_died(exc):
             raise SweepFailed(f"a worker process died (killed, or out of memory?); {hint}") from None
         raise
 
@@ -568,15 +554,21 @@ def _run_chunks(store: RunStore, spec: ModelSpec, model, todo: list[int], done: 
     start = time.perf_counter()
     simulated = 0
     if backend == "dask" and client is None and todo:  # a LocalCluster for this run
-        client, cluster = _dask_client(None, None, workers)
+        client, cluster = backends.dask_client(None, None, workers)
         stack.callback(cluster.close)
         stack.callback(client.close)  # callbacks run last-in first-out: the client closes first
     if not todo:  # a finished run: start no workers
         runner = iter(())
+    elif backend == "threads":  # this process: numba threads split each chunk
+        def compute(chunk: int) -> tuple[dict, dict]:
+            with backends.thread_limits(workers):
+                return simulate_chunk(spec, store.chunk_range(chunk), store.info["store_voltages"])
+
+        runner = backends.run_threads(compute, lambda c, r: _write_chunk(spec, store, c, r), todo)
     elif backend == "loky":  # a loky worker watches this process and ends when it dies
-        runner = _run_loky(((spec, store, c, os.getpid()) for c in todo), workers)
+        runner = backends.run_loky(_chunk_task, ((spec, store, c, os.getpid()) for c in todo), workers)
     else:  # dask's worker processes end with their parent by themselves
-        runner = _run_dask(((spec, store, c) for c in todo), workers, client)
+        runner = backends.run_dask(_chunk_task, ((spec, store, c) for c in todo), workers, client)
     for record, _acc in runner:
         store.record_chunk(record)
         simulated += record.n_rows
@@ -604,6 +596,7 @@ def _run_chunks(store: RunStore, spec: ModelSpec, model, todo: list[int], done: 
         "dies_per_s": simulated / elapsed if simulated and elapsed > 0 else None,
         "jobs": workers,
         "backend": backend,
+        "engine": effective_engine(spec.engine, spec.config),
         "chunk_size": store.info["chunk_size"],
     }
     store.finish(summary)

@@ -60,7 +60,14 @@ SUBDIRS = (DIES_DIR, VOLTAGES_DIR, CORRECTED_DIR)
 STORE_VOLTAGES = ("none", "test", "all")
 #: run.json entries that must be equal for ``--resume`` to continue a run; manifest.json
 #: keeps their sha256 (``config_sha256``) so that an edited run.json is detected.
-RESUME_KEYS = ("config", "seed", "n_dies", "chunk_size", "store_voltages")
+RESUME_KEYS = ("config", "seed", "n_dies", "chunk_size", "store_voltages", "engine")
+#: The resume keys of run format 1 (before ``engine``): its ``config_sha256`` covers these.
+RESUME_KEYS_V1 = RESUME_KEYS[:5]
+#: What ``engine`` may be (:mod:`yieldmc.montecarlo`): one numba call per chunk, or the
+#: readable per-die path. Format-1 runs, which have no ``engine``, were the latter.
+ENGINES = ("compiled", "reference")
+#: What ``compress`` may be: the HDF5 filter of stored voltages (None: uncompressed).
+COMPRESSIONS = (None, "lzf", "gzip")
 #: File name of a chunk's part: group 1 the chunk, group 2 the extension.
 PART_NAME = re.compile(r"part-(\d{5,})\.(parquet|h5)")
 #: Path of a part relative to the run directory (the files of a manifest's chunk entry).
@@ -165,9 +172,14 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"{path} does not exist; is {path.parent} a yieldmc run directory?") from None
 
 
+def resume_keys(run: Mapping[str, Any]) -> tuple[str, ...]:
+    """The settings that define ``run``'s dies: :data:`RESUME_KEYS` (format 1: without ``engine``)."""
+    return RESUME_KEYS_V1 if run.get("format_version", schema.FORMAT_VERSION) < 2 else RESUME_KEYS
+
+
 def config_digest(run: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of ``run``'s :data:`RESUME_KEYS` (manifest ``config_sha256``)."""
-    text = json.dumps({k: run.get(k) for k in RESUME_KEYS}, sort_keys=True, separators=(",", ":"),
+    """sha256 of the canonical JSON of ``run``'s :func:`resume_keys` (manifest ``config_sha256``)."""
+    text = json.dumps({k: run.get(k) for k in resume_keys(run)}, sort_keys=True, separators=(",", ":"),
                       default=schema.json_default)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -226,6 +238,11 @@ def check_run_info(run_info: Mapping[str, Any]) -> dict[str, Any]:
     info["chunk_size"] = _as_int(info, "chunk_size", 1)
     if info.get("store_voltages") not in STORE_VOLTAGES:
         raise ConfigError(f"store_voltages must be one of {STORE_VOLTAGES}, got {info.get('store_voltages')!r}")
+    info.setdefault("engine", ENGINES[0])
+    if info["engine"] not in ENGINES:
+        raise ConfigError(f"engine must be one of {ENGINES}, got {info['engine']!r}")
+    if info.setdefault("compress", None) not in COMPRESSIONS:
+        raise ConfigError(f"compress must be one of {COMPRESSIONS}, got {info['compress']!r}")
     try:  # normalise through JSON so that a resumed run compares like with like
         return json.loads(json.dumps(info, default=schema.json_default, allow_nan=False))
     except (TypeError, ValueError) as exc:
@@ -239,7 +256,9 @@ def _check_run_file(run: Any, path: Path) -> dict[str, Any]:
 
     if not isinstance(run, dict):
         raise bad(f"expected a JSON object, got {_JSON_TYPE.get(type(run), type(run).__name__)}")
-    missing = [k for k in ("format_version", "run_id", *RESUME_KEYS) if k not in run]
+    version = run.get("format_version", schema.FORMAT_VERSION)
+    keys = RESUME_KEYS_V1 if _is_int(version, 1) and version < 2 else RESUME_KEYS
+    missing = [k for k in ("format_version", "run_id", *keys) if k not in run]
     if missing:
         raise bad(f"it lacks {', '.join(map(repr, missing))}")
     if not _is_int(run["format_version"], 1):
@@ -256,6 +275,10 @@ def _check_run_file(run: Any, path: Path) -> dict[str, Any]:
             raise bad(f"{key!r} must be an integer >= {low}, got {run[key]!r}")
     if run["store_voltages"] not in STORE_VOLTAGES:
         raise bad(f"'store_voltages' must be one of {', '.join(STORE_VOLTAGES)}, got {run['store_voltages']!r}")
+    if run.get("engine", ENGINES[1]) not in ENGINES:
+        raise bad(f"'engine' must be one of {', '.join(ENGINES)}, got {run['engine']!r}")
+    if run.get("compress") not in COMPRESSIONS:
+        raise bad(f"'compress' must be one of lzf, gzip or null, got {run['compress']!r}")
     return run
 
 

@@ -170,11 +170,15 @@ class RunStore:
         run_info : dict
             JSON-able; needs ``config`` (nested dict, or an object with ``to_dict()``),
             ``seed`` (int >= 0), ``n_dies`` (>= 1), ``chunk_size`` (>= 1) and
-            ``store_voltages`` (``"none"``, ``"test"`` or ``"all"``). Other keys (e.g.
-            ``backend``) are stored in run.json as they are, and not compared on resume.
+            ``store_voltages`` (``"none"``, ``"test"`` or ``"all"``); optional ``engine``
+            (``"compiled"``, the default, or ``"reference"``: compared on resume) and
+            ``compress`` (None, the default, ``"lzf"`` or ``"gzip"``: the HDF5 filter of
+            voltages written from now on). Other keys (e.g. ``backend``) are stored in
+            run.json as they are, and not compared on resume.
         resume : bool
             Continue the run in ``out``: its run.json must agree on :data:`RESUME_KEYS`
-            (the message lists what differs) and be unedited since the run started; it
+            (the message lists what differs), be of this run format (an older run's dies
+            drew from other streams) and be unedited since the run started; it
             keeps its ``run_id``. A missing or empty ``out`` starts a new run. A missing
             or damaged manifest is rebuilt from the parts (a warning says how many).
         overwrite : bool
@@ -234,6 +238,12 @@ class RunStore:
             raise ConfigError(f"cannot resume: {out} is not empty but holds no {RUN_FILE}; "
                               "choose another output directory")
         run = read_run_info(out)
+        if run["format_version"] < schema.FORMAT_VERSION:
+            raise ConfigError(
+                f"cannot resume the run in {out}: it was written by an older yieldmc (run format "
+                f"{run['format_version']}, this one writes {schema.FORMAT_VERSION}), whose dies drew from other "
+                "random streams, so finishing it now would mix two kinds of dies. Its finished chunks stay "
+                "readable; start the run anew with --overwrite (or in another directory)")
         diffs = [d for key in RESUME_KEYS for d in _differences(run.get(key), info[key], key)]
         if diffs:
             raise ConfigError(f"cannot resume the run in {out}: its settings differ from the ones given: "
@@ -508,7 +518,7 @@ class RunStore:
             rel = voltages_file(chunk)
             with self._writing(rel):
                 image = _hdf5_image(lambda fh: schema.write_voltage_file(
-                    fh, got, sets, output_classes=output_classes, attrs={
+                    fh, got, sets, output_classes=output_classes, compression=self.info.get("compress"), attrs={
                         "run_id": self.run_id, "chunk": chunk, "seed": self.info["seed"],
                         "yieldmc_version": yieldmc.__version__, "format_version": schema.FORMAT_VERSION}))
                 (self.path / VOLTAGES_DIR).mkdir(exist_ok=True)

@@ -3,9 +3,9 @@
 Pieces: counter-based per-die streams (:mod:`yieldmc.engine.streams`), compiled defect
 sampling (:mod:`yieldmc.engine.sampling`), exact transfer matrices of faulty arrays by a
 rank-k update of a dense fault-free inverse (:mod:`yieldmc.engine.lowrank`), and the fused
-chunk kernel over them with the analog forward pass (:mod:`yieldmc.engine.chunk`). The
-sweep does not use it yet: the readable path still draws from ``default_rng([seed, die])``. Names are imported lazily, so that
-``import yieldmc.engine`` stays cheap.
+chunk kernel over them with the analog forward pass (:mod:`yieldmc.engine.chunk`), the
+sweep's default engine (``yieldmc sample --engine compiled``). Names are imported lazily,
+so that ``import yieldmc.engine`` stays cheap.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ import numba
 import numpy as np
 
 from yieldmc import defects, schema
+from yieldmc.defect_params import params_array_from_typed
 from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER, SOLVER_RTOL
 from yieldmc.engine import _chunk as K
 from yieldmc.engine import _forward
@@ -444,7 +445,7 @@ class ChunkResult:
 
     def columns(self) -> dict[str, np.ndarray]:
         """The per-die columns of :func:`yieldmc.montecarlo.simulate_chunk` (same names,
-        values and dtypes; ``defect_params`` as a pyarrow array of ``schema.PARAMS_TYPE``, ``layers_affected`` as
+        values and dtypes; ``defect_params`` as a pyarrow array of ``yieldmc.defect_params.PARAMS_TYPE``, ``layers_affected`` as
         ``"0,2"``; ``elapsed_s`` is the chunk's time shared equally)."""
         n = self.dies.size
         kinds = np.array(defects.KINDS, dtype=object)
@@ -452,7 +453,7 @@ class ChunkResult:
         return {
             "die": self.dies.copy(),
             "defect_type": kinds[self.defect_code.astype(np.int64)].astype(str) if n else np.empty(0, str),
-            "defect_params": schema.params_array_from_typed(self.params),
+            "defect_params": params_array_from_typed(self.params),
             "layers_affected": np.asarray(layers) if n else np.empty(0, str),
             "n_stuck_on": self.n_stuck_on.astype(np.int64),
             "n_stuck_off": self.n_stuck_off.astype(np.int64),
