@@ -445,16 +445,18 @@ class ChunkResult:
 
     def columns(self) -> dict[str, np.ndarray]:
         """The per-die columns of :func:`yieldmc.montecarlo.simulate_chunk` (same names,
-        values and dtypes; ``defect_params`` as a pyarrow array of ``yieldmc.defect_params.PARAMS_TYPE``, ``layers_affected`` as
-        ``"0,2"``; ``elapsed_s`` is the chunk's time shared equally)."""
+        values and dtypes; ``defect_params`` as a pyarrow array of
+        ``yieldmc.defect_params.PARAMS_TYPE``, ``layers_affected`` as ``"0,2"``;
+        ``elapsed_s`` is the chunk's time shared equally)."""
         n = self.dies.size
-        kinds = np.array(defects.KINDS, dtype=object)
-        layers = [schema.encode_layers(_bits(int(m))) for m in self.layers_mask]
+        kinds = np.asarray(defects.KINDS)
+        masks, which = np.unique(self.layers_mask, return_inverse=True)  # a handful of distinct sets
+        layers = np.asarray([schema.encode_layers(_bits(int(m))) for m in masks] or [""])[which]
         return {
             "die": self.dies.copy(),
-            "defect_type": kinds[self.defect_code.astype(np.int64)].astype(str) if n else np.empty(0, str),
+            "defect_type": kinds[self.defect_code.astype(np.int64)] if n else np.empty(0, str),
             "defect_params": params_array_from_typed(self.params),
-            "layers_affected": np.asarray(layers) if n else np.empty(0, str),
+            "layers_affected": layers if n else np.empty(0, str),
             "n_stuck_on": self.n_stuck_on.astype(np.int64),
             "n_stuck_off": self.n_stuck_off.astype(np.int64),
             "fault_fraction": self.fault_fraction.copy(),
