@@ -227,7 +227,9 @@ def test_quiet_prints_no_progress(tmp_path):
 
 # --- crashes: SIGKILL and Ctrl-C ---------------------------------------------------------------------
 
-N_KILLED = 300  #: dies of the interrupted runs: several seconds of work after the first chunk
+#: dies of the interrupted runs: a second or more of work after the first chunk (the compiled
+#: engine simulates a chunk of 10 in about 5 ms; each chunk's files take about as long)
+N_KILLED = 2000
 KILLED_CHUNK = 10
 
 
@@ -283,8 +285,9 @@ def test_resume_after_sigkill(tmp_path, uninterrupted):
 
 
 @pytest.mark.parametrize("workers", [
-    pytest.param([], id="jobs-1"),
-    pytest.param(["--jobs", "2"], marks=pytest.mark.slow, id="loky-2"),
+    pytest.param(["--jobs", "1"], id="jobs-1"),
+    pytest.param(["--jobs", "2"], id="threads-2"),
+    pytest.param(["--jobs", "2", "--backend", "loky"], marks=pytest.mark.slow, id="loky-2"),
     pytest.param(["--jobs", "2", "--backend", "dask"], marks=pytest.mark.slow, id="dask-2"),
 ])
 def test_ctrl_c_leaves_a_resumable_run(tmp_path, uninterrupted, workers):
