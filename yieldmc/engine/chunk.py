@@ -54,6 +54,9 @@ ROUTE_NAMES = K.ROUTE_NAMES
 #: The message for designs this engine does not cover.
 UNSUPPORTED = ("the compiled engine covers the linear device only; "
                "simulate these dies with DieModel (the readable path)")
+#: Blocks of dies per numba thread in one chunk: handed out one at a time, so a thread that
+#: shares its core (with the sweep's writer thread, say) takes fewer of them.
+BLOCKS_PER_THREAD = 8
 #: Largest layer-0 response table (cells x images x 8 bytes) kept per array for the
 #: changed-cells-only product of layer 0; larger arrays use the full product.
 MAX_VR_BYTES = 64 * 2**20
@@ -492,8 +495,8 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | 
     dies : sequence of int
         Die indices in ``[0, 2**63)``, any order; die ``d`` draws from ``DieStream(seed, d)``.
     n_blocks : int, optional
-        Contiguous blocks of dies for numba's threads (default: numba's thread count);
-        results do not depend on it.
+        Contiguous blocks of dies, handed to numba's threads one at a time (default
+        :data:`BLOCKS_PER_THREAD` per thread, 1 on one thread); results do not depend on it.
     keep_masks : bool
         Also return every die's stuck-at masks (int8, dies x cells).
     keep_float64 : bool
@@ -512,8 +515,9 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | 
         Bad die indices or ``n_blocks``.
     """
     dies = _check_dies(dies)
-    if n_blocks is None:
-        n_blocks = numba.get_num_threads()
+    threads = numba.get_num_threads()
+    if n_blocks is None:  # a few blocks per thread, handed out as threads free up
+        n_blocks = 1 if threads == 1 else BLOCKS_PER_THREAD * threads
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or n_blocks < 1:
         raise ConfigError(f"n_blocks must be an integer >= 1, got {n_blocks!r}")
     n, n_arrays = dies.size, design.n_arrays
@@ -540,9 +544,10 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | 
     preds = np.empty((n, n_img), dtype=np.int64)
     t = time.perf_counter()
     if n:
-        K._chunk(int(upto), np.uint64(design.seed), dies.astype(np.uint64), *design.kernel_args(), nb_eff,
-                 keep_masks, masks, fpar, ipar, lines, die_kind, n_draws, code, n_on, n_off,
-                 layers, n_correct, residual, converged, route, rank, volts, volts64, preds)
+        with numba.parallel_chunksize(1):  # dynamic: a thread slowed down takes fewer blocks
+            K._chunk(int(upto), np.uint64(design.seed), dies.astype(np.uint64), *design.kernel_args(),
+                     nb_eff, keep_masks, masks, fpar, ipar, lines, die_kind, n_draws, code, n_on, n_off,
+                     layers, n_correct, residual, converged, route, rank, volts, volts64, preds)
     elapsed = time.perf_counter() - t
     n_test = design.set_bounds["test"][1] - design.set_bounds["test"][0]
     total = design.n_cells
