@@ -40,10 +40,11 @@ from threadpoolctl import threadpool_limits
 
 import yieldmc
 import yieldmc.circuit.solver as solver_mod
-from _machine import cpu_model, git_commit
 from yieldmc.circuit import _kernels, solve_reference, transfer_matrix, transfer_matrix_info
 from yieldmc.circuit.reference import _assemble
 from yieldmc.spice import netlist, ngspice_path, run_ngspice
+
+from _machine import cpu_model, git_commit
 
 SIZES = [(8, 20), (64, 16), (32, 32), (64, 64), (128, 128), (256, 256)]
 QUICK_SIZES = [(8, 20), (64, 16), (32, 32)]
@@ -414,7 +415,7 @@ def analysis(quick: bool, skip_lu_above: int) -> dict:
         G = conductances(rows, cols)
         for r in (0.1, 1.0, 10.0):
             _, info = transfer_matrix_info(G, r, r)
-            t = time_interleaved({"t": lambda: transfer_matrix(G, r, r)}, 3)["t"]
+            t = time_interleaved({"t": lambda G=G, r=r: transfer_matrix(G, r, r)}, 3)["t"]
             out["iterations_vs_r"].append({"rows": rows, "cols": cols, "r_ohm": r,
                                            "iterations": info.iterations,
                                            "seconds": t["median_s"], "cpu_s": t["cpu_median_s"]})
@@ -663,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     report: dict = {"benchmark": "circuit", "command": " ".join(["python", *sys.argv]),
-                    "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                     "machine": machine(),
                     "settings": {"sizes": [f"{m}x{n}" for m, n in sizes],
                                  "g_range_S": [G_MIN, G_MAX],

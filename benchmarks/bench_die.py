@@ -43,10 +43,11 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from _machine import machine_record, pin_one_core  # noqa: E402
 from yieldmc.circuit.update import faulty_transfer  # noqa: E402
 from yieldmc.config import load_config  # noqa: E402
 from yieldmc.die import DieModel  # noqa: E402
+
+from _machine import machine_record, pin_one_core  # noqa: E402
 
 TARGET_MS = 2.0  # issue 4: one paper die, all four arrays re-solved, 180 images
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +65,7 @@ def pieces(model: DieModel, die: int, x: np.ndarray) -> tuple[float, float, floa
     Gs, _, _ = model.die_conductances(die)
     t1 = time.perf_counter()
     transfers, per_array = [], []
-    for spec, G, T0 in zip(model.layout.arrays, Gs, model.T0):
+    for spec, G, T0 in zip(model.layout.arrays, Gs, model.T0, strict=True):
         a0 = time.perf_counter()
         T, _, _ = faulty_transfer(spec.G, T0, G, w.r_row, w.r_col, r_driver=w.r_driver,
                                   r_sense=w.r_sense, raise_on_failure=False)
@@ -154,7 +155,7 @@ def main() -> int:
     report = {
         "benchmark": "die",
         "command": "python benchmarks/bench_die.py" + (" --quick" if args.quick else ""),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": info,
         "settings": {"preset": "paper", "images": int(len(x)), "repeats": repeats,
                      "array_shapes": [list(s) for s in base.layout.shapes],

@@ -48,13 +48,14 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from _machine import machine_record, pin_one_core  # noqa: E402
 from yieldmc import montecarlo  # noqa: E402
 from yieldmc.config import load_config  # noqa: E402
 from yieldmc.die import DieModel  # noqa: E402
 from yieldmc.engine import _chunk  # noqa: E402
 from yieldmc.engine.chunk import ROUTE_NAMES, EngineDesign, simulate_chunk_compiled  # noqa: E402
 from yieldmc.engine.sampling import sample_chunk  # noqa: E402
+
+from _machine import machine_record, pin_one_core  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "bench" / "engine.json"
@@ -158,7 +159,7 @@ def main() -> int:
     for name, us in stages.items():
         print(f"{name:<32} {us:>9.1f}")
     print("\nroutes over the chunk's arrays: " + ", ".join(
-        f"{n} {c}" for n, c in zip(ROUTE_NAMES, routes.tolist())) +
+        f"{n} {c}" for n, c in zip(ROUTE_NAMES, routes.tolist(), strict=True)) +
         (f"; changed cells per faulty array: median {np.median(rank):.0f}, max {rank.max()}"
          if rank.size else ""))
 
@@ -166,7 +167,7 @@ def main() -> int:
         report = {
             "benchmark": "engine",
             "command": "python benchmarks/bench_engine.py" + (" --quick" if args.quick else ""),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": info,
             "settings": {"preset": "paper", "dies": args.dies, "ref_dies": args.ref_dies,
                          "repeats": args.repeats, "first_die": FIRST_DIE,
@@ -178,7 +179,7 @@ def main() -> int:
                            "compiled_with_columns": 1e6 / (med["compiled"] + med["columns"]),
                            "reference": 1e6 / med["reference"]},
             "speedup": speedup, "speedup_with_columns": speedup_cols, "same_dies_agree": agree,
-            "routes": dict(zip(ROUTE_NAMES, routes.tolist())),
+            "routes": dict(zip(ROUTE_NAMES, routes.tolist(), strict=True)),
             "samples_us_per_die": samples,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from _machine import machine_record, pin_one_core  # noqa: E402
 from yieldmc.circuit import _kernels, solve_reference, transfer_matrix_info  # noqa: E402
 from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER, SOLVER_RTOL  # noqa: E402
 from yieldmc.circuit.update import faulty_transfer  # noqa: E402
@@ -69,6 +68,8 @@ from yieldmc.engine.lowrank import (  # noqa: E402
     max_rank,
     pack_changes,
 )
+
+from _machine import machine_record, pin_one_core  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "bench" / "lowrank.json"
@@ -148,8 +149,9 @@ def bench_array(spec, T0_cg, w, cfg, args, rng) -> dict:
         calls = {
             "wrapper": lambda G1: lowrank_transfer(cache, G1),
             "cg_kernel": lambda G1: cg_kernel(G1, w),
-            "cg": lambda G1: transfer_matrix_info(G1, w.r_row, w.r_col, **kw),
-            "faulty": lambda G1: faulty_transfer(G0, T0_cg, G1, w.r_row, w.r_col, raise_on_failure=False, **kw),
+            "cg": lambda G1, kw=kw: transfer_matrix_info(G1, w.r_row, w.r_col, **kw),
+            "faulty": lambda G1, kw=kw: faulty_transfer(G0, T0_cg, G1, w.r_row, w.r_col, raise_on_failure=False,
+                                                        **kw),
         }
         update_kernel(cache, packed, out)  # warm-up
         assert np.array_equal(out, lowrank_transfers(cache, *packed, n_blocks=1))
@@ -157,10 +159,10 @@ def bench_array(spec, T0_cg, w, cfg, args, rng) -> dict:
             fn(G1s[0])
         samples = {m: np.empty((args.repeats, n_pat)) for m in METHODS}
         for r in range(args.repeats):
-            samples["update"][r, :] = timed(lambda: update_kernel(cache, packed, out)) / n_pat
+            samples["update"][r, :] = timed(lambda packed=packed, out=out: update_kernel(cache, packed, out)) / n_pat
             for p, G1 in enumerate(G1s):
                 for name, fn in calls.items():
-                    samples[name][r, p] = timed(lambda: fn(G1))
+                    samples[name][r, p] = timed(lambda fn=fn, G1=G1: fn(G1))
         err_cg = max(rel_err(out[p], transfer_matrix_info(G1s[p], w.r_row, w.r_col, **kw)[0])
                      for p in range(n_pat))
         ref = solve_reference(G1s[0], np.eye(m_rows), w.r_row, w.r_col, **kw)
@@ -183,20 +185,21 @@ def bench_population(model, caches, args) -> dict:
     kw = {"r_driver": w.r_driver, "r_sense": w.r_sense}
     dies = [model.die_conductances(d)[0] for d in range(args.dies)]
     res = {}
-    for a, (spec, cache, T0) in enumerate(zip(model.layout.arrays, caches, model.T0)):
+    for a, (spec, cache, T0) in enumerate(zip(model.layout.arrays, caches, model.T0, strict=True)):
         G1s = [Gs[a] for Gs in dies]
         ch = [np.flatnonzero(G1 != spec.G) for G1 in G1s]
-        packed = pack_changes(ch, [G1.ravel()[c] for G1, c in zip(G1s, ch)])
+        packed = pack_changes(ch, [G1.ravel()[c] for G1, c in zip(G1s, ch, strict=True)])
         out = np.empty((len(G1s), *spec.G.shape))
         update_kernel(cache, packed, out)
-        faulty = lambda G1: faulty_transfer(spec.G, T0, G1, w.r_row, w.r_col, raise_on_failure=False, **kw)  # noqa: E731
+        faulty = lambda G1, spec=spec, T0=T0: faulty_transfer(  # noqa: E731
+            spec.G, T0, G1, w.r_row, w.r_col, raise_on_failure=False, **kw)
         for G1 in G1s[:2]:
             faulty(G1)
         upd, fty = np.empty(args.repeats), np.empty((args.repeats, len(G1s)))
         for r in range(args.repeats):
-            upd[r] = timed(lambda: update_kernel(cache, packed, out)) / len(G1s)
+            upd[r] = timed(lambda cache=cache, packed=packed, out=out: update_kernel(cache, packed, out)) / len(G1s)
             for d, G1 in enumerate(G1s):
-                fty[r, d] = timed(lambda: faulty(G1))
+                fty[r, d] = timed(lambda faulty=faulty, G1=G1: faulty(G1))
         ks = np.array([c.size for c in ch])
         res[f"{a}:{spec.shape[0]}x{spec.shape[1]}"] = {
             "dies": len(G1s), "k_median": float(np.median(ks)), "k_mean": float(ks.mean()),
@@ -229,7 +232,7 @@ def main() -> int:
     rng = np.random.default_rng(20240601)
     arrays, caches = {}, []
     with threadpool_limits(limits=1):
-        for a, (spec, T0) in enumerate(zip(model.layout.arrays, model.T0)):
+        for a, (spec, T0) in enumerate(zip(model.layout.arrays, model.T0, strict=True)):
             arrays[f"{a}:{spec.shape[0]}x{spec.shape[1]}"] = bench_array(spec, T0, w, cfg, args, rng)
             caches.append(LowRankCache.from_conductances(spec.G, w.r_row, w.r_col,
                                                          r_driver=w.r_driver, r_sense=w.r_sense))
@@ -269,7 +272,7 @@ def main() -> int:
         report = {
             "benchmark": "lowrank",
             "command": "python benchmarks/bench_lowrank.py" + (" --quick" if args.quick else ""),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": info,
             "settings": {"preset": "paper", "ks": list(KS), "repeats": args.repeats,
                          "patterns": args.patterns, "dies": args.dies,

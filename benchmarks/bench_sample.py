@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_record  # noqa: E402
+from _machine import machine_record
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "sample.json"
@@ -122,9 +122,11 @@ def main() -> None:
         ratios["peak_rss_million_over_big"] = res["million_2"]["peak_rss_mib"] / c2["peak_rss_mib"]
     print("ratios (same run):", json.dumps({k: round(v, 3) for k, v in ratios.items()}))
     per_100k = 100_000 / c2["wall_dies_per_s"]
-    print(f"targets: {big:,} dies on 2 cores in {c2['wall_s']:.1f} s wall ({per_100k:.1f} s per 100,000; target <= 10); "
+    print(f"targets: {big:,} dies on 2 cores in {c2['wall_s']:.1f} s wall "
+          f"({per_100k:.1f} s per 100,000; target <= 10); "
           f"compiled/reference {ratios['compiled_over_reference_wall']:.1f}x wall (target >= 10); "
-          f"noise 2 %: {res['noise_2']['wall_dies_per_s']:,.0f} dies/s wall, {res['noise_2']['sweep_dies_per_s']:,.0f} sweep "
+          f"noise 2 %: {res['noise_2']['wall_dies_per_s']:,.0f} dies/s wall, "
+          f"{res['noise_2']['sweep_dies_per_s']:,.0f} sweep "
           f"(target >= 2,000)"
           + (f"; 1,000,000 dies: peak {res['million_2']['peak_rss_mib']:.0f} MiB (target < 1024)"
              if "million_2" in res else ""))

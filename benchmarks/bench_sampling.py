@@ -44,10 +44,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from _machine import machine_record, pin_one_core  # noqa: E402
 from yieldmc import defects  # noqa: E402
 from yieldmc.engine.sampling import die_masks, die_params, sample_chunk  # noqa: E402
 from yieldmc.engine.streams import DieStream  # noqa: E402
+
+from _machine import machine_record, pin_one_core  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "bench" / "sampling.json"
@@ -69,7 +70,7 @@ def check_identical(severity, dies) -> int:
     bad = 0
     for i, d in enumerate(dies):
         ref_m, ref_p = defects.sample_die("mixed", PAPER, DieStream(SEED, int(d)), severity=severity)
-        same = all(np.array_equal(a, b) for a, b in zip(die_masks(masks, params, i), ref_m))
+        same = all(np.array_equal(a, b) for a, b in zip(die_masks(masks, params, i), ref_m, strict=True))
         bad += not (same and die_params(params, i) == ref_p)
     return bad
 
@@ -97,7 +98,7 @@ def bench(severity, args) -> dict:
         c_wall[r], c_cpu[r] = w / dies.size, c / dies.size
         for k, d in enumerate(readable_dies):
             for m, fn in calls.items():
-                wall[m][r, k], cpu[m][r, k] = timed(lambda: fn(d))
+                wall[m][r, k], cpu[m][r, k] = timed(lambda fn=fn, d=d: fn(d))
     us = {"compiled": float(c_wall.min() * 1e6)}
     us_cpu = {"compiled": float(c_cpu.min() * 1e6)}
     for m in READABLE:
@@ -146,7 +147,7 @@ def main() -> int:
         report = {
             "benchmark": "sampling",
             "command": "python benchmarks/bench_sampling.py" + (" --quick" if args.quick else ""),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "machine": info,
             "settings": {"preset": "paper", "shapes": PAPER, "kind": "mixed", "on_mode": "cell",
                          "seed": SEED, "repeats": args.repeats,

@@ -42,9 +42,6 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from _machine import pin_one_core  # noqa: E402  (scripts run from benchmarks/: on sys.path)
-from bench_die import machine  # noqa: E402
-
 from yieldmc.circuit import _newton, solve_sinh, solve_sinh_reference  # noqa: E402
 from yieldmc.circuit.nonlinear import NEWTON_MAX_ITER, NEWTON_RTOL  # noqa: E402
 from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER  # noqa: E402
@@ -52,6 +49,8 @@ from yieldmc.config import load_config  # noqa: E402
 from yieldmc.devices import SinhDevice  # noqa: E402
 from yieldmc.die import DieModel  # noqa: E402
 from yieldmc.spice import ngspice_path, run_ngspice  # noqa: E402
+
+from _machine import machine_record, pin_one_core  # noqa: E402  (scripts run from benchmarks/: on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,7 +131,7 @@ def kernel_costs(G: np.ndarray, v: np.ndarray, v0: float, repeats: int) -> dict:
     o = np.empty_like(u)
     for name, fn in (("np.arcsinh", _np_arcsinh), ("kernel _asinh", _newton._asinh),
                      ("np.log", _np_log), ("np.exp", _np_exp)):
-        out[f"call {name}"] = timed(lambda: _loop(fn, u, o), repeats) / u.size * 1e9
+        out[f"call {name}"] = timed(lambda fn=fn: _loop(fn, u, o), repeats) / u.size * 1e9
     return out
 
 
@@ -155,7 +154,7 @@ def main() -> int:
     n_dies = 10 if args.quick else 40
 
     pin_one_core()
-    info = machine()
+    info = machine_record()
     base = DieModel.build(load_config("paper"))
     models = {}
     for device in ("linear", "sinh"):
@@ -218,7 +217,7 @@ def main() -> int:
             for device in ("linear", "sinh"):
                 model = DieModel.build(load_config("large", overrides={"device.model": device}))
                 model.simulate(0)
-                large[device] = {"s": timed(lambda: model.simulate(1), 2),
+                large[device] = {"s": timed(lambda model=model: model.simulate(1), 2),
                                  "arrays": len(model.layout.arrays)}
             large["sinh_over_linear"] = large["sinh"]["s"] / large["linear"]["s"]
 
@@ -227,7 +226,7 @@ def main() -> int:
         "benchmark": "sinh",
         "command": "python benchmarks/bench_sinh.py" + (" --quick" if args.quick else "")
                    + (" --large" if args.large else ""),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": info,
         "settings": {"preset": "paper", "images": int(len(x)), "dies": n_dies, "repeats": repeats,
                      "v0": v0, "newton_rtol": NEWTON_RTOL, "rhs_block": RHS_BLOCK,

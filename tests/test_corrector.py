@@ -49,7 +49,7 @@ def _single_threaded_blas():
         yield
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _digit_outputs(split_seed: int = 0):
     """Outputs of a fixed linear digits classifier: (L_train, y_train, L_test, y_test)."""
     X, y = load_digits(return_X_y=True)

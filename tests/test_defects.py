@@ -365,7 +365,7 @@ def test_sample_die_shapes_and_unaffected_arrays():
     assert masks[1].any() and masks[3].any()
     flags = sample_die("circular", REFERENCE_DIE, die_generator(23, 0),
                        affected=[False, True, False, True], severity=0.2)
-    assert all(np.array_equal(a, b) for a, b in zip(masks, flags[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(masks, flags[0], strict=True))
 
 
 def test_mixed_die_shares_one_kind_and_draws_geometry_per_array():
@@ -397,7 +397,7 @@ def test_dies_do_not_depend_on_order_or_chunking():
                 for d in reversed(range(12))}
     for d, (masks, params) in enumerate(forward):
         assert params == backward[d][1]
-        assert all(np.array_equal(a, b) for a, b in zip(masks, backward[d][0]))
+        assert all(np.array_equal(a, b) for a, b in zip(masks, backward[d][0], strict=True))
 
 
 def test_none_kind_is_all_healthy():

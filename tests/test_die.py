@@ -141,7 +141,7 @@ def test_tiled_layout_splits_every_layer(paper):
     tiled = variant(paper, **TILED)
     sizes = (64, 8, 8, 8, 10)
     # ceil(n_in / 16) row blocks x ceil(n_out / 2) blocks of two pairs, per layer
-    expected = sum(-(-n_in // 16) * -(-n_out // 2) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    expected = sum(-(-n_in // 16) * -(-n_out // 2) for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True))
     assert len(tiled.layout.arrays) == expected == 29
     assert all(r <= 16 and c <= 4 for r, c in tiled.layout.shapes)
 
@@ -173,7 +173,7 @@ def test_a_die_is_reproducible_across_instances_and_order(paper, cache_dir):
     assert a is not b and a.network is not b.network
     first = [a.simulate(d) for d in (0, 1, 2, 3)]
     second = [b.simulate(d) for d in (3, 2, 1, 0)][::-1]
-    for r1, r2 in zip(first, second):
+    for r1, r2 in zip(first, second, strict=True):
         np.testing.assert_array_equal(r1.outputs, r2.outputs)
         assert r1.defect_params == r2.defect_params
         assert (r1.n_stuck_on, r1.n_stuck_off) == (r2.n_stuck_on, r2.n_stuck_off)
@@ -426,7 +426,7 @@ def test_cached_digits_are_the_loaded_digits(tmp_path, monkeypatch):
 
     monkeypatch.setenv("YIELDMC_CACHE", str(tmp_path))
     cfg = load_config("paper", overrides={"network.test_size": 200, "network.train_seed": 3})
-    first = obtain_dataset(cfg)
+    obtain_dataset(cfg)  # loads and writes the cache
     assert len(list(tmp_path.glob("dataset-digits-*.npz"))) == 1
     monkeypatch.setattr(yieldmc.die, "load_dataset", lambda *a, **k: pytest.fail("cache not used"))
     cached = obtain_dataset(cfg)

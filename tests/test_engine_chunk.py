@@ -17,9 +17,9 @@ import pytest
 from scipy.special import expit
 
 import yieldmc.defects as defects
-from yieldmc import defect_params
-from yieldmc import montecarlo, schema
+from yieldmc import defect_params, montecarlo, schema
 from yieldmc.circuit import SOLVER_RTOL
+from yieldmc.circuit.solver import SOLVER_MAX_ITER
 from yieldmc.config import load_config
 from yieldmc.die import DieModel
 from yieldmc.engine import _forward, _lowrank
@@ -68,7 +68,7 @@ def assert_equivalent(model: DieModel, dies, images=("test",), **kw):
             assert np.array_equal(got, ref), f"{where}: mask of array {a}"
         assert res.defect_params(i) == params, where
         outs, s = model.die_outputs(die, sets, strict=False)
-        for name, ref in zip(design.images, outs):
+        for name, ref in zip(design.images, outs, strict=True):
             a, b = design.set_bounds[name]
             got = res.volts64[i, a:b]
             err = float(np.abs(got - ref).max() / np.abs(ref).max())
@@ -111,7 +111,7 @@ def test_layer_subsets(paper, layers):
     model = variant(paper, **{"defects.layers": layers})
     res = assert_equivalent(model, np.arange(12))
     hit = res.layers_mask[:, None] >> np.arange(4) & 1
-    assert not np.any(hit[:, [l for l in range(4) if l not in layers]])
+    assert not np.any(hit[:, [layer for layer in range(4) if layer not in layers]])
 
 
 @pytest.mark.parametrize("wires", [IDEAL, {"wires.r_sense": 50.0, "wires.r_driver": 20.0},
@@ -142,6 +142,42 @@ def test_cg_route_above_crossover_and_without_cache(paper):
     assert np.all(res.route == ROUTE_NAMES.index("cg"))
     res = assert_equivalent(paper, np.arange(10), max_cache_cells=0)
     assert set(res.route.ravel().tolist()) == {0, ROUTE_NAMES.index("cg")}
+
+
+def test_a_cg_solve_cut_short_is_reported(paper):
+    """Two CG iterations cannot reach SOLVER_RTOL on arrays whose cells mostly change: every
+    die says so (``solver_converged`` False, its residual above the tolerance)."""
+    severe = variant(paper, **{"defects.kind": "random", "defects.severity": [0.7, 0.9]})
+    design = EngineDesign.from_model(severe)
+    phys = design.phys
+    assert phys[9] == SOLVER_MAX_ITER  # (..., rtol, max_iter, block, ...)
+    design = dataclasses.replace(design, phys=(*phys[:9], 2, *phys[10:]))
+    res = simulate_chunk_compiled(design, np.arange(2))
+    assert np.all(res.route == ROUTE_NAMES.index("cg"))
+    assert not res.solver_converged.any()
+    assert np.all(res.solver_max_residual > SOLVER_RTOL)
+
+
+def test_stages_stop_early_with_the_full_run_s_values(paper):
+    """``upto`` (benchmarks/bench_engine.py times the stages): stopped after the defects,
+    or after the transfer matrices, the kernel gives what the full run gives for them."""
+    from yieldmc.engine import _chunk as K
+
+    model = variant(paper, **{"defects.kind": "random", "defects.severity": [0.02, 0.02],
+                              "defects.layers": [0]})
+    design = EngineDesign.from_model(model)
+    dies = np.arange(2)
+    full = simulate_chunk_compiled(design, dies, keep_masks=True)
+    assert set(full.route.ravel().tolist()) == {ROUTE_NAMES.index("reuse"), ROUTE_NAMES.index("lowrank")}
+    sample = simulate_chunk_compiled(design, dies, keep_masks=True, upto=K.STAGE_SAMPLE)
+    transfer = simulate_chunk_compiled(design, dies, keep_masks=True, upto=K.STAGE_TRANSFER)
+    for part in (sample, transfer):
+        for f in ("masks", "n_draws", "die_kind"):
+            assert np.array_equal(getattr(part, f), getattr(full, f)), f
+        assert [part.defect_params(i) for i in range(2)] == [full.defect_params(i) for i in range(2)]
+    for f in ("defect_code", "n_stuck_on", "n_stuck_off", "layers_mask", "route", "rank",
+              "solver_max_residual", "solver_converged"):
+        assert np.array_equal(getattr(transfer, f), getattr(full, f)), f
 
 
 def test_shortcut_and_train_images(paper):
@@ -227,7 +263,7 @@ NOISY_DIES = np.concatenate([np.arange(24), DIES[4:], [7 * 10**9, 2**33]])
 def changed_cells(model: DieModel, die: int) -> list[int]:
     """Per array, the reference's cells whose conductance differs from the fault-free G."""
     Gs = model.die_conductances(die)[0]
-    return [int(np.count_nonzero(G != s.G)) for s, G in zip(model.layout.arrays, Gs)]
+    return [int(np.count_nonzero(G != s.G)) for s, G in zip(model.layout.arrays, Gs, strict=True)]
 
 
 @pytest.mark.parametrize("wires", ["resistive", "ideal"])
@@ -279,7 +315,7 @@ def test_noisy_conductances_and_transfers_bit_identical(paper, wires):
             transfers, summary = model.die_transfers(die)
             assert set(summary["methods"]) == {"solve"}
             key = np.uint64(die_key(design.seed, die))
-            for a, (G, T) in enumerate(zip(Gs, transfers)):
+            for a, (G, T) in enumerate(zip(Gs, transfers, strict=True)):
                 off, (m, n) = int(design.cell_off[a]), design.shapes[a]
                 cells = np.empty(m * n, dtype=np.int64)
                 g_new = np.empty(m * n)

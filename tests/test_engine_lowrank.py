@@ -147,6 +147,18 @@ def test_lu_kernel_reports_singular_and_non_finite_systems():
         assert _lowrank._lu_solve_inplace(lu, np.ones((2, 3)), 2, 3) == _lowrank.STATUS_SINGULAR
 
 
+def test_update_kernel_passes_on_a_singular_status(rng):
+    """A NaN new conductance (the wrappers refuse one) gives S a NaN pivot: ``_update_one``
+    returns the LU's STATUS_SINGULAR instead of a T1."""
+    G0 = _g(rng, (4, 6))
+    cache = _cache(G0, NETWORKS[0])
+    cells, g_new = np.array([2, 9]), np.array([G_ON, np.nan])
+    sel, lu, x, scale = _lowrank._scratch(cells.size, *G0.shape)
+    out = np.empty(G0.shape)
+    status = _lowrank._update_one(*cache.kernel_args(), cells, g_new, sel, lu, x, scale, out)
+    assert status == _lowrank.STATUS_SINGULAR
+
+
 # ---- the update against the oracle -----------------------------------------------
 
 
@@ -316,7 +328,7 @@ def test_chunk_equals_single_die_bit_for_bit(shape):
     cells_list, g_list = _population(rng, G0, 23, k_max=60)  # 60: fast without the JIT too
     offsets, cells, g_new = pack_changes(cells_list, g_list)
     whole = lowrank_transfers(cache, offsets, cells, g_new)
-    for d, (c, g) in enumerate(zip(cells_list, g_list)):
+    for d, (c, g) in enumerate(zip(cells_list, g_list, strict=True)):
         G1 = G0.copy()
         G1.flat[c] = g
         single = lowrank_transfer(cache, G1)
@@ -324,10 +336,10 @@ def test_chunk_equals_single_die_bit_for_bit(shape):
         # lists them sorted too; unsorted cells give the same T to rounding.
         _assert_close(whole[d], single, 1e-13)
     order = [np.argsort(c) for c in cells_list]
-    offsets, cells, g_new = pack_changes([c[o] for c, o in zip(cells_list, order)],
-                                         [g[o] for g, o in zip(g_list, order)])
+    offsets, cells, g_new = pack_changes([c[o] for c, o in zip(cells_list, order, strict=True)],
+                                         [g[o] for g, o in zip(g_list, order, strict=True)])
     whole = lowrank_transfers(cache, offsets, cells, g_new)
-    for d, (c, g) in enumerate(zip(cells_list, g_list)):
+    for d, (c, g) in enumerate(zip(cells_list, g_list, strict=True)):
         G1 = G0.copy()
         G1.flat[c] = g
         assert np.array_equal(whole[d], lowrank_transfer(cache, G1)), f"die {d}"

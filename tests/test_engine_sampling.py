@@ -118,7 +118,7 @@ def test_typed_parameter_arrays():
     assert set(np.unique(p["state"][:, [0, 1, 3]]).tolist()) == {0, 1}
     assert np.all(np.isnan(p["on_fraction"]))
     for i in range(50):  # the parameters alone rebuild every mask
-        for shape, m, prm in zip(PAPER, die_masks(masks, p, i), die_params(p, i)):
+        for shape, m, prm in zip(PAPER, die_masks(masks, p, i), die_params(p, i), strict=True):
             assert np.array_equal(defects.mask(prm["kind"], shape, prm), m)
 
 
@@ -130,8 +130,8 @@ def test_squares_radii_like_cpython():
         cx, cy = rng.uniform(0.2, 0.8, 2)
         d2 = defects._dist2(shape, float(cx), float(cy)).ravel()
         c = int(rng.integers(d2.size))
-        r = math.sqrt(d2[c])
-        for r in (r, math.nextafter(r, 0), math.nextafter(r, 1)):
+        r0 = math.sqrt(d2[c])
+        for r in (r0, math.nextafter(r0, 0), math.nextafter(r0, 1)):
             if r * r != r**2 and min(r * r, r**2) < d2[c] <= max(r * r, r**2):
                 break
         else:

@@ -94,6 +94,7 @@ def test_uniform_and_permutation_algorithms():
     u = DieStream(3, 9).random(40)
     s = DieStream(3, 9)
     assert s.uniform(0.2, 0.8) == 0.2 + (0.8 - 0.2) * u[0]
+    assert _streams._uniform_between(np.uint64(s.key), 0, 0.2, 0.8) == 0.2 + (0.8 - 0.2) * u[0]
     assert np.array_equal(s.uniform(-1.0, 3.0, size=(2, 3)), (-1.0 + 4.0 * u[1:7]).reshape(2, 3))
     perm = list(range(6))  # Fisher-Yates from the top, written out
     for t, i in enumerate(range(5, 0, -1)):
@@ -229,4 +230,4 @@ def test_a_die_stream_drives_the_readable_sampler():
     masks, params = defects.sample_die("mixed", shapes, s, severity=(0.005, 0.05))
     assert s.counter > 4 and len(masks) == 4
     again = defects.sample_die("mixed", shapes, DieStream(42, 3), severity=(0.005, 0.05))
-    assert params == again[1] and all(np.array_equal(a, b) for a, b in zip(masks, again[0]))
+    assert params == again[1] and all(np.array_equal(a, b) for a, b in zip(masks, again[0], strict=True))

@@ -28,8 +28,8 @@ import yieldmc.correct
 import yieldmc.runlock
 import yieldmc.store
 from yieldmc import defect_params
-from yieldmc.runlock import LOCK_FILE, read_lock
 from yieldmc.errors import ConfigError, RunLockedError, StoreWriteError, YieldmcError
+from yieldmc.runlock import LOCK_FILE, read_lock
 from yieldmc.store import (
     MANIFEST_FILE,
     RUN_FILE,

@@ -36,7 +36,7 @@ def net(digits) -> Network:
 
 def _random_net(seed: int = 0, sizes=(5, 4, 3), activation: str = "logistic") -> Network:
     rng = np.random.default_rng(seed)
-    ws = tuple(rng.normal(size=(a, b)) for a, b in zip(sizes[:-1], sizes[1:]))
+    ws = tuple(rng.normal(size=(a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     bs = tuple(rng.normal(size=b) for b in sizes[1:])
     return Network(ws, bs, activation=activation, metadata={"note": "random"})
 
@@ -58,7 +58,7 @@ def test_default_accuracy(net, digits):
 
 def test_training_is_deterministic(digits, net):
     again = train_network(digits)
-    for a, b in zip(net.weights + net.biases, again.weights + again.biases):
+    for a, b in zip(net.weights + net.biases, again.weights + again.biases, strict=True):
         assert_array_equal(a, b)
     assert network_fingerprint(again) == network_fingerprint(net)
     other = train_network(digits, seed=1, max_iter=20)
@@ -107,7 +107,7 @@ def test_forward_plain_loops():
     logits, hidden = net.forward(x, return_hidden=True)
     for n in range(len(x)):
         h = list(x[n])
-        for layer, (w, b) in enumerate(zip(net.weights, net.biases)):
+        for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
             z = [sum(h[i] * w[i, j] for i in range(w.shape[0])) + b[j] for j in range(w.shape[1])]
             last = layer == len(net.weights) - 1
             h = z if last else [1.0 / (1.0 + np.exp(-v)) for v in z]
@@ -187,7 +187,7 @@ def test_save_load_round_trip(tmp_path, net):
     assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]  # no temporary file left
     back = load_network(path)
     assert back.layer_sizes == net.layer_sizes and back.activation == net.activation
-    for a, b in zip(net.weights + net.biases, back.weights + back.biases):
+    for a, b in zip(net.weights + net.biases, back.weights + back.biases, strict=True):
         assert_array_equal(a, b)
     assert network_fingerprint(back) == network_fingerprint(net)
     assert back.metadata["training_key"] == "abc"

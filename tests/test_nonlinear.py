@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose, assert_array_equal
-
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
 
 from tests.test_circuit import (
     SMALLEST_NORMAL,
@@ -249,6 +248,64 @@ def test_fast_asinh_is_accurate_to_round_off():
     u = np.concatenate([u, -u, [0.0]])
     got = np.array([_newton._asinh(x) for x in u])
     assert_allclose(got, np.arcsinh(u), rtol=2e-15, atol=0)
+
+
+def test_cg_kernel_solves_the_scaled_system_and_skips_a_zero_right_hand_side(rng):
+    """``_cg_scaled`` solves ``(I + sd A sd) y = r`` to its tolerance for an active right-hand
+    side; one that is zero on entry stops there, and an inactive one is left alone (y = 0)."""
+    m, n, k = 6, 5, 3
+    wires = (1.0, 2.0, 3.0, 4.0)  # r_driver, r_row, r_col, r_sense (ohm)
+    sd = np.repeat(np.sqrt(random_conductances(rng, (m, n)))[:, :, None], k, axis=2)
+    dinv = np.ones((m, n, k))  # no preconditioning: CG converges all the same
+    rhs = rng.normal(size=(m, n, k))
+    rhs[:, :, 1] = 0.0
+    r = rhs.copy()  # overwritten by the recursive residual
+    tol2 = 1e-24 * np.sum(rhs * rhs, axis=(0, 1))
+    active = np.array([True, True, False])
+    y, p, q, t = (np.empty((m, n, k)) for _ in range(4))
+    iterations = _newton._cg_scaled(sd, dinv, *wires, tol2, active, 200, y, r, p, q, t)
+    assert 0 < iterations < 200
+    _newton._apply_scaled(y, sd, *wires, t, q)
+    assert np.linalg.norm(q[:, :, 0] - rhs[:, :, 0]) <= 1e-10 * np.linalg.norm(rhs[:, :, 0])
+    assert not y[:, :, 1:].any()
+
+
+def test_a_step_that_cannot_decrease_the_merit_stalls_the_input():
+    """With no CG iteration allowed the Newton step is zero and no step length lowers the
+    merit (conductances that are powers of 4 make the trial merit equal it bit for bit): the
+    line search halves the step MAX_HALVINGS times, then the input stalls and comes back
+    unconverged (rel = 1 at x = 0), x unchanged."""
+    m, n, k = 3, 4, 2
+    g = np.full((m, n), 4.0**-7)  # S: sqrt(g) exact
+    vt = np.array([[0.1, -0.2], [0.05, 0.3], [-0.15, 0.2]])  # row voltages (V), (M, K)
+    x = np.zeros((m, n, k))
+    bufs = np.zeros((9, m, n, k))
+    rel, newton, cg = _newton._newton_block(g, vt, np.ones(k), V0, 1.0, 1.0, 1.0, 1.0, 1e-12, 10, 0, x,
+                                            bufs)
+    assert (newton, cg) == (1, 0)
+    assert rel.tolist() == [1.0, 1.0] and not x.any()
+
+
+def test_kvl_residual_is_the_device_law_in_any_units(rng):
+    """``_kvl``'s ``F(x) = v0 asinh(x / (G v0)) + w - v`` (0 at an open cell) against numpy
+    without ``scale`` (its default, units of 1); in units of powers of two it is the same
+    residual bit for bit, divided by them."""
+    m, n, k = 5, 4, 3
+    G = random_conductances(rng, (m, n))
+    G[2, 1] = 0.0  # an open cell
+    x = G[:, :, None] * V0 * rng.uniform(-3.0, 3.0, (m, n, k))  # both branches of asinh
+    w = rng.uniform(-0.1, 0.1, (m, n, k))
+    vt = rng.uniform(-1.0, 1.0, (m, k))
+    f = np.empty((m, n, k))
+    _newton._kvl(G, x, w, vt, V0, f)
+    a = np.where(G > 0.0, G * V0, 1.0)[:, :, None]
+    expected = np.where(G[:, :, None] > 0.0, V0 * np.arcsinh(x / a) + w - vt[:, None, :], 0.0)
+    assert f[2, 1].tolist() == [0.0] * k
+    assert_allclose(f, expected, rtol=0, atol=1e-15)  # |F| <= 2 V: a few ulps
+    scale = np.array([2.0**-20, 1.0, 2.0**7])
+    fs = np.empty((m, n, k))
+    _newton._kvl(G, x / scale, w / scale, vt / scale, V0, fs, scale)
+    assert_array_equal(fs * scale, f)
 
 
 def test_solve_device_dispatches_on_the_cell_model(rng):

@@ -19,8 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from yieldmc import defect_params
-from yieldmc import defects, schema
+from yieldmc import defect_params, defects, schema
 from yieldmc.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,8 +82,8 @@ def test_sampled_params_round_trip_exactly(rows):
     column.validate(full=True)
     back = defect_params.params_to_python(column)
     assert back == rows
-    for die, die_back in zip(rows, back):  # the same key order and Python types
-        for p, q in zip(die, die_back):
+    for die, die_back in zip(rows, back, strict=True):  # the same key order and Python types
+        for p, q in zip(die, die_back, strict=True):
             assert list(p) == list(q)
             assert [type(v) for v in p.values()] == [type(v) for v in q.values()]
     for die in column.to_pylist():  # unaffected arrays: kind none, every other field null
@@ -264,7 +263,8 @@ def test_a_format_1_part_reads_as_the_typed_column():
     assert table.schema.field("defect_params").metadata == schema.COLUMNS_BY_NAME["defect_params"].field.metadata
     assert table.column_names == [c.name for c in schema.DIE_COLUMNS]
     text = raw.column("defect_params").to_pylist()
-    assert defect_params.params_to_python(table.column("defect_params")) == [defect_params.decode_params(t) for t in text]
+    expected = [defect_params.decode_params(t) for t in text]
+    assert defect_params.params_to_python(table.column("defect_params")) == expected
     assert table.drop_columns("defect_params").equals(raw.drop_columns("defect_params"))
     sub = schema.read_dies_part(part, ["die", "defect_params"])
     assert sub.column_names == ["die", "defect_params"] and sub.column(1).type == defect_params.PARAMS_TYPE

@@ -25,4 +25,4 @@ def test_readme_has_exactly_two_setup_commands():
 def test_ci_runs_the_readme_test_command_verbatim():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert setup_commands()[1] in ci
-    assert "apt-get update -qq" in ci and any("apt-get install" in l and "ngspice" in l for l in ci)
+    assert "apt-get update -qq" in ci and any("apt-get install" in line and "ngspice" in line for line in ci)

@@ -8,6 +8,7 @@ They are also recomputed here from the closed forms with explicit constants.
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import math
 
@@ -169,7 +170,7 @@ def test_yield_estimate_method_and_interval():
     assert (est.lo, est.hi) == clopper_pearson_interval(60, 100, 0.9)
     assert yield_estimate(acc, 0.5).method == "wilson"
     assert yield_estimate(np.ones(100), 0.5).method == "clopper-pearson"
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         est.k = 3  # frozen
 
 

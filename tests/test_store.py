@@ -15,8 +15,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from yieldmc import defect_params
-from yieldmc import schema
+from yieldmc import defect_params, schema
 from yieldmc.errors import ConfigError, YieldmcError
 from yieldmc.store import (
     LOCK_FILE,

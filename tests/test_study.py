@@ -127,7 +127,8 @@ def test_correct_per_die_writes_a_separate_table(small_run):
     assert ((small_run / "dies").stat().st_mtime_ns, sorted(p.name for p in (small_run / "dies").iterdir())) == before
     assert summary["mean_accuracy_after"] > summary["mean_accuracy_before"]
     # yield --corrected compares the same dies before and after
-    result = CliRunner().invoke(app, ["yield", str(small_run), "--corrected", "per-die", "--threshold", "0.8", "--json"])
+    result = CliRunner().invoke(app, ["yield", str(small_run), "--corrected", "per-die", "--threshold", "0.8",
+                                      "--json"])
     rows = {r["stage"]: r for r in json.loads(result.stdout)}
     assert rows["before"]["n"] == rows["after"]["n"] == 8
     # never silently overwritten

@@ -153,7 +153,7 @@ def dask_client(scheduler_address: str | None, scheduler_file: str | None, jobs:
             return Client(scheduler_address, timeout="10s"), None
         if scheduler_file:
             return Client(scheduler_file=scheduler_file, timeout="10s"), None
-    except Exception as exc:  # noqa: BLE001 - dask raises OSError, TimeoutError, ValueError, AssertionError
+    except Exception as exc:  # dask raises OSError, TimeoutError, ValueError, AssertionError
         where = scheduler_address or f"the scheduler of {scheduler_file}"
         raise ConfigError(f"cannot reach the dask scheduler ({where}): {exc or type(exc).__name__}") from None
     cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,

@@ -27,9 +27,24 @@ from typing import Any
 
 from yieldmc.errors import DISK_ERRNOS, ConfigError, os_errno, store_write_error
 from yieldmc.runcheck import embedded_run_id
-from yieldmc.runformat import (DIES_DIR, EXTRA_FILE, MANIFEST_FILE, NETWORK_FILE, PART_FILE, PART_NAME, RUN_FILE,
-                               SUBDIRS, VIRTUAL_FILE, VOLTAGES_DIR, check_manifest, count_chunks, is_own_temp,
-                               is_plain_file, load_json, read_run_info)
+from yieldmc.runformat import (
+    DIES_DIR,
+    EXTRA_FILE,
+    MANIFEST_FILE,
+    NETWORK_FILE,
+    PART_FILE,
+    PART_NAME,
+    RUN_FILE,
+    SUBDIRS,
+    VIRTUAL_FILE,
+    VOLTAGES_DIR,
+    check_manifest,
+    count_chunks,
+    is_own_temp,
+    is_plain_file,
+    load_json,
+    read_run_info,
+)
 
 log = logging.getLogger("yieldmc.store")  # one logger for everything about run directories
 
@@ -91,7 +106,8 @@ def remove_old_run(out: Path, run: Mapping[str, Any]) -> None:
         targets.append(f"{VOLTAGES_DIR}/{VIRTUAL_FILE}")
     blocking = [t for t in targets if os.path.lexists(out / t) and t not in owned]
     if blocking:
-        raise ConfigError(f"refusing to overwrite {out}: {', '.join(blocking[:5])}{' ...' if len(blocking) > 5 else ''} "
+        raise ConfigError(f"refusing to overwrite {out}: "
+                          f"{', '.join(blocking[:5])}{' ...' if len(blocking) > 5 else ''} "
                           f"{'was' if len(blocking) == 1 else 'were'} not written by the yieldmc run there but "
                           "stand where the new run writes; move them away or choose another output directory")
     try:

@@ -85,8 +85,12 @@ def user_errors(func):
 
 PresetOpt = typer.Option("paper", "--preset", help="Shipped preset: paper (64-8-8-8-10) or large (784-256-10, tiled).")
 ConfigOpt = typer.Option(None, "--config", help="TOML file whose settings override the preset's.")
-SetOpt = typer.Option(None, "--set", metavar="SECTION.FIELD=VALUE", help="Override one setting, e.g. --set wires.r_row=2.0 (repeatable).")
-DeviceOpt = typer.Option(None, "--device", help="Cell I-V model: linear (ohmic, fast) or sinh (gap model, a Newton solve per image); default from the preset.")
+SetOpt = typer.Option(
+    None, "--set", metavar="SECTION.FIELD=VALUE",
+    help="Override one setting, e.g. --set wires.r_row=2.0 (repeatable).")
+DeviceOpt = typer.Option(
+    None, "--device",
+    help="Cell I-V model: linear (ohmic, fast) or sinh (gap model, a Newton solve per image); default from the preset.")
 
 
 def build_config(preset: str, config: Path | None, sets: list[str] | None, **flags):
@@ -144,7 +148,9 @@ def die(
     preset: str = PresetOpt,
     config: Path = ConfigOpt,
     sets: list[str] = SetOpt,
-    defect: str = typer.Option(None, "--defect", help="Defect kind: circular, circular_complement, ring, row, column, checkerboard, random, mixed, none."),
+    defect: str = typer.Option(
+        None, "--defect",
+        help="Defect kind: circular, circular_complement, ring, row, column, checkerboard, random, mixed, none."),
     severity: str = typer.Option(None, "--severity", help="Faulty share of each affected array: S or LO:HI."),
     layers: str = typer.Option(None, "--layers", help="Layers receiving defects, e.g. 0,2 or all."),
     seed: int = typer.Option(None, "--seed", min=0, help="Root seed of the run."),
@@ -206,23 +212,44 @@ def die(
 @user_errors
 def sample(
     dies: int = typer.Option(..., "--dies", help="Number of dies to simulate (>= 1)."),
-    defect: str = typer.Option(None, "--defect", help="Defect kind (mixed draws a spatial kind per die); default from the preset."),
+    defect: str = typer.Option(
+        None, "--defect",
+        help="Defect kind (mixed draws a spatial kind per die); default from the preset."),
     preset: str = PresetOpt,
     config: Path = ConfigOpt,
     sets: list[str] = SetOpt,
-    severity: str = typer.Option(None, "--severity", help="Faulty share of each affected array: S or LO:HI (drawn per array)."),
+    severity: str = typer.Option(
+        None, "--severity",
+        help="Faulty share of each affected array: S or LO:HI (drawn per array)."),
     layers: str = typer.Option(None, "--layers", help="Layers receiving defects, e.g. 0,2 or all."),
-    seed: int = typer.Option(None, "--seed", min=0, help="Root seed: die d draws from the counter-based stream DieStream(seed, d)."),
+    seed: int = typer.Option(
+        None, "--seed", min=0,
+        help="Root seed: die d draws from the counter-based stream DieStream(seed, d)."),
     device: str = DeviceOpt,
-    out: Path = typer.Option(Path("runs/sample"), "--out", help="Run directory (refused if not empty, see --resume/--overwrite)."),
-    jobs: int = typer.Option(-1, "--jobs", "-j", help="Workers: threads or processes (default -1: all cores); capped at the available cores."),
-    chunk_size: int = typer.Option(None, "--chunk-size", help="Dies per task (default: about 8 tasks per worker, at most 2000 dies and 32 MiB of voltages)."),
-    engine: str = typer.Option("compiled", "--engine", help="compiled (one numba call per chunk of dies) or reference (the readable per-die path; the same dies)."),
-    backend: str = typer.Option("auto", "--backend", help="auto (threads for the compiled engine, loky for the reference one), threads (this process), loky (local processes) or dask."),
+    out: Path = typer.Option(
+        Path("runs/sample"), "--out",
+        help="Run directory (refused if not empty, see --resume/--overwrite)."),
+    jobs: int = typer.Option(
+        -1, "--jobs", "-j",
+        help="Workers: threads or processes (default -1: all cores); capped at the available cores."),
+    chunk_size: int = typer.Option(
+        None, "--chunk-size",
+        help="Dies per task (default: about 8 tasks per worker, at most 2000 dies and 32 MiB of voltages)."),
+    engine: str = typer.Option(
+        "compiled", "--engine",
+        help="compiled (one numba call per chunk of dies) or reference (the readable per-die path; the same dies)."),
+    backend: str = typer.Option(
+        "auto", "--backend",
+        help=("auto (threads for the compiled engine, loky for the reference one), threads (this process), loky "
+              "(local processes) or dask.")),
     scheduler_address: str = typer.Option(None, "--scheduler-address", help="dask scheduler, e.g. tcp://host:8786."),
     scheduler_file: Path = typer.Option(None, "--scheduler-file", help="dask scheduler file."),
-    store_voltages: str = typer.Option("test", "--store-voltages", help="none, test (180 test images) or all (train and test)."),
-    compress: str = typer.Option("none", "--compress", help="HDF5 filter of the stored voltages: none (fastest), lzf or gzip (about 16 % smaller)."),
+    store_voltages: str = typer.Option(
+        "test", "--store-voltages",
+        help="none, test (180 test images) or all (train and test)."),
+    compress: str = typer.Option(
+        "none", "--compress",
+        help="HDF5 filter of the stored voltages: none (fastest), lzf or gzip (about 16 % smaller)."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace yieldmc's files in --out."),
     threshold: float = typer.Option(0.8, "--threshold", help="Accuracy threshold of the summary's yield."),
@@ -239,7 +266,8 @@ def sample(
 
     The compiled engine splits each chunk across --jobs threads of this process while a
     writer thread stores the previous chunk; sinh dies take the reference engine. --jobs is
-    capped at the available cores (with a warning) and refused above 4 workers per core. Mean accuracy and yield in the summary leave out the dies whose circuit
+    capped at the available cores (with a warning) and refused above 4 workers per core.
+    Mean accuracy and yield in the summary leave out the dies whose circuit
     solve did not converge (counted as unconverged). The first run on a machine compiles
     numba kernels (about a minute; a notice says so).
 
@@ -258,8 +286,7 @@ def sample(
         "defects.kind": defect, "defects.severity": parse_severity(severity),
         "defects.layers": parse_layers(layers), "seed": seed, "device.model": device})
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = Console(stderr=True)
     columns = (TextColumn("[bold]dies"), BarColumn(), MofNCompleteColumn(),
@@ -337,7 +364,9 @@ def correct(
     sample_k: int = typer.Option(None, "--sample", help="Correct a random subsample of K dies (seeded)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the subsample and the correctors."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace RUN/corrected/MODE.parquet."),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
+    verify: bool = typer.Option(
+        True, "--verify/--no-verify",
+        help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -368,12 +397,20 @@ def correct(
 def yield_(
     run: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `yieldmc sample`."),
     threshold: float = typer.Option(None, "--threshold", help="One accuracy threshold (default 0.8)."),
-    thresholds: str = typer.Option(None, "--thresholds", help="A curve: START:STOP:STEP or a comma list (at most 10,001 values)."),
+    thresholds: str = typer.Option(
+        None, "--thresholds",
+        help="A curve: START:STOP:STEP or a comma list (at most 10,001 values)."),
     by: str = typer.Option(None, "--by", help="Group by a die-table column, e.g. defect_type."),
-    mode: str = typer.Option(None, "--corrected", help="Also report yield after correction of this mode (per-die or population)."),
+    mode: str = typer.Option(
+        None, "--corrected",
+        help="Also report yield after correction of this mode (per-die or population)."),
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
-    include_unconverged: bool = typer.Option(False, "--include-unconverged", help="Count the dies whose circuit solve did not converge (left out by default)."),
-    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
+    include_unconverged: bool = typer.Option(
+        False, "--include-unconverged",
+        help="Count the dies whose circuit solve did not converge (left out by default)."),
+    verify: bool = typer.Option(
+        True, "--verify/--no-verify",
+        help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
 ) -> None:
     """Yield = share of dies with accuracy >= threshold, with Wilson / Clopper-Pearson intervals.
@@ -417,7 +454,10 @@ def yield_(
 @app.command(cls=_Command)
 @user_errors
 def reproduce(
-    out: Path = typer.Option(Path("runs/paper"), "--out", help="New directory for the study's CSV, HDF5 and PNG files (results/paper holds the committed results; --overwrite replaces a study there)."),
+    out: Path = typer.Option(
+        Path("runs/paper"), "--out",
+        help=("New directory for the study's CSV, HDF5 and PNG files (results/paper holds the committed results; "
+              "--overwrite replaces a study there).")),
     quick: bool = typer.Option(False, "--quick", help="Small version (one severity, 2 instances): about 3 minutes."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing study files in --out."),
     preset: str = PresetOpt,
@@ -470,7 +510,9 @@ def spice_check(
     seed: int = typer.Option(0, min=0, help="Seed of conductances and inputs."),
     r_wire: float = typer.Option(1.0, min=0.0, help="Row and column segment resistance (ohm)."),
     r_sense: float = typer.Option(0.0, min=0.0, help="Sense-amplifier input impedance (ohm)."),
-    device: str = typer.Option("linear", "--device", help="Cell model: linear (R elements) or sinh (B elements, Newton solver)."),
+    device: str = typer.Option(
+        "linear", "--device",
+        help="Cell model: linear (R elements) or sinh (B elements, Newton solver)."),
     v0: float = typer.Option(None, "--v0", help="sinh only: voltage scale of the non-linearity (V); default 0.25."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON object instead of text."),
 ) -> None:
@@ -515,7 +557,9 @@ def spice_check(
 @app.command(cls=_Command)
 @user_errors
 def gallery(
-    out: Path = typer.Option(..., "--out", help="Image file to write; the format follows the suffix (.png, .pdf, .svg, ...)."),
+    out: Path = typer.Option(
+        ..., "--out",
+        help="Image file to write; the format follows the suffix (.png, .pdf, .svg, ...)."),
     rows: int = typer.Option(32, min=1, help="Rows of the example arrays."),
     cols: int = typer.Option(32, min=1, help="Columns of the example arrays."),
     examples: int = typer.Option(4, min=1, help="Examples per defect kind."),

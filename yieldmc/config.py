@@ -194,7 +194,8 @@ class ArrayConfig:
         if not isinstance(self.max_rows, int) or self.max_rows < 1:
             raise ConfigError(f"arrays.max_rows must be a positive integer, got {self.max_rows!r}")
         if not isinstance(self.max_cols, int) or self.max_cols < 2 or self.max_cols % 2:
-            raise ConfigError(f"arrays.max_cols must be an even integer >= 2 (differential pairs), got {self.max_cols!r}")
+            raise ConfigError(
+                f"arrays.max_cols must be an even integer >= 2 (differential pairs), got {self.max_cols!r}")
         _positive("arrays.v_read", self.v_read)
         _positive("arrays.output_gain", self.output_gain)
 
@@ -237,7 +238,8 @@ class DefectConfig:
         if len(self.severity) not in (0, 2) or any(not 0 <= s <= 1 for s in self.severity) or (
             self.severity and self.severity[0] > self.severity[1]
         ):
-            raise ConfigError(f"defects.severity must be [] or [lo, hi] with 0 <= lo <= hi <= 1, got {list(self.severity)}")
+            raise ConfigError(
+                f"defects.severity must be [] or [lo, hi] with 0 <= lo <= hi <= 1, got {list(self.severity)}")
         if not 0 <= self.on_fraction <= 1:
             raise ConfigError(f"defects.on_fraction must be in [0, 1], got {self.on_fraction!r}")
         if self.on_mode not in ON_MODES:

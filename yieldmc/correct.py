@@ -4,9 +4,10 @@ The die table is never rewritten: results go to ``<run>/corrected/<mode>.parquet
 by ``die``, written atomically and recorded in the run's manifest (so that ``yieldmc sample
 --overwrite`` knows yieldmc wrote them). The run is verified before anything is computed
 (:func:`yieldmc.store.load_dies`: complete, checksums, unedited run.json), and its lock is
-held while correcting, after checking that ``corrected/`` can be written at all. The dies' voltages are recomputed from the run's config
-and network (a die is a pure function of ``(config, seed, die)``), so a run stored with
-``--store-voltages test`` or ``none`` can be corrected too.
+held while correcting, after checking that ``corrected/`` can be written at all. The dies'
+voltages are recomputed from the run's config and network (a die is a pure function of
+``(config, seed, die)``), so a run stored with ``--store-voltages test`` or ``none`` can be
+corrected too.
 
 * ``per-die``: every die gets its own corrector, trained on the output voltages it gives
   for the training images and scored on its test images (on-chip calibration). Many dies
@@ -62,7 +63,7 @@ def _voltages(model, dies: np.ndarray, which: tuple[str, ...]) -> list[np.ndarra
     xs = [model.images(w)[0] for w in which]
     out: list[list[np.ndarray]] = [[] for _ in which]
     for d in dies:
-        for slot, v in zip(out, model.die_outputs(int(d), xs)[0]):
+        for slot, v in zip(out, model.die_outputs(int(d), xs)[0], strict=True):
             slot.append(v)
     return [np.stack(v) for v in out]
 

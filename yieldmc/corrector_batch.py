@@ -241,7 +241,7 @@ class BatchedRidgeCorrector(BaseEstimator):
             Z = rff_features(Z, self.random_weights_, self.random_offset_)
         return Z
 
-    def fit(self, X, y) -> "BatchedRidgeCorrector":
+    def fit(self, X, y) -> BatchedRidgeCorrector:
         """Fit one corrector per die.
 
         Parameters
@@ -264,7 +264,7 @@ class BatchedRidgeCorrector(BaseEstimator):
         with threadpool_limits(limits=self.blas_threads):
             return self._fit(X, y)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> "BatchedRidgeCorrector":
+    def _fit(self, X: np.ndarray, y: np.ndarray) -> BatchedRidgeCorrector:
         binarizer = LabelBinarizer(neg_label=-1, pos_label=1)
         Y = binarizer.fit_transform(y).astype(np.float64)
         if binarizer.classes_.size < 2:

@@ -342,10 +342,10 @@ def _dicts(values: pa.ListArray) -> list[list[dict[str, Any]]]:
     names = [f.name for f in PARAMS_FIELDS]
     flat = values.flatten()
     columns = [flat.field(i).to_pylist() for i in range(len(names))]
-    dicts = [{k: v for k, v in zip(names, row) if v is not None} for row in zip(*columns)]
+    dicts = [{k: v for k, v in zip(names, row, strict=True) if v is not None} for row in zip(*columns, strict=True)]
     offsets = values.offsets.to_numpy()
     offsets = (offsets - offsets[0]).tolist()
-    return [dicts[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    return [dicts[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
 def params_from_json(texts: pa.Array | pa.ChunkedArray | Sequence[str]) -> pa.Array:

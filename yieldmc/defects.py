@@ -491,7 +491,7 @@ def sample_die(kind: str, shapes: Sequence[Sequence[int]], rng: SeedLike,
     rng = as_generator(rng)
     kind = _resolve(kind, weights, rng)
     masks, params = [], []
-    for shape, hit in zip(shapes, flags):
+    for shape, hit in zip(shapes, flags, strict=True):
         p = _draw(kind, shape, rng, sev, q, on_mode)
         if not hit:
             p = {"kind": "none"}
@@ -531,7 +531,7 @@ def die_label(masks: Sequence[np.ndarray], params: Sequence[Mapping[str, Any]]) 
     """
     if len(masks) != len(params):
         raise ConfigError(f"{len(masks)} masks but {len(params)} parameter sets")
-    kinds = {p.get("kind", "none") for m, p in zip(masks, params) if np.any(m)} - {"none"}
+    kinds = {p.get("kind", "none") for m, p in zip(masks, params, strict=True) if np.any(m)} - {"none"}
     return "+".join(sorted(kinds)) if kinds else "none"
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from yieldmc import defects
 from yieldmc.atomic import atomic_path
 from yieldmc.circuit import solve_sinh_info, transfer_matrix_info
@@ -238,7 +239,8 @@ class DieModel:
                 f"({n_in} inputs, {dataset.n_classes} classes)"
             )
         if network.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation {network.activation!r} has no analog neuron; valid: {', '.join(ACTIVATIONS)}")
+            raise ConfigError(
+                f"activation {network.activation!r} has no analog neuron; valid: {', '.join(ACTIVATIONS)}")
         self.config = config
         self.network = network
         self.dataset = dataset
@@ -302,7 +304,7 @@ class DieModel:
         for layer in range(n_layers):
             n_out = self.layout.layer_sizes[layer + 1]
             current = np.zeros((v.shape[0], 2 * n_out))
-            for spec, T in zip(self.layout.arrays, transfers):
+            for spec, T in zip(self.layout.arrays, transfers, strict=True):
                 if spec.layer == layer:
                     current[:, spec.cols] += array_currents(T, v[:, spec.rows])
             z = (current[:, 0::2] - current[:, 1::2]) / (self.layout.g_scales[layer] * arr.v_read)
@@ -327,7 +329,7 @@ class DieModel:
         )
         dev = cfg.device
         Gs = []
-        for spec, m in zip(self.layout.arrays, masks):
+        for spec, m in zip(self.layout.arrays, masks, strict=True):
             G = spec.G
             if dev.programming_noise > 0:
                 noise = rng.normal(0.0, dev.programming_noise * (dev.g_on - dev.g_off), G.shape)
@@ -346,7 +348,7 @@ class DieModel:
         transfers, methods = [], []
         worst, converged = 0.0, True
         w = self.wires
-        for spec, G, T0 in zip(self.layout.arrays, Gs, self.T0):
+        for spec, G, T0 in zip(self.layout.arrays, Gs, self.T0, strict=True):
             if not self.device.is_linear:
                 transfers.append(SinhArray(G, self.device.v0, w))
                 methods.append(SinhArray.method)
@@ -362,7 +364,7 @@ class DieModel:
         summary = {
             "defect_type": defects.die_label(masks, params),  # "none" when no cell is stuck
             "defect_params": params,
-            "layers_affected": sorted({s.layer for s, m in zip(self.layout.arrays, masks) if m.any()}),
+            "layers_affected": sorted({s.layer for s, m in zip(self.layout.arrays, masks, strict=True) if m.any()}),
             "n_stuck_on": n_on,
             "n_stuck_off": n_off,
             "fault_fraction": (n_on + n_off) / sum(m.size for m in masks),

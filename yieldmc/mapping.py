@@ -99,8 +99,8 @@ def tiles(n_in: int, n_phys_cols: int, max_rows: int, max_cols: int) -> list[tup
     pair_edges = np.linspace(0, n_pairs, n_col_tiles + 1).round().astype(int)
     return [
         (slice(int(r0), int(r1)), slice(int(2 * c0), int(2 * c1)))
-        for r0, r1 in zip(row_edges[:-1], row_edges[1:])
-        for c0, c1 in zip(pair_edges[:-1], pair_edges[1:])
+        for r0, r1 in zip(row_edges[:-1], row_edges[1:], strict=True)
+        for c0, c1 in zip(pair_edges[:-1], pair_edges[1:], strict=True)
     ]
 
 
@@ -119,9 +119,10 @@ class DieLayout:
     def arrays_of_layers(self, layers: tuple[int, ...]) -> list[int]:
         """Indices of the arrays that belong to ``layers`` (all arrays when empty)."""
         n_layers = len(self.g_scales)
-        bad = [l for l in layers if l >= n_layers]
+        bad = [layer for layer in layers if layer >= n_layers]
         if bad:
-            raise ConfigError(f"defects.layers {bad} out of range: the network has {n_layers} layers (0..{n_layers - 1})")
+            raise ConfigError(
+                f"defects.layers {bad} out of range: the network has {n_layers} layers (0..{n_layers - 1})")
         return [i for i, a in enumerate(self.arrays) if not layers or a.layer in layers]
 
 

@@ -40,12 +40,18 @@ from typing import Any
 
 import numpy as np
 
-from yieldmc import backends
+from yieldmc import backends, schema
 from yieldmc.config import Config
 from yieldmc.defect_params import params_array
-from yieldmc.errors import (DISK_ERRNOS, ConfigError, SweepFailed, YieldmcError, describe_os_error, os_errno,
-                            store_write_error)
-from yieldmc import schema
+from yieldmc.errors import (
+    DISK_ERRNOS,
+    ConfigError,
+    SweepFailed,
+    YieldmcError,
+    describe_os_error,
+    os_errno,
+    store_write_error,
+)
 from yieldmc.runformat import COMPRESSIONS
 from yieldmc.store import RUN_FILE, STORE_VOLTAGES, ChunkRecord, RunStore, atomic_path, load_dies
 
@@ -160,7 +166,7 @@ def simulate_reference(model, dies: range, sets: tuple[str, ...]) -> tuple[dict,
         n_correct = int(np.count_nonzero(out.argmax(axis=1) == y_test))
         if "test" in volts:
             volts["test"].append(out.astype(np.float32))
-        for name, o in zip(extra, others):
+        for name, o in zip(extra, others, strict=True):
             volts[name].append(o.astype(np.float32))
         rows["die"].append(die)
         for key in ("defect_type", "n_stuck_on", "n_stuck_off", "fault_fraction",
@@ -273,7 +279,7 @@ def _warm_up(model, dies: range, engine: str = "reference", store_voltages: str 
     x = model.images("test")[0]
     n = 0
     with backends.thread_limits(1):
-        for n, die in enumerate(dies[:WARM_UP_DIES], start=1):
+        for n, die in enumerate(dies[:WARM_UP_DIES], start=1):  # noqa: B007 - n, the dies run, is returned
             seen.update(model.die_outputs(die, [x], strict=False)[1]["methods"])
             if seen >= wanted:
                 break
@@ -517,7 +523,8 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
                     with atomic_path(store.network_path) as tmp:
                         shutil.copyfile(weights, tmp)
                 except OSError as exc:  # name the run's file, not the cache copy it read
-                    raise store_write_error(exc, store.network_path, out, f"run again with --resume --out {out}") from None
+                    raise store_write_error(exc, store.network_path, out,
+                                            f"run again with --resume --out {out}") from None
             done = store.finished_chunks(verify=False)  # create() verified and repaired them
             todo = [c for c in range(store.n_chunks) if c not in done]
             # never more worker processes than chunks; threads split every chunk

@@ -98,7 +98,7 @@ class Network:
             raise ConfigError("a network needs at least one layer")
         if len(ws) != len(bs):
             raise ConfigError(f"{len(ws)} weight matrices but {len(bs)} bias vectors")
-        for i, (w, b) in enumerate(zip(ws, bs)):
+        for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
             if w.ndim != 2 or 0 in w.shape:
                 raise ConfigError(f"layer {i}: weight matrix must be 2-D and non-empty, got shape {w.shape}")
             if b.shape != (w.shape[1],):
@@ -122,7 +122,7 @@ class Network:
     @property
     def n_params(self) -> int:
         """Number of weights and biases."""
-        return int(sum(w.size + b.size for w, b in zip(self.weights, self.biases)))
+        return int(sum(w.size + b.size for w, b in zip(self.weights, self.biases, strict=True)))
 
     def forward(self, x: np.ndarray, return_hidden: bool = False):
         """Software forward pass.
@@ -148,7 +148,7 @@ class Network:
             raise ConfigError(f"inputs must have shape (B, {self.layer_sizes[0]}), got {x.shape}")
         f = ACTIVATIONS[self.activation]
         hidden = []
-        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             h = f(h @ w + b)
             hidden.append(h[0] if single else h)
         logits = h @ self.weights[-1] + self.biases[-1]
@@ -333,7 +333,7 @@ def network_fingerprint(net: Network) -> str:
     """
     h = hashlib.sha256()
     h.update(f"yieldmc-network-v{_FORMAT_VERSION}|{net.activation}|{net.layer_sizes}".encode())
-    for w, b in zip(net.weights, net.biases):
+    for w, b in zip(net.weights, net.biases, strict=True):
         h.update(np.ascontiguousarray(w, dtype="<f8").tobytes())
         h.update(np.ascontiguousarray(b, dtype="<f8").tobytes())
     return h.hexdigest()
@@ -378,7 +378,7 @@ def save_network(net: Network, path: str | os.PathLike, metadata: Mapping[str, A
         "metadata": np.array(meta_json),
         "fingerprint": np.array(network_fingerprint(net)),
     }
-    for i, (w, b) in enumerate(zip(net.weights, net.biases)):
+    for i, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         arrays[f"W{i}"], arrays[f"b{i}"] = w, b
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

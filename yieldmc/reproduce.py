@@ -206,7 +206,7 @@ def _run_study(out, settings, config, *, overwrite, log) -> dict[str, Any]:
             gen_rows.append({
                 "train_type": train_kind, "test_type": test_kind,
                 "accuracy_defective_mean": np.mean([np.mean(t.argmax(axis=1) == y_test) for t in tests]),
-                "accuracy_corrected_mean": np.mean([m.score(t, y_test) for m, t in zip(models, tests)]),
+                "accuracy_corrected_mean": np.mean([m.score(t, y_test) for m, t in zip(models, tests, strict=True)]),
             })
     generalization = pd.DataFrame(gen_rows)
     log(f"generalization done ({time.perf_counter() - t_start:.0f} s)")

@@ -3,7 +3,7 @@
 A die's draws come from its counter-based stream :class:`yieldmc.engine.streams.DieStream`
 (DESIGN.md section 7): draw ``i`` of die ``d`` under root seed ``s`` is a pure function
 of ``(s, d, i)``, the same in the readable path and in the compiled chunk engine.
-Everything else (network training, correctors, bootstraps) uses ``numpy.random.Generator``.
+Everything else (network training, correctors, study subsets) uses ``numpy.random.Generator``.
 """
 
 from __future__ import annotations

@@ -33,9 +33,21 @@ import pyarrow.parquet as pq
 from yieldmc import schema
 from yieldmc.atomic import sha256_file
 from yieldmc.errors import ConfigError, RunLockedError
-from yieldmc.runformat import (MANIFEST_FILE, chunk_dies, chunk_files, config_digest, count_chunks, dies_file,
-                               edited_message, empty_manifest, file_record, is_plain_file, read_run_info,
-                               resume_hint, voltages_file)
+from yieldmc.runformat import (
+    MANIFEST_FILE,
+    chunk_dies,
+    chunk_files,
+    config_digest,
+    count_chunks,
+    dies_file,
+    edited_message,
+    empty_manifest,
+    file_record,
+    is_plain_file,
+    read_run_info,
+    resume_hint,
+    voltages_file,
+)
 from yieldmc.runlock import LOCK_FILE, read_lock, utc_now
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ Layout of a run directory ``<out>/`` (``docs/data.md`` documents it for users)::
 
 Chunk ``c`` covers dies ``[c*chunk_size, min((c+1)*chunk_size, n_dies))``. manifest.json::
 
-    {"format_version": 1, "run_id": "...", "n_dies": 10, "chunk_size": 4,
+    {"format_version": 2, "run_id": "...", "n_dies": 10, "chunk_size": 4,
      "config_sha256": "<sha256 of run.json's RESUME_KEYS>",
      "chunks": {"0": {"chunk": 0, "die_start": 0, "die_stop": 4, "n_rows": 4, "written": "...",
                       "files": {"dies/part-00000.parquet": {"sha256": "...", "bytes": 1234}, ...}},

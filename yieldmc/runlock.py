@@ -25,7 +25,7 @@ import os
 import socket
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from yieldmc.atomic import create_exclusive, temp_path
@@ -40,7 +40,7 @@ LOCK_FILE = ".yieldmc.lock"
 def utc_now() -> str:
     """The time now, UTC, ISO 8601 to the second (``2026-01-31T12:00:00Z``): the time stamps
     of the lock, run.json and manifest.json."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _process_start(pid: int) -> str | None:

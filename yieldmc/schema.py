@@ -58,8 +58,7 @@ import numpy as np
 import pyarrow as pa
 
 import yieldmc
-from yieldmc.defect_params import PARAMS_STRUCT, PARAMS_TYPE, params_array, params_from_json, \
-    params_to_python
+from yieldmc.defect_params import PARAMS_STRUCT, PARAMS_TYPE, params_array, params_from_json, params_to_python
 from yieldmc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -436,7 +435,7 @@ def _scale(parent: h5py.Group, name: str, data: np.ndarray, description: str) ->
 
 def _attach(ds: h5py.Dataset, scales: Sequence[h5py.Dataset], labels: Sequence[str]) -> None:
     """Label every axis of ``ds`` and attach its dimension scale (netCDF-4 / xarray dims)."""
-    for axis, (scale, label) in enumerate(zip(scales, labels)):
+    for axis, (scale, label) in enumerate(zip(scales, labels, strict=True)):
         ds.dims[axis].label = label
         ds.dims[axis].attach_scale(scale)
 

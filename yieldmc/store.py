@@ -54,13 +54,44 @@ from yieldmc import schema
 from yieldmc.atomic import atomic_path, atomic_write_bytes, sha256_file
 from yieldmc.cleanup import remove_old_run, remove_unfinished
 from yieldmc.errors import DISK_ERRNOS, ConfigError, RunLockedError, YieldmcError, os_errno, store_write_error
-from yieldmc.runcheck import (Voltages, embedded_run_id, entry_problem, load_dies, load_voltages, open_checked,
-                              recover_manifest)
-from yieldmc.runformat import (CORRECTED_DIR, DIES_DIR, EXTRA_FILE, MANIFEST_FILE, NETWORK_FILE, RESUME_KEYS,
-                               RUN_FILE, STORE_VOLTAGES, VIRTUAL_FILE, VOLTAGES_DIR, atomic_write_json,
-                               check_manifest, check_run_info, chunk_dies, config_digest, count_chunks, dies_file,
-                               edited_message, empty_manifest, file_record, is_plain_file, load_json,
-                               package_versions, part_name, read_run_info, resume_hint, voltages_file)
+from yieldmc.runcheck import (
+    Voltages,
+    embedded_run_id,
+    entry_problem,
+    load_dies,
+    load_voltages,
+    open_checked,
+    recover_manifest,
+)
+from yieldmc.runformat import (
+    CORRECTED_DIR,
+    DIES_DIR,
+    EXTRA_FILE,
+    MANIFEST_FILE,
+    NETWORK_FILE,
+    RESUME_KEYS,
+    RUN_FILE,
+    STORE_VOLTAGES,
+    VIRTUAL_FILE,
+    VOLTAGES_DIR,
+    atomic_write_json,
+    check_manifest,
+    check_run_info,
+    chunk_dies,
+    config_digest,
+    count_chunks,
+    dies_file,
+    edited_message,
+    empty_manifest,
+    file_record,
+    is_plain_file,
+    load_json,
+    package_versions,
+    part_name,
+    read_run_info,
+    resume_hint,
+    voltages_file,
+)
 from yieldmc.runlock import LOCK_FILE, LockInfo, acquire_lock, read_lock, release_lock, utc_now
 
 __all__ = [

@@ -19,11 +19,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from yieldmc.config import load_config  # noqa: E402
-from yieldmc.die import DieModel  # noqa: E402
+from yieldmc.config import load_config
+from yieldmc.die import DieModel
 
 OUT = Path(__file__).resolve().parent / "die_voltages.png"
 DEFECT = {"defects.kind": "random", "defects.severity": [0.02, 0.02]}
@@ -51,7 +51,7 @@ def main() -> None:
     vmax = max(np.abs(m).max() for m in means)
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 9), constrained_layout=True)
-    for col, ((res, title), mean) in enumerate(zip(panels, means)):
+    for col, ((res, title), mean) in enumerate(zip(panels, means, strict=True)):
         correct = res.outputs[idx, y]
         wrong = res.outputs.copy()
         wrong[idx, y] = -np.inf

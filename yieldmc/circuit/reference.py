@@ -102,7 +102,7 @@ def node_voltages_reference(
     G, v, single = check_inputs(G, v)
     check_network(r_row, r_col, r_driver, r_sense)
     A, drive, row_node, col_node = _assemble(G, r_row, r_col, r_driver, r_sense)
-    x = spla.splu(A, permc_spec="MMD_AT_PLUS_A").solve(np.asarray((drive @ v.T)))  # one factorisation, all inputs at once
+    x = spla.splu(A, permc_spec="MMD_AT_PLUS_A").solve(np.asarray(drive @ v.T))  # one factorisation, all inputs at once
     row_v = x[row_node].transpose(2, 0, 1)
     col_v = x[col_node].transpose(2, 0, 1)
     return (row_v[0], col_v[0]) if single else (row_v, col_v)

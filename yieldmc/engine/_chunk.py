@@ -163,11 +163,11 @@ def _die(upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_
     fwd = upto == STAGE_ALL
     # ---- layer by layer: each layer's transfer matrices, then its neurons -----------
     vin = x.reshape(x.size)  # layer 0 reads the images; hidden layers alternate va, vb
-    for l in range(n_layers):
-        n_out = layer_sizes[l + 1]
+    for layer in range(n_layers):
+        n_out = layer_sizes[layer + 1]
         cur[:2 * n_out * nb] = 0.0
         for a in range(n_arrays):
-            if layer_of[a] != l:
+            if layer_of[a] != layer:
                 continue
             off = cell_off[a]
             m = shapes[a, 0]
@@ -179,12 +179,12 @@ def _die(upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_
             n_on += a_on
             n_off += a_off
             if a_on + a_off > 0:
-                layers |= np.int64(1) << np.int64(l)
+                layers |= np.int64(1) << np.int64(layer)
             rank[a] = k
             t = tbuf[off:off + size]
             # layer 0 from the fault-free products P0 (+ a correction over the k changed
             # cells) only without noise: a noisy array changes most of its cells
-            first = (l == 0 and shortcut and noise == 0.0
+            first = (layer == 0 and shortcut and noise == 0.0
                      and p0_off[a + 1] - p0_off[a] == n * nb)
             p0 = p0flat[p0_off[a]:p0_off[a + 1]]
             c0 = col0[a]
@@ -243,15 +243,15 @@ def _die(upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_
                     converged = False
                 if fwd:
                     F._add_currents(t, m, n, vin, row0[a], cur, c0, nb, tmp)
-        denom = g_scales[l] * v_read
+        denom = g_scales[layer] * v_read
         if not fwd:
             continue
-        if l < n_layers - 1:
-            vout = va if l % 2 == 0 else vb
-            F._neuron(cur, n_out, denom, biases[l], act, v_read, vout, nb)
+        if layer < n_layers - 1:
+            vout = va if layer % 2 == 0 else vb
+            F._neuron(cur, n_out, denom, biases[layer], act, v_read, vout, nb)
             vin = vout
         else:
-            F._output(cur, n_out, denom, biases[l], gain, out64, nb)
+            F._output(cur, n_out, denom, biases[layer], gain, out64, nb)
     # ---- outputs, predictions -----------------------------------------------------------
     code = drawn if n_on + n_off > 0 else NONE
     if not fwd:
@@ -292,8 +292,8 @@ def _block_scratch(shapes, layer_sizes, max_rank, nb):
             kmax = max(kmax, max_rank[a])
             mm = max(mm, min(m, n))
     width = 1
-    for l in range(layer_sizes.shape[0]):
-        width = max(width, layer_sizes[l])
+    for layer in range(layer_sizes.shape[0]):
+        width = max(width, layer_sizes[layer])
     n_cls = max(layer_sizes[layer_sizes.shape[0] - 1], 1)
     sel, lu, xs, scale = _scratch(kmax, mm, mm)
     return (np.empty(max_lines), np.empty(max_lines, dtype=np.int64), np.empty(max_cells),

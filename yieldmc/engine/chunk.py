@@ -39,15 +39,25 @@ import numba
 import numpy as np
 
 from yieldmc import defects, schema
-from yieldmc.defect_params import params_array_from_typed
 from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER, SOLVER_RTOL
+from yieldmc.defect_params import params_array_from_typed
 from yieldmc.engine import _chunk as K
 from yieldmc.engine import _forward
-from yieldmc.engine._sampling import I_BLOCK, I_KIND, I_NLINES, I_PHASE0, \
-    I_PHASE1, I_ROW0, I_SEED, I_STATE, I_WIDTH, NF, NI
+from yieldmc.engine._sampling import (
+    I_BLOCK,
+    I_KIND,
+    I_NLINES,
+    I_PHASE0,
+    I_PHASE1,
+    I_ROW0,
+    I_SEED,
+    I_STATE,
+    I_WIDTH,
+    NF,
+    NI,
+)
 from yieldmc.engine.lowrank import MAX_CACHE_CELLS, LowRankCache, max_rank
-from yieldmc.engine.sampling import _FLOAT_FIELDS, KIND_CODES, _check_codes, _check_dies, \
-    _consts, _log_aspect
+from yieldmc.engine.sampling import _FLOAT_FIELDS, KIND_CODES, _check_codes, _check_dies, _consts, _log_aspect
 from yieldmc.errors import ConfigError
 
 ROUTE_NAMES = K.ROUTE_NAMES
@@ -213,8 +223,8 @@ class EngineDesign:
         n_layers = len(layout.g_scales)
         sizes_l = np.array(layout.layer_sizes, dtype=np.int64)
         biases = np.zeros((n_layers, int(sizes_l[1:].max())))
-        for l, b in enumerate(model.network.biases):
-            biases[l, :len(b)] = b
+        for layer, b in enumerate(model.network.biases):
+            biases[layer, :len(b)] = b
         v_read = float(cfg.arrays.v_read)
         xs, ys, bounds, start = [], [], {}, 0
         for name in sets:
@@ -342,7 +352,7 @@ def _array_caches(specs, wires, skip: bool, max_cells: int) -> tuple[list, list,
     for name in ("W", "Rt", "Cr", "wdev"):
         parts = [getattr(c, name).ravel() if c is not None
                  else np.zeros(s.G.size if name == "wdev" else 0)
-                 for s, c in zip(specs, caches)]
+                 for s, c in zip(specs, caches, strict=True)]
         flat[name] = _concat(parts)
     for a, c in enumerate(caches):
         if c is not None:

@@ -223,7 +223,7 @@ def pack_changes(cells_list, g_list) -> tuple[np.ndarray, np.ndarray, np.ndarray
     g_list = [np.asarray(g, dtype=np.float64).reshape(-1) for g in g_list]
     if len(cells_list) != len(g_list):
         raise ConfigError(f"{len(cells_list)} cell lists but {len(g_list)} conductance lists")
-    for d, (c, g) in enumerate(zip(cells_list, g_list)):
+    for d, (c, g) in enumerate(zip(cells_list, g_list, strict=True)):
         if c.size != g.size:
             raise ConfigError(f"die {d}: {c.size} cells but {g.size} new conductances")
     offsets = np.zeros(len(cells_list) + 1, dtype=np.int64)

@@ -43,7 +43,7 @@ def _check_codes() -> None:
              "random", "mixed", "none")
     codes = (K.CIRCULAR, K.COMPLEMENT, K.RING, K.ROW, K.COLUMN, K.CHECKERBOARD, K.RANDOM,
              K.MIXED, K.NONE)
-    if any(KIND_CODES.get(n) != c for n, c in zip(names, codes)) or len(KIND_CODES) != 9:
+    if any(KIND_CODES.get(n) != c for n, c in zip(names, codes, strict=True)) or len(KIND_CODES) != 9:
         raise RuntimeError("yieldmc.defects.KINDS changed order; update engine/_sampling.py")
 
 
