@@ -104,16 +104,31 @@ def run_threads(compute: Callable[[int], Any], write: Callable[[int, Any], Any],
     """Chunks in this process: ``compute(chunk)`` here, ``write(chunk, result)`` on a writer
     thread while the next chunk computes; yields ``write``'s returns in chunk order.
 
-    At most two chunks' results are held at once. An error in either step ends the loop
-    once the write in flight has finished (a write is atomic: it lands whole or not at all).
+    At most two chunks' results are held at once. A write that has finished is handed on
+    before the next compute starts (so a failed write stops the run at once), and when a
+    compute fails or is interrupted (Ctrl-C), the write in flight is waited for and, if it
+    landed, handed on before the error is raised: the caller records every chunk whose
+    files were written (a write is atomic: it lands whole or not at all).
     """
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="yieldmc-writer") as writer:
         pending = None
         try:
             for chunk in chunks:
-                result = compute(chunk)
+                if pending is not None and pending.done():
+                    done, pending = pending, None
+                    yield done.result()
+                try:
+                    result = compute(chunk)
+                except BaseException:
+                    if pending is not None:
+                        done, pending = pending, None
+                        concurrent.futures.wait([done])
+                        if done.exception() is None:
+                            yield done.result()
+                    raise
                 if pending is not None:
-                    yield pending.result()
+                    done, pending = pending, None
+                    yield done.result()
                 pending = writer.submit(write, chunk, result)
                 del result
             if pending is not None:

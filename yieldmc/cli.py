@@ -234,7 +234,8 @@ def sample(
         help="Workers: threads or processes (default -1: all cores); capped at the available cores."),
     chunk_size: int = typer.Option(
         None, "--chunk-size",
-        help="Dies per task (default: about 8 tasks per worker, at most 2000 dies and 32 MiB of voltages)."),
+        help=("Dies per task (default: about 8 tasks per worker process, 8 in all with threads; at most 2000 dies "
+              "and 32 MiB of voltages).")),
     engine: str = typer.Option(
         "compiled", "--engine",
         help="compiled (one numba call per chunk of dies) or reference (the readable per-die path; the same dies)."),

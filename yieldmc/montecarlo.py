@@ -407,7 +407,8 @@ def run_sample(
         is refused. With a given dask scheduler, the cluster's thread count when larger:
         it sizes the default chunks and the tasks kept in flight.
     chunk_size : int, optional
-        Dies per task; default about eight chunks per worker, at most 2000 dies and
+        Dies per task; default about eight chunks per worker process (eight in all with
+        ``threads``, which split every chunk), at most 2000 dies and
         :data:`CHUNK_VOLTAGE_BYTES` of voltages (kept from run.json on resume).
     backend : {"auto", "threads", "loky", "dask"}
         This process's threads, joblib's loky processes, or dask.distributed (a scheduler
@@ -514,7 +515,9 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
             if store is None:
                 per_die = 4 * sum(model.images(name)[0].shape[0] for name in VOLTAGE_SETS[store_voltages]) \
                     * model.network.layer_sizes[-1]
-                store = RunStore.create(out, run_info(default_chunk_size(n_dies, jobs, per_die)),
+                # threads split every chunk: size the chunks as for one worker
+                workers_per_chunk = 1 if backend == "threads" else jobs
+                store = RunStore.create(out, run_info(default_chunk_size(n_dies, workers_per_chunk, per_die)),
                                         resume=resume, overwrite=overwrite)
                 stack.callback(store.release)
             hint = _kept_hint(out)

@@ -257,12 +257,12 @@ def _check_run_file(run: Any, path: Path) -> dict[str, Any]:
     if not isinstance(run, dict):
         raise bad(f"expected a JSON object, got {_JSON_TYPE.get(type(run), type(run).__name__)}")
     version = run.get("format_version", schema.FORMAT_VERSION)
-    keys = RESUME_KEYS_V1 if _is_int(version, 1) and version < 2 else RESUME_KEYS
+    if not _is_int(version, 1):
+        raise bad(f"'format_version' must be a positive integer, got {version!r}")
+    keys = RESUME_KEYS_V1 if version < 2 else RESUME_KEYS
     missing = [k for k in ("format_version", "run_id", *keys) if k not in run]
     if missing:
         raise bad(f"it lacks {', '.join(map(repr, missing))}")
-    if not _is_int(run["format_version"], 1):
-        raise bad(f"'format_version' must be a positive integer, got {run['format_version']!r}")
     if run["format_version"] > schema.FORMAT_VERSION:
         raise bad(f"format {run['format_version']} is newer than this yieldmc reads "
                   f"({schema.FORMAT_VERSION}); upgrade yieldmc")
