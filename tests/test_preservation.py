@@ -1,6 +1,7 @@
-"""Behaviour preservation: today's code re-makes two stored runs die for die.
+"""Behaviour preservation: today's code re-makes three stored runs die for die.
 
-``tests/data/run-format2-*`` were made by yieldmc at commit 7c30825 (the commands are in
+``tests/data/run-format2-*`` (compiled engine; reference engine with programming noise;
+sinh cells, a Newton solve per image) were made by yieldmc at commit 7c30825 (the commands are in
 ``tests/data/README.md``). Each test copies a stored run, forgets its finished chunks (an
 empty manifest, the chunk files removed) and lets ``run_sample(resume=True)`` simulate
 every die again with the run's own settings and ``network.npz``. The per-die table must
@@ -39,7 +40,7 @@ def _resimulate(stored: Path, tmp_path: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("name", ["run-format2-compiled", "run-format2-reference"])
+@pytest.mark.parametrize("name", ["run-format2-compiled", "run-format2-reference", "run-format2-sinh"])
 def test_stored_run_is_made_again_bit_for_bit(name: str, tmp_path: Path) -> None:
     stored = DATA / name
     again = _resimulate(stored, tmp_path)
