@@ -3,11 +3,13 @@ caller, also when a later compute fails or is interrupted, and a failed write st
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import pytest
 
+from yieldmc import backends
 from yieldmc.backends import run_threads
 
 
@@ -59,3 +61,18 @@ def test_a_failed_write_stops_the_run_before_more_computing():
     # chunk 0's write fails at once: raised before chunk 1 computes, or (if chunk 1 had
     # started) right after it; never later
     assert computed in ([0], [0, 1])
+
+
+def test_one_parent_watchdog_per_process() -> None:
+    """A worker that runs many tasks starts its watchdog once (found by thread name, not by
+    module state); watching its own pid or no pid starts none."""
+    def watchdogs() -> int:
+        return sum(t.name == backends.WATCHDOG_THREAD for t in threading.enumerate())
+
+    before = watchdogs()
+    backends.watch_parent(None)
+    backends.watch_parent(os.getpid())
+    assert watchdogs() == before
+    backends.watch_parent(os.getppid())  # alive for the whole test run: the thread only polls
+    backends.watch_parent(os.getppid())
+    assert watchdogs() == max(before, 1) == 1

@@ -62,7 +62,7 @@ def worker_died(exc: BaseException) -> bool:
     return type(exc).__name__ == "KilledWorker" and type(exc).__module__.startswith("distributed")
 
 
-_WATCHDOG: list[threading.Thread] = []  # this process's parent watchdog, once started
+WATCHDOG_THREAD = "yieldmc-parent-watchdog"  #: name of the thread watching the parent process
 
 
 def _parent_gone(parent_pid: int, ppid: int) -> bool:
@@ -85,7 +85,8 @@ def watch_parent(parent_pid: int | None) -> None:
     minutes; a chunk half written when the process ends leaves only a temporary file,
     which ``--resume`` removes.
     """
-    if parent_pid is None or parent_pid == os.getpid() or any(t.is_alive() for t in _WATCHDOG):
+    if parent_pid is None or parent_pid == os.getpid() or any(
+            t.name == WATCHDOG_THREAD for t in threading.enumerate()):
         return
     ppid = os.getppid()
 
@@ -94,9 +95,7 @@ def watch_parent(parent_pid: int | None) -> None:
             time.sleep(WATCHDOG_INTERVAL_S)
         os._exit(1)
 
-    thread = threading.Thread(target=watch, name="yieldmc-parent-watchdog", daemon=True)
-    thread.start()
-    _WATCHDOG[:] = [thread]
+    threading.Thread(target=watch, name=WATCHDOG_THREAD, daemon=True).start()
 
 
 def run_threads(compute: Callable[[int], Any], write: Callable[[int, Any], Any],
