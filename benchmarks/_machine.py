@@ -1,7 +1,10 @@
-"""What every benchmark records about the machine it ran on (imported by the scripts)."""
+"""What every benchmark records about the machine it ran on, and the record it writes
+(imported by the scripts, which run from benchmarks/: it is on their sys.path)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -49,3 +52,27 @@ def machine_record() -> dict:
             "pinned_cpu": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "numba_threads": numba.config.NUMBA_NUM_THREADS,
             "loadavg_start": list(os.getloadavg())}
+
+
+
+def write_record(out: Path, benchmark: str, command: str, machine: dict, settings: dict,
+                 results: dict) -> dict:
+    """Write one run's JSON record to ``out`` and return it.
+
+    The record opens with what every benchmark keeps: ``benchmark`` (its name), ``command``
+    (how to repeat the run), ``date`` (UTC, ISO 8601), ``machine`` (:func:`machine_record`;
+    ``loadavg_end`` is added now unless the caller set it when its measurements ended) and
+    ``settings``; then the benchmark's own ``results``, key by key. The parent directory is
+    created, and the file replaced at once (a reader never sees half a record).
+    """
+    machine.setdefault("loadavg_end", list(os.getloadavg()))
+    record = {"benchmark": benchmark, "command": command,
+              "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "machine": machine, "settings": settings, **results}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, out)
+    return record
+

@@ -12,242 +12,55 @@ call exceeds ``--scipy-limit`` s) and ngspice up to 64x64 (naive: one process pe
 a few timed and multiplied by M; batched: one process looping over the M inputs, measured
 in full and checked against the engine to 1e-8). Wall times are medians of several repeats
 after a warm-up; the CPU time of the same calls is recorded as a load-independent check.
-A second part (docs/performance.md) explains the numbers. What every column means:
-benchmarks/README.md. Exit status 1 means a correctness check failed, not a missed target.
+A second part, ``bench_circuit_analysis.py`` (run here too unless ``--no-analysis``), explains
+the numbers (docs/performance.md). What every column means: benchmarks/README.md. Exit
+status 1 means a correctness check failed, not a missed target.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import multiprocessing as mp
 import os
-import platform
-import re
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 import scipy
-import scipy.sparse.linalg as spla
 from threadpoolctl import threadpool_limits
 
-import yieldmc
 import yieldmc.circuit.solver as solver_mod
-from yieldmc.circuit import _kernels, solve_reference, transfer_matrix, transfer_matrix_info
-from yieldmc.circuit.reference import _assemble
-from yieldmc.spice import netlist, ngspice_path, run_ngspice
+from yieldmc.circuit import transfer_matrix, transfer_matrix_info
+from yieldmc.spice import ngspice_path
 
-from _machine import cpu_model, git_commit
+from _machine import machine_record, write_record
+from _timing import faults, time_interleaved
+from _yardsticks import (
+    BLAS_DEFAULT_MAX_CELLS,
+    G_MAX,
+    G_MIN,
+    QUICK_SIZES,
+    R_WIRE,
+    SEED,
+    SIZES,
+    bench_ngspice,
+    conductances,
+    ngspice_version,
+    probe_scipy,
+    scipy_call,
+)
+from bench_circuit_analysis import analysis, print_analysis
 
-SIZES = [(8, 20), (64, 16), (32, 32), (64, 64), (128, 128), (256, 256)]
-QUICK_SIZES = [(8, 20), (64, 16), (32, 32)]
-G_MIN, G_MAX = 1e-6, 1e-4  # S, log-uniform
-R_WIRE = 1.0  # ohm per row / column segment
-SEED = 20240601
 N_IMAGES = 180  # the reference network's test batch
 SPICE_MAX_CELLS = 64 * 64
 SPICE_RTOL = 1e-8  # batched/naive ngspice T vs the engine (max |dT| / max |T|)
 ENGINE_RTOL = 1e-9  # engine vs scipy (DESIGN.md section 4)
-LONG_CALL_S = 1.0  # calls longer than this get LONG_REPEATS samples
-LONG_REPEATS = 3
 PROBE_CELLS = 128 * 128  # scipy calls this large are first probed in a child with a timeout
-#: Above this, scipy with OpenBLAS at its default threads is not timed: it was 5 to 30 times
-#: slower than with 1 thread from 64x16 up (docs/performance.md), and costs minutes.
-BLAS_DEFAULT_MAX_CELLS = 64 * 64
-PERMC_SPEC = "MMD_AT_PLUS_A"  # the ordering yieldmc/circuit/reference.py uses
-#: Passes over an (M, N, K) float64 array per CG iteration in _kernels._cg_block:
-#: H p: 4 reads of p, 1 read and 2 writes of q; p.q: 2 reads; z, r update: 4 reads,
-#: 2 writes; p update: 2 reads, 1 write.
-PASSES_PER_ITERATION = 18
-#: Floating-point operations per (cell, right-hand side) per CG iteration (same count).
-FLOPS_PER_ITERATION = 29
-#: (M, N, K) arrays alive during CG: rhs, z, r, p, q.
-ARRAYS_IN_CG = 5
 #: (kind, size, required speed-up of the engine) from issue 2.
 TARGETS = [("scipy", (32, 32), 20.0), ("scipy", (64, 16), 20.0), ("ngspice", (32, 32), 10_000.0)]
-_PRINT = re.compile(r"^\s*i\(vsense(\d+)\)\s*=\s*([-+0-9.eE]+)\s*$", re.MULTILINE)
-
-
-def conductances(rows: int, cols: int, seed: int = SEED) -> np.ndarray:
-    """The benchmark array: log-uniform conductances (S), one fixed stream per size."""
-    rng = np.random.default_rng([seed, rows, cols])
-    return np.exp(rng.uniform(np.log(G_MIN), np.log(G_MAX), (rows, cols)))
-
-
-class Clock:
-    """Wall time, CPU time of this thread, and CPU time of finished child processes (s).
-
-    On a shared machine the wall time of a call depends on the other jobs; the CPU time a
-    single-threaded call consumes hardly does, so both are recorded.
-    """
-
-    def __init__(self) -> None:
-        self.wall, self.cpu, self.child = time.perf_counter(), time.thread_time(), _child_cpu()
-
-    def stop(self) -> tuple[float, float, float]:
-        return (time.perf_counter() - self.wall, time.thread_time() - self.cpu,
-                _child_cpu() - self.child)
-
-
-def _child_cpu() -> float:
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _faults(func, calls: int = 3) -> float:
-    """Minor page faults per call: fresh memory the call touches (allocation, not compute)."""
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(calls):
-        func()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / calls
-
-
-def _stats(samples: list[float], cpu: list[float], loops: int, first: float | None) -> dict:
-    return {"median_s": float(np.median(samples)), "min_s": float(np.min(samples)),
-            "cpu_median_s": float(np.median(cpu)), "samples_s": [float(s) for s in samples],
-            "loops_per_sample": loops, "first_call_s": first}
-
-
-def time_interleaved(funcs: dict, repeats: int, min_sample_s: float = 0.05,
-                     first: dict | None = None) -> dict:
-    """Median time per call of each function, samples interleaved so all see the same load.
-
-    Each function is called once as a warm-up (unless its first-call time is given in
-    ``first``), then ``repeats`` samples are taken round-robin (LONG_REPEATS for calls
-    over LONG_CALL_S); a sample repeats the call until it lasts ``min_sample_s``.
-    """
-    first = dict(first or {})
-    for name, f in funcs.items():
-        if name not in first:
-            t0 = time.perf_counter()
-            f()
-            first[name] = time.perf_counter() - t0
-    loops = {k: max(1, int(np.ceil(min_sample_s / max(first[k], 1e-7)))) for k in funcs}
-    wanted = {k: repeats if first[k] < LONG_CALL_S else min(repeats, LONG_REPEATS) for k in funcs}
-    samples: dict[str, list[float]] = {k: [] for k in funcs}
-    cpu: dict[str, list[float]] = {k: [] for k in funcs}
-    for rep in range(max(wanted.values())):
-        for name, f in funcs.items():
-            if rep >= wanted[name]:
-                continue
-            clock = Clock()
-            for _ in range(loops[name]):
-                f()
-            wall, thread_cpu, _ = clock.stop()
-            samples[name].append(wall / loops[name])
-            cpu[name].append(thread_cpu / loops[name])
-    return {k: _stats(samples[k], cpu[k], loops[k], first[k]) for k in funcs}
-
-
-# --- scipy yardstick -----------------------------------------------------------------------
-
-def _scipy_call(G: np.ndarray, threads: int | None) -> np.ndarray:
-    if threads is None:
-        return solve_reference(G, np.eye(G.shape[0]), R_WIRE, R_WIRE)
-    with threadpool_limits(limits=threads, user_api="blas"):
-        return solve_reference(G, np.eye(G.shape[0]), R_WIRE, R_WIRE)
-
-
-def _probe_child(rows: int, cols: int, threads: int | None, conn) -> None:
-    G = conductances(rows, cols)
-    t0 = time.perf_counter()
-    _scipy_call(G, threads)
-    conn.send(time.perf_counter() - t0)
-
-
-def probe_scipy(rows: int, cols: int, threads: int | None, limit_s: float) -> float | None:
-    """Time one yardstick call in a child process; None if it runs past ``limit_s``."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_probe_child, args=(rows, cols, threads, child))
-    proc.start()
-    elapsed = parent.recv() if parent.poll(limit_s + 30.0) else None  # + interpreter start
-    proc.join(1.0)
-    if proc.is_alive():
-        proc.terminate()
-        proc.join()
-    return elapsed if elapsed is not None and elapsed <= limit_s else None
-
-
-# --- ngspice ---------------------------------------------------------------------------------
-
-def ngspice_version() -> str | None:
-    exe = ngspice_path()
-    if exe is None:
-        return None
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout
-    found = re.search(r"ngspice-\S+", out)
-    return found.group(0) if found else out.strip()[:60]
-
-
-def batched_netlist(G: np.ndarray, r_row: float = R_WIRE, r_col: float = R_WIRE) -> str:
-    """One deck for the whole T: the crossbar of yieldmc.spice.netlist, then a control block
-    that sets input i to 1 V (the others to 0), runs ``op`` and prints every column current,
-    for i = 0 .. M-1 (unrolled: ``alter`` takes literal source names)."""
-    rows, cols = G.shape
-    text = netlist(G, np.zeros(rows), r_row, r_col, title="yieldmc crossbar, all unit inputs")
-    deck = text[: text.index(".control")].rstrip("\n").splitlines()
-    control = [".control", "set numdgt=15"]
-    for i in range(rows):
-        if i:
-            control.append(f"alter vin{i - 1} dc = 0")
-        control += [f"alter vin{i} dc = 1", "op"]
-        control += [f"print i(vsense{j})" for j in range(cols)]
-    control += ["quit 0", ".endc", ".end"]
-    return "\n".join(deck + control) + "\n"
-
-
-def run_batched(G: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """T from one ngspice process; returns (T, wall s, CPU s), all of write + run + parse."""
-    rows, cols = G.shape
-    clock = Clock()
-    with tempfile.TemporaryDirectory(prefix="bench-spice-") as tmp:
-        path = Path(tmp) / "batched.cir"
-        path.write_text(batched_netlist(G))
-        done = subprocess.run([ngspice_path(), "-b", str(path)], capture_output=True,
-                              text=True, check=False)
-    found = _PRINT.findall(done.stdout)
-    T = np.array([float(x) for _, x in found])
-    wall, thread_cpu, child_cpu = clock.stop()
-    order = np.array([int(j) for j, _ in found])
-    in_order = T.size == rows * cols and np.all(order == np.tile(np.arange(cols), rows))
-    if done.returncode != 0 or not in_order:
-        raise RuntimeError(f"batched ngspice failed (exit {done.returncode}, {T.size} of "
-                           f"{rows * cols} currents): {(done.stderr or done.stdout)[-600:]}")
-    return T.reshape(rows, cols), wall, thread_cpu + child_cpu
-
-
-def bench_ngspice(G: np.ndarray, T: np.ndarray, budget_s: float, n_inputs: int) -> dict:
-    rows = G.shape[0]
-    inputs = sorted({0, rows // 2, rows - 1})[:n_inputs]
-    per_input, per_cpu, errors = [], [], []
-    for i in inputs:
-        clock = Clock()
-        current = run_ngspice(G, np.eye(rows)[i], R_WIRE, R_WIRE)
-        wall, thread_cpu, child_cpu = clock.stop()
-        per_input.append(wall)
-        per_cpu.append(thread_cpu + child_cpu)
-        errors.append(float(np.max(np.abs(current - T[i])) / np.max(np.abs(T[i]))))
-    per = float(np.median(per_input))
-    out = {"naive": {"inputs_timed": inputs, "per_input_s": per_input, "per_input_median_s": per,
-                     "T_s": per * rows, "T_cpu_s": float(np.median(per_cpu)) * rows,
-                     "how": f"median per-input time x M = {per:.4g} s x {rows}",
-                     "max_rel_error_vs_engine": max(errors)}}
-    if per * rows > budget_s:
-        out["batched"] = {"skipped": f"naive estimate {per * rows:.0f} s > --spice-budget "
-                                     f"{budget_s:.0f} s"}
-        return out
-    S, wall, cpu = run_batched(G)
-    out["batched"] = {"T_s": wall, "T_cpu_s": cpu, "ops": rows,
-                      "max_rel_error_vs_engine": float(np.max(np.abs(S - T)) / np.max(np.abs(T)))}
-    return out
 
 
 # --- one size --------------------------------------------------------------------------------
@@ -271,15 +84,15 @@ def bench_size(rows: int, cols: int, args) -> dict:
         else:
             first["blas_1_thread"] = probe  # the probe is the warm-up (scipy compiles nothing)
     if probe is not None or rows * cols < PROBE_CELLS:
-        funcs["blas_1_thread"] = lambda: _scipy_call(G, 1)
+        funcs["blas_1_thread"] = lambda: scipy_call(G, 1)
     timing = time_interleaved(funcs, args.repeats, first=first)
     res["numba"] = timing.pop("numba")
-    res["numba"]["minor_page_faults_per_call"] = _faults(funcs["numba"])
+    res["numba"]["minor_page_faults_per_call"] = faults(funcs["numba"])
     scipy_res.update(timing)
     # OpenBLAS at its default threads: timed on its own, since after each call its worker
     # threads spin for a while and would steal the CPU from whatever is timed next.
     if rows * cols <= BLAS_DEFAULT_MAX_CELLS:
-        scipy_res["blas_default"] = time_interleaved({"t": lambda: _scipy_call(G, None)},
+        scipy_res["blas_default"] = time_interleaved({"t": lambda: scipy_call(G, None)},
                                                      args.repeats)["t"]
         time.sleep(0.5)  # let the spinning threads go idle
     else:
@@ -293,7 +106,7 @@ def bench_size(rows: int, cols: int, args) -> dict:
         speedup["fastest_scipy"] = min(v["median_s"] for v in done.values()) / t_numba
         speedup["fastest_scipy_by_min_times"] = (
             min(v["min_s"] for v in done.values()) / res["numba"]["min_s"])
-        R = _scipy_call(G, 1)
+        R = scipy_call(G, 1)
         res["accuracy_vs_scipy"] = {
             "max_abs_over_max": float(np.max(np.abs(T - R)) / np.max(np.abs(R))),
             "max_elementwise_rel": float(np.max(np.abs(T - R) / np.abs(R))),
@@ -347,124 +160,6 @@ def compile_times() -> dict:
     return out
 
 
-# --- analysis (docs/performance.md) -----------------------------------------------------------
-
-@numba.njit(cache=False)
-def _triad(a, b, c, s):
-    for i in range(a.size):
-        a[i] = b[i] + s * c[i]
-
-
-def triad_bandwidth(n_bytes: float) -> float:
-    """Streaming bandwidth (GB/s, 3 x 8 bytes per element) at a given working-set size."""
-    n = max(1024, int(n_bytes / 24))
-    a, b, c = np.zeros(n), np.ones(n), np.ones(n)
-    _triad(a, b, c, 2.0)
-    loops = max(1, int(2e8 / (24 * n)))
-    samples = []
-    for _ in range(5):
-        t0 = time.thread_time()
-        for _ in range(loops):
-            _triad(a, b, c, 2.0)
-        samples.append((time.thread_time() - t0) / loops)
-    return 24 * n / float(np.median(samples)) / 1e9
-
-
-def per_iteration(rows: int, cols: int, block: int, n_iter: int) -> dict:
-    """Time of one CG iteration: (run with n_iter iterations - run with 0) / n_iter."""
-    G = conductances(rows, cols)
-    sg = np.sqrt(G)
-    rhs = np.random.default_rng([SEED, rows, cols, 2]).standard_normal((rows, cols, block))
-    work = tuple(np.empty_like(rhs) for _ in range(3))  # r, p, q work arrays
-
-    def run(iterations: int) -> float:  # CPU time of this thread: robust to other jobs
-        z = rhs.copy()
-        t0 = time.thread_time()
-        _kernels._cg_block(sg, rhs, 0.0, R_WIRE, R_WIRE, 0.0, 0.0, iterations, z, *work)  # rtol 0
-        return time.thread_time() - t0
-
-    run(1)
-    t0 = float(np.median([run(0) for _ in range(5)]))
-    t1 = float(np.median([run(n_iter) for _ in range(5)]))
-    per = (t1 - t0) / n_iter
-    cells_rhs = rows * cols * block
-    moved = PASSES_PER_ITERATION * 8 * cells_rhs
-    working = ARRAYS_IN_CG * 8 * cells_rhs
-    return {"rows": rows, "cols": cols, "block": block, "seconds": per,
-            "ns_per_cell_rhs": per / cells_rhs * 1e9, "bytes_model": moved,
-            "effective_GBps": moved / per / 1e9,
-            "GFlops": FLOPS_PER_ITERATION * cells_rhs / per / 1e9,
-            "working_set_bytes": working, "triad_GBps_same_size": triad_bandwidth(working)}
-
-
-RHS_BLOCKS = (4, 8, 16, 32, 64)
-
-
-def _with_block(G: np.ndarray, block: int):
-    def call() -> None:
-        solver_mod.RHS_BLOCK = block  # a module constant, monkeypatched and restored
-        transfer_matrix(G, R_WIRE, R_WIRE)
-    return call
-
-
-def analysis(quick: bool, skip_lu_above: int) -> dict:
-    out: dict = {}
-    sizes = [(32, 32)] if quick else [(32, 32), (128, 128)]
-    out["iterations_vs_r"] = []
-    for rows, cols in sizes:
-        G = conductances(rows, cols)
-        for r in (0.1, 1.0, 10.0):
-            _, info = transfer_matrix_info(G, r, r)
-            t = time_interleaved({"t": lambda G=G, r=r: transfer_matrix(G, r, r)}, 3)["t"]
-            out["iterations_vs_r"].append({"rows": rows, "cols": cols, "r_ohm": r,
-                                           "iterations": info.iterations,
-                                           "seconds": t["median_s"], "cpu_s": t["cpu_median_s"]})
-    block = solver_mod.RHS_BLOCK
-    sizes = [(32, 32)] if quick else [(32, 32), (64, 64), (128, 128), (256, 256)]
-    out["per_iteration"] = [per_iteration(m, n, block, 20 if m * n <= 128 * 128 else 4)
-                            for m, n in sizes]
-    out["per_iteration"] += [per_iteration(32, 32, 32, 20)]
-    sizes = [(32, 32)] if quick else [(64, 16), (32, 32), (64, 64), (128, 128)]
-    out["rhs_block"] = []
-    try:
-        for rows, cols in sizes:
-            G = conductances(rows, cols)
-            funcs = {str(b): _with_block(G, b) for b in RHS_BLOCKS}  # interleaved
-            t = time_interleaved(funcs, 5 if rows * cols <= 64 * 64 else 3)
-            faults = {b: _faults(f) for b, f in funcs.items()}
-            out["rhs_block"].append({"rows": rows, "cols": cols,
-                                     "cpu_s": {b: x["cpu_median_s"] for b, x in t.items()},
-                                     "wall_s": {b: x["median_s"] for b, x in t.items()},
-                                     "minor_page_faults": faults})
-    finally:
-        solver_mod.RHS_BLOCK = block
-    out["lu"] = []
-    for rows, cols in (QUICK_SIZES if quick else SIZES):
-        if rows * cols > skip_lu_above:
-            continue
-        G = conductances(rows, cols)
-        with threadpool_limits(limits=1, user_api="blas"):  # CPU times of this thread
-            t0 = time.thread_time()
-            A, drive, _, _ = _assemble(G, R_WIRE, R_WIRE, 0.0, 0.0)
-            t1 = time.thread_time()
-            lu = spla.splu(A, permc_spec=PERMC_SPEC)
-            t2 = time.thread_time()
-            b = np.asarray(drive @ np.eye(rows))
-            lu.solve(b)
-            t3 = time.thread_time()
-        t4 = time.perf_counter()  # OpenBLAS threads at their default: wall time
-        if rows * cols <= BLAS_DEFAULT_MAX_CELLS:
-            lu.solve(b)
-        t5 = time.perf_counter() if rows * cols <= BLAS_DEFAULT_MAX_CELLS else None
-        n = A.shape[0]
-        out["lu"].append({"rows": rows, "cols": cols, "unknowns": n, "A_nnz": int(A.nnz),
-                          "L_nnz": int(lu.L.nnz), "U_nnz": int(lu.U.nnz),
-                          "fill_ratio": (lu.L.nnz + lu.U.nnz - n) / A.nnz,
-                          "assemble_s": t1 - t0, "splu_s": t2 - t1, "solve_M_rhs_s": t3 - t2,
-                          "solve_M_rhs_blas_default_s": None if t5 is None else t5 - t4})
-    return out
-
-
 # --- report ----------------------------------------------------------------------------------
 
 def _caches() -> dict:
@@ -479,14 +174,11 @@ def _caches() -> dict:
 
 
 def machine() -> dict:
-    return {"cpu_model": cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__, "scipy": scipy.__version__,
-            "yieldmc": yieldmc.__version__, "ngspice": ngspice_version(), "git_commit": git_commit(),
+    """:func:`_machine.machine_record`, with scipy, ngspice, the caches and the environment."""
+    return {**machine_record(), "scipy": scipy.__version__, "ngspice": ngspice_version(),
             "caches": _caches(), "environment": {k: v for k, v in os.environ.items()
                                                  if k.startswith(("OPENBLAS", "OMP", "MKL",
-                                                                  "NUMBA", "MALLOC"))},
-            "loadavg_start": list(os.getloadavg())}
+                                                                  "NUMBA", "MALLOC"))}}
 
 
 def _ms(x: float | None) -> str:
@@ -573,36 +265,6 @@ def print_tables(report: dict) -> None:
               f"against {t['compared_with']} -> {'MET' if t['met'] else 'NOT MET'}")
 
 
-def print_analysis(a: dict) -> None:
-    print("\nCG iterations against wire resistance (r_row = r_col = r):")
-    for x in a["iterations_vs_r"]:
-        print(f"  {x['rows']:>4}x{x['cols']:<4} r = {x['r_ohm']:>4} ohm: {x['iterations']:>3} "
-              f"iterations, {x['seconds'] * 1e3:.2f} ms wall, {x['cpu_s'] * 1e3:.2f} ms CPU")
-    print("\nOne CG iteration, CPU time (K = right-hand sides per block; bytes = "
-          f"{PASSES_PER_ITERATION} passes x 8 B x M N K; triad: a[i] = b[i] + s c[i]):")
-    for x in a["per_iteration"]:
-        print(f"  {x['rows']:>4}x{x['cols']:<4} K={x['block']:<3} {x['seconds'] * 1e6:>9.1f} us "
-              f"{x['ns_per_cell_rhs']:>6.2f} ns/(cell rhs) {x['effective_GBps']:>6.1f} GB/s "
-              f"{x['GFlops']:>5.2f} GFlop/s; "
-              f"working set {x['working_set_bytes'] / 2**20:>6.2f} MiB, "
-              f"triad there {x['triad_GBps_same_size']:.1f} GB/s")
-    print("\nCPU time per transfer matrix (ms) against RHS_BLOCK, and minor page faults per "
-          "call [in brackets]:")
-    for x in a["rhs_block"]:
-        cells = " ".join(f"{b}:{t * 1e3:.3f} [{x['minor_page_faults'][b]}]"
-                         for b, t in x["cpu_s"].items())
-        print(f"  {x['rows']:>4}x{x['cols']:<4} {cells}")
-    print("\nscipy LU (ordering MMD_AT_PLUS_A; CPU times with OpenBLAS at 1 thread, and the "
-          "wall time of the solve with its default threads):")
-    for x in a["lu"]:
-        t = x["solve_M_rhs_blas_default_s"]
-        dflt = "not timed" if t is None else f"{t * 1e3:.1f} ms"
-        print(f"  {x['rows']:>4}x{x['cols']:<4} n={x['unknowns']:>6} nnz(A)={x['A_nnz']:>7} "
-              f"nnz(L)={x['L_nnz']:>8} nnz(U)={x['U_nnz']:>8} fill x{x['fill_ratio']:.1f}; "
-              f"assemble {x['assemble_s'] * 1e3:.1f} ms, splu {x['splu_s'] * 1e3:.1f} ms, "
-              f"solve M rhs {x['solve_M_rhs_s'] * 1e3:.1f} ms (default BLAS threads: {dflt})")
-
-
 def targets(report: dict) -> list[dict]:
     out = []
     by_size = {f"{r['rows']}x{r['cols']}": r for r in report["sizes"]}
@@ -663,16 +325,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     start = time.perf_counter()
-    report: dict = {"benchmark": "circuit", "command": " ".join(["python", *sys.argv]),
-                    "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "machine": machine(),
-                    "settings": {"sizes": [f"{m}x{n}" for m, n in sizes],
-                                 "g_range_S": [G_MIN, G_MAX],
-                                 "r_row_ohm": R_WIRE, "r_col_ohm": R_WIRE, "seed": SEED,
-                                 "repeats": args.repeats, "rhs_block": solver_mod.RHS_BLOCK,
-                                 "solver_rtol": solver_mod.SOLVER_RTOL,
-                                 "scipy_limit_s": args.scipy_limit,
-                                 "spice_budget_s": args.spice_budget}}
+    info = machine()
+    settings = {"sizes": [f"{m}x{n}" for m, n in sizes], "g_range_S": [G_MIN, G_MAX],
+                "r_row_ohm": R_WIRE, "r_col_ohm": R_WIRE, "seed": SEED, "repeats": args.repeats,
+                "rhs_block": solver_mod.RHS_BLOCK, "solver_rtol": solver_mod.SOLVER_RTOL,
+                "scipy_limit_s": args.scipy_limit, "spice_budget_s": args.spice_budget}
+    report: dict = {}
     report["compile"] = compile_times()
     transfer_matrix(conductances(3, 5))  # load both kernels' routes from the cache
     transfer_matrix(conductances(5, 3))
@@ -698,15 +356,11 @@ def main(argv: list[str] | None = None) -> int:
             if e is not None and not e <= SPICE_RTOL:
                 failures.append(f"{r['rows']}x{r['cols']}: ngspice {kind} {e:.2e} > {SPICE_RTOL}")
     report["checks_failed"] = failures
-    report["machine"]["loadavg_end"] = list(os.getloadavg())
     report["wall_s"] = time.perf_counter() - start
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=1) + "\n")
-    os.replace(tmp, args.out)
-    load = report["machine"]["loadavg_start"][0]
+    record = write_record(args.out, "circuit", " ".join(["python", *sys.argv]), info, settings, report)
+    load = record["machine"]["loadavg_start"][0]
     print(f"\nwall time {report['wall_s']:.0f} s; load average {load:.1f}"
-          f" -> {report['machine']['loadavg_end'][0]:.1f}; written {args.out}")
+          f" -> {record['machine']['loadavg_end'][0]:.1f}; written {args.out}")
     for f in failures:
         print(f"CHECK FAILED: {f}", file=sys.stderr)
     return 1 if failures else 0

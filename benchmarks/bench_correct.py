@@ -23,7 +23,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from yieldmc.config import load_config
-from yieldmc.corrector_batch import fit_predict_many
+from yieldmc.correctors import fit_predict_many
 from yieldmc.die import DieModel
 
 

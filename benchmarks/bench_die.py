@@ -33,8 +33,6 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import Counter  # noqa: E402
@@ -47,7 +45,7 @@ from yieldmc.circuit.update import faulty_transfer  # noqa: E402
 from yieldmc.config import load_config  # noqa: E402
 from yieldmc.die import DieModel  # noqa: E402
 
-from _machine import machine_record, pin_one_core  # noqa: E402
+from _machine import machine_record, pin_one_core, write_record  # noqa: E402
 
 TARGET_MS = 2.0  # issue 4: one paper die, all four arrays re-solved, 180 images
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,23 +150,14 @@ def main() -> int:
         for i, s in enumerate(base.layout.shapes)}
     met = results["all_solved"]["median_ms"] < TARGET_MS
     info["loadavg_end"] = list(os.getloadavg())
-    report = {
-        "benchmark": "die",
-        "command": "python benchmarks/bench_die.py" + (" --quick" if args.quick else ""),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": info,
-        "settings": {"preset": "paper", "images": int(len(x)), "repeats": repeats,
-                     "array_shapes": [list(s) for s in base.layout.shapes],
-                     "cases": {k: v for k, v in CASES.items()},
-                     "statistic": "per die: fastest of the repeats; per case: median over dies"},
-        "build_s": build_s,
-        "first_call_s": first_call_s,
-        "results": results,
-        "target": {"what": "all_solved median < 2 ms", "target_ms": TARGET_MS, "met": met},
-        "samples_ms": {name: (total[name] * 1e3).round(4).tolist() for name in CASES},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    write_record(args.out, "die", "python benchmarks/bench_die.py" + (" --quick" if args.quick else ""), info,
+                 {"preset": "paper", "images": int(len(x)), "repeats": repeats,
+                  "array_shapes": [list(s) for s in base.layout.shapes],
+                  "cases": {k: v for k, v in CASES.items()},
+                  "statistic": "per die: fastest of the repeats; per case: median over dies"},
+                 {"build_s": build_s, "first_call_s": first_call_s, "results": results,
+                  "target": {"what": "all_solved median < 2 ms", "target_ms": TARGET_MS, "met": met},
+                  "samples_ms": {name: (total[name] * 1e3).round(4).tolist() for name in CASES}})
 
     print(f"paper die, {len(x)} test images, one core ({info['cpu_model']}), "
           f"load {info['loadavg_start'][0]:.1f} -> {info['loadavg_end'][0]:.1f}, {repeats} repeats")

@@ -39,8 +39,6 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -55,7 +53,7 @@ from yieldmc.engine import _chunk  # noqa: E402
 from yieldmc.engine.chunk import ROUTE_NAMES, EngineDesign, simulate_chunk_compiled  # noqa: E402
 from yieldmc.engine.sampling import sample_chunk  # noqa: E402
 
-from _machine import machine_record, pin_one_core  # noqa: E402
+from _machine import machine_record, pin_one_core, write_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "bench" / "engine.json"
@@ -92,9 +90,7 @@ def main() -> int:
         simulate_chunk_compiled(design, np.arange(4))  # compile, or load numba's cache
         first_call_s = time.perf_counter() - t
 
-        spec = montecarlo.ModelSpec(model.config, "bench")
-        montecarlo._MODELS.clear()
-        montecarlo._MODELS[spec.key] = model
+        spec = montecarlo.ModelSpec(model.config, "bench", model=model)  # the model in hand
         dies = np.arange(FIRST_DIE, FIRST_DIE + args.dies)
         ref_dies = range(FIRST_DIE, FIRST_DIE + args.ref_dies)
         d = model.config.defects
@@ -118,7 +114,6 @@ def main() -> int:
             t = time.perf_counter()
             ref_cols, _ = montecarlo.simulate_chunk(spec, ref_dies, "test")
             samples["reference"].append(per_die_us(time.perf_counter() - t, len(ref_dies)))
-        montecarlo._MODELS.clear()
         # the same dies agree (predictions -> accuracy, defect columns)
         check = simulate_chunk_compiled(design, np.asarray(ref_dies)).columns()
         agree = check["defect_params"].equals(ref_cols["defect_params"]) and all(
@@ -164,14 +159,10 @@ def main() -> int:
          if rank.size else ""))
 
     if args.out is not None:
-        report = {
-            "benchmark": "engine",
-            "command": "python benchmarks/bench_engine.py" + (" --quick" if args.quick else ""),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": info,
-            "settings": {"preset": "paper", "dies": args.dies, "ref_dies": args.ref_dies,
-                         "repeats": args.repeats, "first_die": FIRST_DIE,
-                         "statistic": "median over interleaved repeats of the per-die time"},
+        settings = {"preset": "paper", "dies": args.dies, "ref_dies": args.ref_dies,
+                    "repeats": args.repeats, "first_die": FIRST_DIE,
+                    "statistic": "median over interleaved repeats of the per-die time"}
+        results = {
             "model_build_s": model_s, "design_build_s": design_cold_s,
             "design_mib": design.nbytes / 2**20, "first_call_s": first_call_s,
             "us_per_die": med, "stages_us_per_die": stages,
@@ -182,8 +173,8 @@ def main() -> int:
             "routes": dict(zip(ROUTE_NAMES, routes.tolist(), strict=True)),
             "samples_us_per_die": samples,
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        command = "python benchmarks/bench_engine.py" + (" --quick" if args.quick else "")
+        write_record(args.out, "engine", command, info, settings, results)
         print(f"-> {args.out}")
     return 0 if agree else 1
 

@@ -16,11 +16,11 @@ where the cell already has that value, so that exactly k cells change: half the 
 cells sit at g_off; ``--patterns`` draws per k), times one transfer matrix by
 
 * ``update``: the compiled rank-k update per die, as the chunk engine runs it (the kernel
-  ``_lowrank._update_chunk`` on all the patterns in one call, one block, no Python
+  ``_lowrank.update_chunk`` on all the patterns in one call, one block, no Python
   validation, divided by the number of patterns);
 * ``wrapper``: the public ``lowrank_transfer(cache, G1)`` (validation included);
-* ``cg_kernel``: the compiled CG transfer matrix itself (``_kernels._transfer_by_columns`` or
-  ``_solve_inputs``, no Python validation): what the chunk engine calls above the crossover;
+* ``cg_kernel``: the compiled CG transfer matrix itself (``_kernels.transfer``: by columns
+  or by rows, no Python validation): what the chunk engine calls above the crossover;
 * ``cg``: the public ``transfer_matrix_info(G1, ...)``;
 * ``faulty``: today's ``yieldmc.circuit.update.faulty_transfer(G0, T0, G1, ...)``.
 
@@ -46,8 +46,6 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -55,7 +53,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from yieldmc.circuit import _kernels, solve_reference, transfer_matrix_info  # noqa: E402
+from yieldmc.circuit import Resistances, _kernels, solve_reference, transfer_matrix_info  # noqa: E402
 from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER, SOLVER_RTOL  # noqa: E402
 from yieldmc.circuit.update import faulty_transfer  # noqa: E402
 from yieldmc.config import load_config  # noqa: E402
@@ -69,7 +67,7 @@ from yieldmc.engine.lowrank import (  # noqa: E402
     pack_changes,
 )
 
-from _machine import machine_record, pin_one_core  # noqa: E402
+from _machine import machine_record, pin_one_core, write_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "bench" / "lowrank.json"
@@ -78,15 +76,9 @@ METHODS = ("update", "wrapper", "cg_kernel", "cg", "faulty")
 
 
 def cg_kernel(G, w) -> np.ndarray:
-    """The compiled CG transfer matrix, as ``_transfer_checked`` calls it (no validation)."""
-    m_rows, n_cols = G.shape
-    args = (float(w.r_driver), float(w.r_row), float(w.r_col), float(w.r_sense),
-            SOLVER_RTOL, SOLVER_MAX_ITER, RHS_BLOCK)
-    T = np.empty((m_rows, n_cols))
-    if n_cols <= m_rows:
-        _kernels._transfer_by_columns(G, *args, T)
-    else:
-        _kernels._solve_inputs(G, np.eye(m_rows), *args, T)
+    """The compiled CG transfer matrix, as ``transfer_matrix_checked`` calls it (no validation)."""
+    T = np.empty(G.shape)
+    _kernels.transfer(G, Resistances.of(w), SOLVER_RTOL, SOLVER_MAX_ITER, RHS_BLOCK, T)
     return T
 
 
@@ -98,7 +90,7 @@ def update_kernel(cache, packed, out) -> None:
     """The chunk kernel on all dies of ``packed`` in one block: what the chunk engine runs."""
     offsets, cells, g_new = packed
     status = np.zeros(offsets.size - 1, dtype=np.int64)
-    _lowrank._update_chunk(*cache.kernel_args(), offsets, cells, g_new, 1, out, status)
+    _lowrank.update_chunk(*cache.kernel_args(), offsets, cells, g_new, 1, out, status)
     if np.any(status):
         raise RuntimeError("the rank-k update reported a singular system")
 
@@ -269,21 +261,12 @@ def main() -> int:
           f"({tot_f / tot_u:.0f}x)")
 
     if args.out is not None:
-        report = {
-            "benchmark": "lowrank",
-            "command": "python benchmarks/bench_lowrank.py" + (" --quick" if args.quick else ""),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": info,
-            "settings": {"preset": "paper", "ks": list(KS), "repeats": args.repeats,
-                         "patterns": args.patterns, "dies": args.dies,
-                         "wires": {"r_row": w.r_row, "r_col": w.r_col, "r_driver": w.r_driver,
-                                   "r_sense": w.r_sense},
-                         "statistic": "per pattern: fastest of the repeats; per k: median over patterns"},
-            "arrays": arrays,
-            "population": population,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        write_record(args.out, "lowrank", "python benchmarks/bench_lowrank.py" + (" --quick" if args.quick else ""),
+                     info, {"preset": "paper", "ks": list(KS), "repeats": args.repeats,
+                            "patterns": args.patterns, "dies": args.dies,
+                            "wires": Resistances.of(w)._asdict(),
+                            "statistic": "per pattern: fastest of the repeats; per k: median over patterns"},
+                     {"arrays": arrays, "population": population})
         print(f"-> {args.out}")
     return 0
 

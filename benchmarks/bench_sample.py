@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine_record
+from _machine import machine_record, write_record
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "results" / "bench" / "sample.json"
@@ -131,8 +131,12 @@ def main() -> None:
           + (f"; 1,000,000 dies: peak {res['million_2']['peak_rss_mib']:.0f} MiB (target < 1024)"
              if "million_2" in res else ""))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"machine": info, "results": res, "ratios": ratios}, indent=2) + "\n")
+        command = " ".join(["python", "benchmarks/bench_sample.py", *(["--quick"] if args.quick else []),
+                            *(["--million"] if args.million else [])])
+        write_record(args.out, "sample", command, info,
+                     {"preset": "paper", "big_dies": big, "reference_dies": ref, "small_dies": small,
+                      "million": args.million},
+                     {"results": res, "ratios": ratios})
         print(f"wrote {args.out}")
 
 

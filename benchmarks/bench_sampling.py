@@ -36,8 +36,6 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -48,7 +46,7 @@ from yieldmc import defects  # noqa: E402
 from yieldmc.engine.sampling import die_masks, die_params, sample_chunk  # noqa: E402
 from yieldmc.engine.streams import DieStream  # noqa: E402
 
-from _machine import machine_record, pin_one_core  # noqa: E402
+from _machine import machine_record, pin_one_core, write_record  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "results" / "bench" / "sampling.json"
@@ -144,20 +142,12 @@ def main() -> int:
     print(f"compiled vs readable (DieStream): {status} on {args.readable_dies} dies per setting")
 
     if args.out is not None:
-        report = {
-            "benchmark": "sampling",
-            "command": "python benchmarks/bench_sampling.py" + (" --quick" if args.quick else ""),
-            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "machine": info,
-            "settings": {"preset": "paper", "shapes": PAPER, "kind": "mixed", "on_mode": "cell",
-                         "seed": SEED, "repeats": args.repeats,
-                         "statistic": "compiled: fastest repeat of the chunk / dies; readable: per die "
-                                      "the fastest repeat, averaged over dies"},
-            "mismatches": mismatches,
-            "results": results,
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        write_record(args.out, "sampling", "python benchmarks/bench_sampling.py" + (" --quick" if args.quick else ""),
+                     info, {"preset": "paper", "shapes": PAPER, "kind": "mixed", "on_mode": "cell",
+                            "seed": SEED, "repeats": args.repeats,
+                            "statistic": "compiled: fastest repeat of the chunk / dies; readable: per die "
+                                         "the fastest repeat, averaged over dies"},
+                     {"mismatches": mismatches, "results": results})
         print(f"-> {args.out}")
     return 1 if mismatches else 0
 

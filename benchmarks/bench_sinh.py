@@ -32,8 +32,6 @@ for _var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MK
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -42,7 +40,7 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from yieldmc.circuit import _newton, solve_sinh, solve_sinh_reference  # noqa: E402
+from yieldmc.circuit import Resistances, _newton, _wires, solve_sinh, solve_sinh_reference  # noqa: E402
 from yieldmc.circuit.nonlinear import NEWTON_MAX_ITER, NEWTON_RTOL  # noqa: E402
 from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER  # noqa: E402
 from yieldmc.config import load_config  # noqa: E402
@@ -50,9 +48,10 @@ from yieldmc.devices import SinhDevice  # noqa: E402
 from yieldmc.die import DieModel  # noqa: E402
 from yieldmc.spice import ngspice_path, run_ngspice  # noqa: E402
 
-from _machine import machine_record, pin_one_core  # noqa: E402  (scripts run from benchmarks/: on sys.path)
+from _machine import machine_record, pin_one_core, write_record  # noqa: E402  (scripts run from benchmarks/: on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
+WIRES = Resistances(r_row=1.0, r_col=1.0)  # the kernels' cases: 1 ohm segments, no periphery
 
 
 def newton_stats(G: np.ndarray, v: np.ndarray, v0: float, warm_previous: bool, repeats: int) -> dict:
@@ -60,12 +59,12 @@ def newton_stats(G: np.ndarray, v: np.ndarray, v0: float, warm_previous: bool, r
     out = np.empty((len(v), G.shape[1]))
     rel = np.empty(len(v))
     steps = np.zeros(len(v), dtype=np.int64)
-    args = (G, np.ascontiguousarray(v), v0, 0.0, 1.0, 1.0, 0.0, NEWTON_RTOL, NEWTON_MAX_ITER,
-            SOLVER_MAX_ITER, RHS_BLOCK, warm_previous, out, rel, steps)
+    args = (G, np.ascontiguousarray(v), v0, WIRES, NEWTON_RTOL, NEWTON_MAX_ITER, SOLVER_MAX_ITER,
+            RHS_BLOCK, warm_previous, out, rel, steps)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        cg = _newton._solve_sinh_inputs(*args)
+        cg = _newton.solve_sinh_inputs(*args)
         times.append(time.perf_counter() - t)
     blocks = -(-len(v) // RHS_BLOCK)
     return {"ms": float(np.min(times) * 1e3), "newton_steps_max": int(steps.max()),
@@ -78,9 +77,9 @@ def residual_trace(G: np.ndarray, v: np.ndarray, v0: float, warm_previous: bool)
     out = {}
     for steps in range(4):
         i_out, rel = np.empty((len(v), G.shape[1])), np.empty(len(v))
-        _newton._solve_sinh_inputs(G, np.ascontiguousarray(v), v0, 0.0, 1.0, 1.0, 0.0, NEWTON_RTOL,
-                                   steps, SOLVER_MAX_ITER, RHS_BLOCK, warm_previous, i_out, rel,
-                                   np.zeros(len(v), dtype=np.int64))
+        _newton.solve_sinh_inputs(G, np.ascontiguousarray(v), v0, WIRES, NEWTON_RTOL, steps,
+                                  SOLVER_MAX_ITER, RHS_BLOCK, warm_previous, i_out, rel,
+                                  np.zeros(len(v), dtype=np.int64))
         out[steps] = {"max": float(rel.max()), "median": float(np.median(rel))}
     return out
 
@@ -113,17 +112,18 @@ def kernel_costs(G: np.ndarray, v: np.ndarray, v0: float, repeats: int) -> dict:
     vt = np.ascontiguousarray(v[:RHS_BLOCK].T)
     k = vt.shape[1]
     x = (G * v0)[:, :, None] * np.sinh(vt[:, None, :] / v0)
-    w, f, sd, dinv, r, q, t = (np.empty_like(x) for _ in range(7))
+    w, f, sd, dinv, r, q = (np.empty_like(x) for _ in range(6))
+    work = np.empty((3, n, k))
     ones, pending, trial = np.ones(k), np.ones(k, dtype=np.bool_), np.zeros(k)
     rel = np.empty(k)
     calls = {
-        "wire_pass": lambda: _newton._wire_drops(x, 0.0, 1.0, 1.0, 0.0, w),
+        "wire_pass": lambda: _wires.apply_wires(x, WIRES, w, work),
         "residual_F_asinh": lambda: _newton._kvl(G, x, w, vt, v0, f),
-        "scaled_system": lambda: _newton._scaled_system(G, x, f, vt, v0, 0.0, 1.0, 1.0, 0.0, ones,
-                                                        sd, dinv, r, rel),
+        "scaled_system": lambda: _newton._scaled_system(G, x, f, vt, v0, WIRES, ones, sd, dinv, r,
+                                                        rel),
         "line_search_trial": lambda: _newton._trial(G, x, 1e-3 * x, w, 1e-3 * w, vt, v0, ones, sd,
                                                     ones, pending, f, trial),
-        "cg_matrix_product": lambda: _newton._apply_scaled(x, sd, 0.0, 1.0, 1.0, 0.0, t, q),
+        "cg_matrix_product": lambda: _wires.apply_wires(x, WIRES, q, work, sd),
     }
     pairs = m * n * k
     out = {name: timed(fn, repeats) / pairs * 1e9 for name, fn in calls.items()}
@@ -222,21 +222,15 @@ def main() -> int:
             large["sinh_over_linear"] = large["sinh"]["s"] / large["linear"]["s"]
 
     info["loadavg_end"] = list(os.getloadavg())
-    report = {
-        "benchmark": "sinh",
-        "command": "python benchmarks/bench_sinh.py" + (" --quick" if args.quick else "")
-                   + (" --large" if args.large else ""),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": info,
-        "settings": {"preset": "paper", "images": int(len(x)), "dies": n_dies, "repeats": repeats,
-                     "v0": v0, "newton_rtol": NEWTON_RTOL, "rhs_block": RHS_BLOCK,
-                     "statistic": "per die: fastest of the repeats; per case: median over dies"},
-        "die": die, "sinh_over_linear": ratio, "newton": newton, "residual_after_steps": trace,
-        "kernel_ns_per_pair": kernels, "oracle": oracle, "large": large,
-        "samples_ms": {name: (s * 1e3).round(4).tolist() for name, s in samples.items()},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    command = ("python benchmarks/bench_sinh.py" + (" --quick" if args.quick else "")
+               + (" --large" if args.large else ""))
+    write_record(args.out, "sinh", command, info,
+                 {"preset": "paper", "images": int(len(x)), "dies": n_dies, "repeats": repeats,
+                  "v0": v0, "newton_rtol": NEWTON_RTOL, "rhs_block": RHS_BLOCK,
+                  "statistic": "per die: fastest of the repeats; per case: median over dies"},
+                 {"die": die, "sinh_over_linear": ratio, "newton": newton, "residual_after_steps": trace,
+                  "kernel_ns_per_pair": kernels, "oracle": oracle, "large": large,
+                  "samples_ms": {name: (s * 1e3).round(4).tolist() for name, s in samples.items()}})
 
     print(f"paper die, {len(x)} test images, one core ({info['cpu_model']}), "
           f"load {info['loadavg_start'][0]:.1f} -> {info['loadavg_end'][0]:.1f}, {n_dies} dies x {repeats}")

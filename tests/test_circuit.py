@@ -1,4 +1,5 @@
-"""The numba crossbar engine against the scipy direct solve, and the physics it must obey."""
+"""The numba crossbar engine against the scipy direct solve, the physics it must obey, and
+the one core (wire operator, block CG, block driver) that every solver runs on."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from tests.tolerances import ENGINE_RTOL, SUBNORMAL_STEP
 from yieldmc.circuit import (
+    Resistances,
+    _kernels,
+    _wires,
     node_voltages_reference,
     solve,
     solve_reference,
     transfer_matrix,
     transfer_matrix_info,
 )
+from yieldmc.circuit.validate import check_network
+from yieldmc.config import WireConfig
 from yieldmc.errors import ConfigError, SolverError
 
 G_OFF, G_ON = 1e-6, 1e-4
@@ -302,3 +308,141 @@ def test_a_single_subnormal_input_linear_engine(rng, value):
         got = solve(G, v, 1.0, 1.0, r_sense=5.0)
         assert_array_equal(got, np.ldexp(solve(G, np.ldexp(v, k), 1.0, 1.0, r_sense=5.0), -k))
         assert_matches_oracle(got, solve_reference(G, v, 1.0, 1.0, r_sense=5.0), 6)
+
+
+# ---- the one circuit core (yieldmc.circuit._wires) and the one block driver ---------------
+
+CORE_WIRES = [(1.5, 2.0, 3.0, 4.0), (2.0, 0.0, 0.0, 0.0), (0.0, 2.0, 0.0, 0.0),
+              (0.0, 0.0, 7.0, 0.0), (0.0, 0.0, 0.0, 7.0)]  # (r_row, r_col, r_driver, r_sense)
+
+
+def dense_wire_operator(m_rows, n_cols, wires):
+    """``A`` (MN x MN, flat index ``i N + j``) from docs/circuit.md's min-kernels."""
+    r_row, r_col, r_driver, r_sense = wires
+    k_row = r_driver + r_row * (np.minimum.outer(np.arange(n_cols), np.arange(n_cols)) + 1.0)
+    k_col = r_sense + r_col * (m_rows - np.maximum.outer(np.arange(m_rows), np.arange(m_rows)))
+    return np.kron(np.eye(m_rows), k_row) + np.kron(k_col, np.eye(n_cols))
+
+
+def assert_close_to(got, expected, rtol=1e-13):
+    assert np.abs(got - expected).max() <= rtol * np.abs(expected).max(), rtol
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (6, 1), (7, 5)])
+@pytest.mark.parametrize("wires", CORE_WIRES)
+def test_wire_operator_against_its_dense_matrix(rng, shape, wires):
+    """``apply_wires``: ``A p``; ``H p = p + s A (s p)`` with the linear engine's scale per
+    cell and Newton's per cell and input, and the dot products ``p . H p`` it sums on the
+    way; ``wire_diagonal`` is ``A``'s diagonal. Every resistance alone, every edge shape."""
+    m, n = shape
+    k = 3
+    A = dense_wire_operator(m, n, wires)
+    w = Resistances(*wires)
+    p = rng.normal(size=(m, n, k))
+    flat = p.reshape(m * n, k)
+    work = np.empty((3, n, k))
+    out = np.empty_like(p)
+    _wires.apply_wires(p, w, out, work)
+    assert_close_to(out.reshape(m * n, k), A @ flat)
+    s_cell = np.sqrt(random_conductances(rng, shape)) * 30.0  # G r of order 1: A matters
+    s_input = s_cell[:, :, None] * rng.uniform(0.5, 2.0, (m, n, k))
+    dots = np.empty(k)
+    for s in (s_cell, s_input):
+        s3 = np.broadcast_to(s.reshape(m, n, -1), (m, n, k)).reshape(m * n, k)
+        expected = flat + s3 * (A @ (s3 * flat))
+        _wires.apply_wires(p, w, out, work, s)
+        assert_close_to(out.reshape(m * n, k), expected)
+        _wires.apply_wires(p, w, out, work, s, dots)
+        assert_close_to(out.reshape(m * n, k), expected)
+        assert_close_to(dots, np.sum(flat * expected, axis=0))
+    diag = np.array([[_wires.wire_diagonal(w, i, j, m) for j in range(n)] for i in range(m)])
+    assert_allclose(diag.ravel(), np.diag(A), rtol=1e-15)
+
+
+def test_a_scale_per_input_runs_the_linear_engines_arithmetic(rng):
+    """Newton's per-input scale, equal across the inputs, gives the linear engine's per-cell
+    results bit for bit: the operator and the CG read either through one code."""
+    m, n, k = 7, 5, 4
+    w = Resistances(1.5, 2.0, 3.0, 4.0)
+    s = np.sqrt(random_conductances(rng, (m, n))) * 30.0
+    dinv = 1.0 / (1.0 + s * s * np.diag(dense_wire_operator(m, n, w)).reshape(m, n))
+    wide = lambda a: np.ascontiguousarray(np.repeat(a[:, :, None], k, axis=2))  # noqa: E731
+    p = rng.normal(size=(m, n, k))
+    results = []
+    for scale, pre in ((s, dinv), (wide(s), wide(dinv))):
+        out, dots, work = np.empty((m, n, k)), np.empty(k), np.empty((3, n, k))
+        _wires.apply_wires(p, w, out, work, scale, dots)
+        z, r = np.zeros((m, n, k)), p.copy()
+        its = _wires.cg_iterations(scale, pre, w, np.full(k, 1e-30), np.ones(k, bool), 100, True, z, r,
+                                   np.empty((m, n, k)), np.empty((m, n, k)), work)
+        results.append((out, dots, z, r, its))
+    for a, b in zip(*results, strict=True):
+        assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("per_input", [False, True])
+def test_block_cg_solves_the_scaled_system(rng, per_input):
+    """``cg_iterations`` against a dense solve of ``(I + s A s) z = b``, with both orders of
+    ``p . H p`` (they differ by round-off only); a zero right-hand side stops at once and an
+    inactive one is left alone."""
+    m, n, k = 6, 5, 4
+    w = Resistances(1.0, 2.0, 3.0, 4.0)
+    A = dense_wire_operator(m, n, w)
+    s_cell = np.sqrt(random_conductances(rng, (m, n))) * 30.0
+    s = s_cell[:, :, None] * rng.uniform(0.5, 2.0, (m, n, k)) if per_input else s_cell
+    s3 = np.broadcast_to(s.reshape(m, n, -1), (m, n, k)).reshape(m * n, k)
+    dinv = 1.0 / (1.0 + s * s * (np.diag(A).reshape(m, n, 1) if per_input else np.diag(A).reshape(m, n)))
+    b = rng.normal(size=(m, n, k))
+    b[:, :, 1] = 0.0
+    solutions = []
+    for fused_dot in (True, False):
+        z, r = np.zeros((m, n, k)), b.copy()
+        tol2 = 1e-28 * np.sum(b * b, axis=(0, 1))
+        active = np.array([True, True, True, False])
+        its = _wires.cg_iterations(s, dinv, w, tol2, active, 500, fused_dot, z, r, np.empty((m, n, k)),
+                                   np.empty((m, n, k)), np.empty((3, n, k)))
+        assert 0 < its < 500 and active.tolist() == [True, True, True, False]  # the caller's
+        for c in (0, 2):
+            H = np.eye(m * n) + s3[:, c, None] * A * s3[None, :, c]
+            assert_close_to(z[:, :, c].ravel(), np.linalg.solve(H, b[:, :, c].ravel()), 1e-12)
+        assert not z[:, :, 1].any() and not z[:, :, 3].any()
+        assert_array_equal(r[:, :, 3], b[:, :, 3])
+        solutions.append(z)
+    assert_close_to(solutions[0], solutions[1], 1e-12)
+
+
+@pytest.mark.parametrize("block", [1, 3, 32])
+def test_block_driver_gives_every_kind_of_right_hand_side(rng, block):
+    """The one block driver: ``T`` by columns (reciprocity), by unit inputs on the rows and
+    from the responses to a source in series with each cell, for any block size (a short
+    last block included), against the oracle."""
+    m, n = 7, 5
+    G = random_conductances(rng, (m, n))
+    w = Resistances(1.0, 2.0, 3.0, 4.0)
+    ref = solve_reference(G, np.eye(m), **w._asdict())
+    t_cols, t_rows = np.empty((m, n)), np.empty((m, n))
+    u = np.empty((m, n, m * n))
+    ci, cj = np.divmod(np.arange(m * n), n)
+    for worst, its in (_kernels.transfer_by_columns(G, w, 1e-12, 2000, block, t_cols),
+                       _kernels.solve_inputs(G, np.eye(m), w, 1e-12, 2000, block, t_rows),
+                       _kernels.cell_responses(G, ci, cj, w, 1e-12, 2000, block, u)):
+        assert worst <= 1e-12 and its > 0
+    assert rel_err(t_cols, ref) < ENGINE_RTOL
+    assert rel_err(t_rows, ref) < ENGINE_RTOL
+    # a unit source in series with each cell of row i, summed: the row driven at 1 V
+    t_cells = np.einsum("ajib->ij", u.reshape(m, n, m, n))
+    assert rel_err(t_cells, ref) < ENGINE_RTOL
+
+
+def test_resistances_one_order_and_names_everywhere():
+    """``(r_row, r_col, r_driver, r_sense)``: the config's order, the public keywords, the
+    checked tuple the kernels take."""
+    assert Resistances._fields == tuple(f for f in WireConfig.__dataclass_fields__)
+    w = check_network(1, 2.0, 3, 4.5)
+    assert w == Resistances(1.0, 2.0, 3.0, 4.5) and all(type(x) is float for x in w)
+    assert Resistances.of(WireConfig(r_sense=50.0)) == Resistances(1.0, 1.0, 0.0, 50.0)
+    assert Resistances(0.0, 0.0).ideal and not Resistances(0.0, 0.0, 0.0, 1e-9).ideal
+    G = np.full((3, 4), 1e-4)
+    assert_array_equal(transfer_matrix(G, **w._asdict()),
+                       transfer_matrix(G, 1.0, 2.0, r_driver=3.0, r_sense=4.5))
+

@@ -148,14 +148,14 @@ def test_lu_kernel_reports_singular_and_non_finite_systems():
 
 
 def test_update_kernel_passes_on_a_singular_status(rng):
-    """A NaN new conductance (the wrappers refuse one) gives S a NaN pivot: ``_update_one``
+    """A NaN new conductance (the wrappers refuse one) gives S a NaN pivot: ``update_one``
     returns the LU's STATUS_SINGULAR instead of a T1."""
     G0 = _g(rng, (4, 6))
     cache = _cache(G0, NETWORKS[0])
     cells, g_new = np.array([2, 9]), np.array([G_ON, np.nan])
-    sel, lu, x, scale = _lowrank._scratch(cells.size, *G0.shape)
+    sel, lu, x, scale = _lowrank.scratch(cells.size, *G0.shape)
     out = np.empty(G0.shape)
-    status = _lowrank._update_one(*cache.kernel_args(), cells, g_new, sel, lu, x, scale, out)
+    status = _lowrank.update_one(*cache.kernel_args(), cells, g_new, sel, lu, x, scale, out)
     assert status == _lowrank.STATUS_SINGULAR
 
 

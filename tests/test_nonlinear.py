@@ -22,7 +22,7 @@ from tests.test_circuit import (
     tiny_batch,
 )
 from tests.tolerances import ENGINE_RTOL
-from yieldmc.circuit import _newton, solve, solve_sinh, solve_sinh_info, solve_sinh_reference
+from yieldmc.circuit import Resistances, _newton, _wires, solve, solve_sinh, solve_sinh_info, solve_sinh_reference
 from yieldmc.circuit.nonlinear import NEWTON_RTOL
 from yieldmc.config import load_config
 from yieldmc.errors import ConfigError, SolverError
@@ -37,11 +37,11 @@ PRESET_NEWTON_MAX = 6
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("wires", WIRES)
 def test_newton_matches_the_direct_newton_oracle(rng, shape, wires):
-    r_row, r_col, r_drv, r_snk = wires
+    r_row, r_col, r_driver, r_sense = wires
     G = random_conductances(rng, shape)
     v = rng.uniform(-0.3, 0.3, (4, shape[0]))
-    ref = solve_sinh_reference(G, v, V0, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
-    got = solve_sinh(G, v, V0, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    ref = solve_sinh_reference(G, v, V0, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
+    got = solve_sinh(G, v, V0, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
     assert rel_err(got, ref) < ENGINE_RTOL
 
 
@@ -82,13 +82,13 @@ def test_gap_model_currents_without_wires(rng):
 @pytest.mark.parametrize("wires", [(1.0, 1.0, 0.0, 0.0), (2.0, 0.5, 10.0, 30.0)])
 def test_small_signal_limit_is_the_linear_engine(rng, wires):
     """sinh(u) = u (1 + u^2/6 + ...): with v0 -> inf the cell is ohmic; the gap shrinks as 1/v0^2."""
-    r_row, r_col, r_drv, r_snk = wires
+    r_row, r_col, r_driver, r_sense = wires
     G = random_conductances(rng, (16, 12))
     v = rng.uniform(0.0, 0.2, (5, 16))
-    linear = solve(G, v, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+    linear = solve(G, v, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
     gaps = []
     for v0 in (10.0, 100.0, 1000.0):
-        got = solve_sinh(G, v, v0, r_row, r_col, r_driver=r_drv, r_sense=r_snk)
+        got = solve_sinh(G, v, v0, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
         gaps.append(rel_err(got, linear))
         assert gaps[-1] < (0.2 / v0) ** 2 / 6 * 1.01 + ENGINE_RTOL
     assert gaps[0] / gaps[1] == pytest.approx(100, rel=0.05)  # second order in 1/v0
@@ -148,8 +148,8 @@ def test_warm_start_from_the_previous_input(rng):
     for name, previous in (("ideal", False), ("previous", True)):
         out, rel = np.empty((40, 8)), np.empty(40)
         newton = np.zeros(40, dtype=np.int64)
-        _newton._solve_sinh_inputs(G, ramp, V0, 0.0, 1.0, 1.0, 0.0, NEWTON_RTOL, 50, 2000, 1,
-                                   previous, out, rel, newton)
+        _newton.solve_sinh_inputs(G, ramp, V0, Resistances(1.0, 1.0, 0.0, 0.0), NEWTON_RTOL, 50, 2000,
+                                  1, previous, out, rel, newton)
         steps[name] = newton.sum()
     assert steps["previous"] < steps["ideal"]
 
@@ -168,11 +168,11 @@ def test_newton_converges_over_the_presets_operating_range(rng, preset):
         v = np.vstack([np.full(shape[0], v_read), rng.uniform(0, v_read, (3, shape[0])),
                        v_read * (rng.random((2, shape[0])) < 0.5)])
         for G in patterns:
-            for r_snk in (0.0, 1000.0):
+            for r_sense in (0.0, 1000.0):
                 _, info = solve_sinh_info(G, v, dev.v0, cfg.wires.r_row, cfg.wires.r_col,
-                                          r_sense=r_snk)
-                assert info.converged, (shape, r_snk)
-                assert info.iterations <= PRESET_NEWTON_MAX, (shape, r_snk, info)
+                                          r_sense=r_sense)
+                assert info.converged, (shape, r_sense)
+                assert info.iterations <= PRESET_NEWTON_MAX, (shape, r_sense, info)
 
 
 def test_an_unreachable_tolerance_stalls_early_and_is_reported(rng):
@@ -212,23 +212,9 @@ def test_bad_solver_arguments(rng, kwargs, match):
         solve_sinh_info(np.full((2, 2), 1e-5), [0.1, 0.1], v0, **args)
 
 
-def test_wire_operator_matches_the_linear_engine(rng):
-    """``A`` of the Newton kernels is the linear engine's: ``H z = z + sg A (sg z)``."""
-    from yieldmc.circuit import _kernels
-
-    m, n, k = 7, 5, 3
-    G = random_conductances(rng, (m, n))
-    z = rng.normal(size=(m, n, k))
-    sg = np.sqrt(G)
-    h = np.empty_like(z)
-    _kernels._apply_h(z, sg, 3.0, 1.5, 2.0, 4.0, h)
-    w = np.empty_like(z)
-    _newton._wire_drops(sg[:, :, None] * z, 3.0, 1.5, 2.0, 4.0, w)
-    assert_allclose(z + sg[:, :, None] * w, h, rtol=1e-13)
-
-
 def test_wire_operator_matches_the_circuit_oracle(rng):
-    """``v - A x`` are the cell voltages the MNA oracle gives for the cell currents ``x``."""
+    """``v - A x`` are the cell voltages the MNA oracle gives for the cell currents ``x``
+    (``A``: the one wire operator, :func:`yieldmc.circuit._wires.apply_wires`)."""
     from yieldmc.circuit import node_voltages_reference
 
     G = random_conductances(rng, (6, 4))
@@ -236,7 +222,7 @@ def test_wire_operator_matches_the_circuit_oracle(rng):
     row_v, col_v = node_voltages_reference(G, v, 1.5, 2.0, r_driver=3.0, r_sense=4.0)
     x = ((row_v - col_v) * G)[:, :, None]
     w = np.empty_like(x)
-    _newton._wire_drops(x, 3.0, 1.5, 2.0, 4.0, w)
+    _wires.apply_wires(x, Resistances(1.5, 2.0, r_driver=3.0, r_sense=4.0), w, np.empty((3, 4, 1)))
     assert_allclose(v[:, None] - w[:, :, 0], row_v - col_v, rtol=1e-10, atol=1e-15)
 
 
@@ -251,10 +237,11 @@ def test_fast_asinh_is_accurate_to_round_off():
 
 
 def test_cg_kernel_solves_the_scaled_system_and_skips_a_zero_right_hand_side(rng):
-    """``_cg_scaled`` solves ``(I + sd A sd) y = r`` to its tolerance for an active right-hand
-    side; one that is zero on entry stops there, and an inactive one is left alone (y = 0)."""
+    """A Newton step's CG (``_cg_step``: the shared block CG from ``y = 0``) solves
+    ``(I + sd A sd) y = r`` to its tolerance for an active right-hand side; one that is zero
+    on entry stops there, and an inactive one is left alone (y = 0)."""
     m, n, k = 6, 5, 3
-    wires = (1.0, 2.0, 3.0, 4.0)  # r_driver, r_row, r_col, r_sense (ohm)
+    wires = Resistances(2.0, 3.0, 1.0, 4.0)
     sd = np.repeat(np.sqrt(random_conductances(rng, (m, n)))[:, :, None], k, axis=2)
     dinv = np.ones((m, n, k))  # no preconditioning: CG converges all the same
     rhs = rng.normal(size=(m, n, k))
@@ -262,10 +249,11 @@ def test_cg_kernel_solves_the_scaled_system_and_skips_a_zero_right_hand_side(rng
     r = rhs.copy()  # overwritten by the recursive residual
     tol2 = 1e-24 * np.sum(rhs * rhs, axis=(0, 1))
     active = np.array([True, True, False])
-    y, p, q, t = (np.empty((m, n, k)) for _ in range(4))
-    iterations = _newton._cg_scaled(sd, dinv, *wires, tol2, active, 200, y, r, p, q, t)
+    y, p, q = (np.full((m, n, k), np.nan) for _ in range(3))  # contents ignored
+    work = np.empty((3, n, k))
+    iterations = _newton._cg_step(sd, dinv, wires, tol2, active, 200, y, r, p, q, work)
     assert 0 < iterations < 200
-    _newton._apply_scaled(y, sd, *wires, t, q)
+    _wires.apply_wires(y, wires, q, work, sd)
     assert np.linalg.norm(q[:, :, 0] - rhs[:, :, 0]) <= 1e-10 * np.linalg.norm(rhs[:, :, 0])
     assert not y[:, :, 1:].any()
 
@@ -280,8 +268,8 @@ def test_a_step_that_cannot_decrease_the_merit_stalls_the_input():
     vt = np.array([[0.1, -0.2], [0.05, 0.3], [-0.15, 0.2]])  # row voltages (V), (M, K)
     x = np.zeros((m, n, k))
     bufs = np.zeros((9, m, n, k))
-    rel, newton, cg = _newton._newton_block(g, vt, np.ones(k), V0, 1.0, 1.0, 1.0, 1.0, 1e-12, 10, 0, x,
-                                            bufs)
+    rel, newton, cg = _newton._newton_block(g, vt, np.ones(k), V0, Resistances(1.0, 1.0, 1.0, 1.0), 1e-12,
+                                            10, 0, x, bufs)
     assert (newton, cg) == (1, 0)
     assert rel.tolist() == [1.0, 1.0] and not x.any()
 
@@ -352,26 +340,26 @@ def test_the_oracle_settles_with_kilo_ohm_periphery(rng):
 
 @settings(max_examples=30, deadline=None)
 @given(shape=shapes, seed=seeds, r=st.one_of(st.just(0.0), st.floats(1e-3, 10.0)),
-       r_snk=st.one_of(st.just(0.0), st.floats(1e-3, 200.0)), v0=st.floats(0.05, 2.0),
+       r_sense=st.one_of(st.just(0.0), st.floats(1e-3, 200.0)), v0=st.floats(0.05, 2.0),
        scale=st.floats(0.0, 0.4))
 # Subnormal inputs once failed (SolverError, relative residual 1): currents were held in
 # amperes, below 2.2e-308 A they lose digits or round to 0.
-@example(shape=(6, 9), seed=1, r=1.0, r_snk=5.0, v0=0.25, scale=TINY)
-@example(shape=(12, 12), seed=2, r=0.0, r_snk=0.0, v0=2.0, scale=1e-320)
-@example(shape=(3, 4), seed=3, r=0.0, r_snk=200.0, v0=0.05, scale=SMALLEST_NORMAL)
-@example(shape=(8, 5), seed=4, r=10.0, r_snk=0.0, v0=1.0, scale=2.3e-308)
-@example(shape=(1, 1), seed=5, r=1e-3, r_snk=1e-3, v0=0.05, scale=TINY)
+@example(shape=(6, 9), seed=1, r=1.0, r_sense=5.0, v0=0.25, scale=TINY)
+@example(shape=(12, 12), seed=2, r=0.0, r_sense=0.0, v0=2.0, scale=1e-320)
+@example(shape=(3, 4), seed=3, r=0.0, r_sense=200.0, v0=0.05, scale=SMALLEST_NORMAL)
+@example(shape=(8, 5), seed=4, r=10.0, r_sense=0.0, v0=1.0, scale=2.3e-308)
+@example(shape=(1, 1), seed=5, r=1e-3, r_sense=1e-3, v0=0.05, scale=TINY)
 # The oracle's round-off floor (milliohm wires, 143 ohm sense) once stayed at 2e-11: it never
 # settled (about 1 draw in 30,000).
-@example(shape=(11, 11), seed=1021, r=1e-3, r_snk=143.37031004356874, v0=1.2124019035229785,
+@example(shape=(11, 11), seed=1021, r=1e-3, r_sense=143.37031004356874, v0=1.2124019035229785,
          scale=0.3223923943702407)
-def test_property_newton_matches_the_oracle(shape, seed, r, r_snk, v0, scale):
+def test_property_newton_matches_the_oracle(shape, seed, r, r_sense, v0, scale):
     """Resistances are 0 or >= 1 milliohm: the MNA oracle cannot stamp 1 / 1e-300 ohm."""
     rng = np.random.default_rng(seed)
     G = random_conductances(rng, shape)
     v = rng.uniform(-scale, scale, (2, shape[0]))
-    ref = solve_sinh_reference(G, v, v0, r, r, r_sense=r_snk)
-    got, info = solve_sinh_info(G, v, v0, r, r, r_sense=r_snk)
+    ref = solve_sinh_reference(G, v, v0, r, r, r_sense=r_sense)
+    got, info = solve_sinh_info(G, v, v0, r, r, r_sense=r_sense)
     assert info.converged
     assert_matches_oracle(got, ref, shape[0])  # ENGINE_RTOL, and subnormal steps
     if not v.any():
@@ -397,8 +385,8 @@ def test_subnormal_inputs_in_a_batch_meet_the_tolerance(rng, wires):
     subnormal or 0. Now each converges, obeys the small-signal scaling law
     ``I(v) = 2^-k I(2^k v)`` bit for bit (currents rounded once), agrees with the oracle and
     the linear engine, and leaves its neighbours' bits alone."""
-    r_row, r_col, r_drv, r_snk = wires
-    kw = {"r_driver": r_drv, "r_sense": r_snk}
+    r_row, r_col, r_driver, r_sense = wires
+    kw = {"r_driver": r_driver, "r_sense": r_sense}
     G = random_conductances(rng, (7, 13))
     v, tiny, k = tiny_batch(rng, 7)
     got, info = solve_sinh_info(G, v, V0, r_row, r_col, **kw)

@@ -8,6 +8,11 @@ Public contract (DESIGN.md section 4)::
 
 Non-linear (sinh gap-model) cells, no transfer matrix: ``solve_sinh(G, v, v0, ...)``
 and its oracle ``solve_sinh_reference`` (Newton with direct solves on node voltages).
+Faulty arrays from fault-free ones: :mod:`yieldmc.circuit.update` (``faulty_transfer``).
+
+The resistances are named and ordered alike everywhere, ``(r_row, r_col, r_driver,
+r_sense)``; :class:`Resistances` holds them (``solve(G, v, **wires._asdict())``). Every
+solver runs on one core, :mod:`yieldmc.circuit._wires` (the wire operator and block CG).
 """
 
 from yieldmc.circuit.nonlinear import solve_device, solve_sinh, solve_sinh_info
@@ -16,6 +21,7 @@ from yieldmc.circuit.reference import (
     solve_reference,
     solve_sinh_reference,
 )
+from yieldmc.circuit.resistances import Resistances
 from yieldmc.circuit.solver import (
     SOLVER_RTOL,
     SolveInfo,
@@ -26,6 +32,7 @@ from yieldmc.circuit.solver import (
 
 __all__ = [
     "SOLVER_RTOL",
+    "Resistances",
     "SolveInfo",
     "node_voltages_reference",
     "solve",

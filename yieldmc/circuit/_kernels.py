@@ -1,23 +1,23 @@
-"""Numba kernels of the crossbar engine: arrays and scalars in, arrays out, no I/O.
+"""Numba kernels of the linear crossbar engine: arrays and scalars in, arrays out, no I/O.
 
 Formulation (see docs/circuit.md). Unknowns are the cell currents ``x[i, j]`` (row node
-to column node). With ``D = diag(G)`` the cell equations read
-
-    x / G + A x = v[i]        A = A_row + A_col   (wire-resistance operator, PSD)
-
-where ``(A_row x)[i, j] = r_drv * S_i + r_row * sum_j' (min(j, j') + 1) x[i, j']`` is the
-voltage lost along row i up to node j (``S_i`` is the row's total current) and
-``(A_col x)[i, j] = r_snk * C_j + r_col * sum_i' (M - max(i, i')) x[i', j]`` is the
-voltage of column node (i, j) above the virtual ground (``C_j`` is the column total,
-``r_snk`` the sense impedance). Substituting ``x = sqrt(G) z`` gives the symmetric
-positive-definite system
+to column node). With ``D = diag(G)`` and the wire operator ``A`` of
+:mod:`yieldmc.circuit._wires` the cell equations read ``x / G + A x = v[i]``.
+Substituting ``x = sqrt(G) z`` gives the symmetric positive-definite system
 
     H z = (I + D^1/2 A D^1/2) z = D^1/2 v
 
 whose eigenvalues are >= 1; for the default devices it is well conditioned, so
-Jacobi-preconditioned conjugate gradients converge in a handful of iterations.
-Zero conductances are allowed (``z = 0`` there). The right-hand-side index ``k`` is the
-innermost (contiguous) axis so that every inner loop vectorises.
+Jacobi-preconditioned conjugate gradients (:func:`yieldmc.circuit._wires.cg_iterations`)
+converge in a handful of iterations. Zero conductances are allowed (``z = 0`` there).
+The right-hand-side index ``k`` is the innermost (contiguous) axis so that every inner
+loop vectorises.
+
+Tiers: :func:`cg_block` solves one block of right-hand sides and checks the true
+residual; :func:`solve_blocks` is the one block driver (right-hand sides of three kinds,
+:data:`BY_COLUMNS`, :data:`BY_INPUTS`, :data:`BY_CELLS`); :func:`transfer_by_columns`,
+:func:`solve_inputs`, :func:`cell_responses` and :func:`transfer` are its entry points.
+The resistances come as a :class:`yieldmc.circuit.resistances.Resistances`.
 """
 
 from __future__ import annotations
@@ -27,175 +27,54 @@ import math
 import numpy as np
 
 from yieldmc._numba import njit
-
-
-@njit
-def _row_pass(p, sg, r_drv, r_row, q, colsum):
-    """Row part of ``H p``: ``q[i, j] = r_drv * S_i + r_row * sum_{k<=j} s_k``.
-
-    ``s_k`` is the current in row segment k (``S_i - sum_{j'<k} x_j'``) of the cell
-    currents ``x = sg * p``. Also accumulates the column totals ``colsum[j] = C_j``.
-    """
-    m_rows, n_cols, n_rhs = p.shape
-    acc = np.empty(n_rhs)
-    run = np.empty(n_rhs)
-    drop = np.empty(n_rhs)
-    colsum[:, :] = 0.0
-    for i in range(m_rows):
-        acc[:] = 0.0
-        for j in range(n_cols):
-            g = sg[i, j]
-            for k in range(n_rhs):
-                x = g * p[i, j, k]
-                acc[k] += x
-                colsum[j, k] += x
-        for k in range(n_rhs):
-            run[k] = acc[k]  # current in the next row segment
-            drop[k] = r_drv * acc[k]
-        for j in range(n_cols):
-            g = sg[i, j]
-            for k in range(n_rhs):
-                drop[k] += r_row * run[k]
-                q[i, j, k] = drop[k]
-                run[k] -= g * p[i, j, k]
-
-
-@njit
-def _col_pass(p, sg, r_col, r_snk, q, colsum, run, drop, pq):
-    """Column part: ``q = p + sg * (q + rise)`` and the dot products ``pq[k] = p . q``.
-
-    ``rise(i) = r_snk * C_j + r_col * sum_{m>=i} c_m`` with ``c_m`` the current in the
-    column segment below node m. Sweeps the rows bottom-up with all columns at once,
-    so memory is read in order.
-    """
-    m_rows, n_cols, n_rhs = p.shape
-    for j in range(n_cols):
-        for k in range(n_rhs):
-            run[j, k] = colsum[j, k]  # current in the segment below the node
-            drop[j, k] = r_snk * colsum[j, k]
-    pq[:] = 0.0
-    for i in range(m_rows - 1, -1, -1):
-        for j in range(n_cols):
-            g = sg[i, j]
-            for k in range(n_rhs):
-                d = drop[j, k] + r_col * run[j, k]
-                drop[j, k] = d
-                pv = p[i, j, k]
-                qv = pv + g * (q[i, j, k] + d)
-                q[i, j, k] = qv
-                pq[k] += pv * qv
-                run[j, k] -= g * pv
-
-
-@njit
-def _apply_h(z, sg, r_drv, r_row, r_col, r_snk, out):
-    """``out = H z`` for a block of right-hand sides ``z`` of shape (M, N, K)."""
-    n_cols, n_rhs = z.shape[1], z.shape[2]
-    colsum = np.empty((n_cols, n_rhs))
-    run = np.empty((n_cols, n_rhs))
-    drop = np.empty((n_cols, n_rhs))
-    pq = np.empty(n_rhs)
-    _row_pass(z, sg, r_drv, r_row, out, colsum)
-    _col_pass(z, sg, r_col, r_snk, out, colsum, run, drop, pq)
-
+from yieldmc.circuit._wires import apply_wires, cg_iterations, wire_diagonal
 
 #: Restarts of CG from its current iterate when the residual recomputed from scratch misses
 #: the tolerance that the recursive residual met (round-off drift of about 1e-6 relative:
 #: 2 dies in 20,000 stopped at 1.000003e-12 against 1e-12 and were flagged unconverged).
 TRUE_RESIDUAL_RESTARTS = 2
 
+#: Kinds of right-hand side of :func:`solve_blocks`: a unit voltage across every cell of
+#: one column (a column of T, by reciprocity), a vector of row voltages, one cell.
+BY_COLUMNS, BY_INPUTS, BY_CELLS = 0, 1, 2
+
 
 @njit
-def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q):
+def cg_block(sg, rhs, wires, rtol, max_iter, z, r, p, q):
     """Jacobi-preconditioned CG on ``H z = rhs`` for every right-hand side at once.
 
-    ``z`` holds the initial guess on entry (the ideal-wire solution ``rhs`` is a good
-    one) and the solution on exit. Returns ``(relative_residuals, iterations)`` where
-    the residuals are recomputed from scratch (``|rhs - H z| / |rhs|`` per column k),
-    so drift of the recursive residual cannot hide a wrong answer. Finished columns
-    are frozen (``alpha = beta = 0``) while the others iterate. ``r, p, q`` are work
-    arrays of the shape of ``rhs`` (contents ignored), owned by the caller so that
-    repeated solves do not allocate (fresh pages cost page faults).
+    ``sg = sqrt(G)`` (M, N); ``z`` holds the initial guess on entry (the ideal-wire
+    solution ``rhs`` is a good one) and the solution on exit. Returns
+    ``(relative_residuals, iterations)`` where the residuals are recomputed from scratch
+    (``|rhs - H z| / |rhs|`` per column k), so drift of the recursive residual cannot
+    hide a wrong answer; a miss restarts CG from ``z`` (:data:`TRUE_RESIDUAL_RESTARTS`).
+    ``r, p, q`` are work arrays of the shape of ``rhs`` (contents ignored), owned by the
+    caller so that repeated solves do not allocate (fresh pages cost page faults).
     """
     m_rows, n_cols, n_rhs = rhs.shape
     inv_diag = np.empty((m_rows, n_cols))
     for i in range(m_rows):
         for j in range(n_cols):
             g2 = sg[i, j] * sg[i, j]
-            a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
-            inv_diag[i, j] = 1.0 / (1.0 + g2 * a_ii)
-    colsum = np.empty((n_cols, n_rhs))
-    run = np.empty((n_cols, n_rhs))
-    drop = np.empty((n_cols, n_rhs))
+            inv_diag[i, j] = 1.0 / (1.0 + g2 * wire_diagonal(wires, i, j, m_rows))
+    work = np.empty((3, n_cols, n_rhs))
+    every = np.ones(n_rhs, dtype=np.bool_)
     bnorm2 = np.zeros(n_rhs)
-    rz = np.zeros(n_rhs)
-    rnorm2 = np.zeros(n_rhs)
-    pq = np.zeros(n_rhs)
-    alpha = np.zeros(n_rhs)
-    beta = np.zeros(n_rhs)
-    rz_new = np.zeros(n_rhs)
-    active = np.ones(n_rhs, dtype=np.bool_)
     iterations = 0
     rel = np.zeros(n_rhs)
     for _attempt in range(1 + TRUE_RESIDUAL_RESTARTS):
-        p[:] = 0.0
         bnorm2[:] = 0.0
-        rz[:] = 0.0
-        rnorm2[:] = 0.0
-        beta[:] = 0.0
-        active[:] = True
-        _apply_h(z, sg, r_drv, r_row, r_col, r_snk, q)
+        apply_wires(z, wires, q, work, sg)
         for i in range(m_rows):
             for j in range(n_cols):
-                d = inv_diag[i, j]
                 for k in range(n_rhs):
                     b = rhs[i, j, k]
-                    res = b - q[i, j, k]
-                    r[i, j, k] = res
+                    r[i, j, k] = b - q[i, j, k]
                     bnorm2[k] += b * b
-                    rz[k] += d * res * res
-                    rnorm2[k] += res * res
         tol2 = rtol * rtol * bnorm2
-        n_active = 0
-        for k in range(n_rhs):
-            if rnorm2[k] <= tol2[k] or rz[k] == 0.0:
-                active[k] = False
-            else:
-                n_active += 1
-        while n_active > 0 and iterations < max_iter:
-            iterations += 1
-            # p = M^-1 r + beta p (beta = 0 first time and for finished columns: alpha=0 there)
-            for i in range(m_rows):
-                for j in range(n_cols):
-                    d = inv_diag[i, j]
-                    for k in range(n_rhs):
-                        p[i, j, k] = d * r[i, j, k] + beta[k] * p[i, j, k]
-            _row_pass(p, sg, r_drv, r_row, q, colsum)
-            _col_pass(p, sg, r_col, r_snk, q, colsum, run, drop, pq)
-            for k in range(n_rhs):
-                alpha[k] = rz[k] / pq[k] if active[k] and pq[k] > 0.0 else 0.0
-                rnorm2[k] = 0.0
-                rz_new[k] = 0.0
-            for i in range(m_rows):
-                for j in range(n_cols):
-                    d = inv_diag[i, j]
-                    for k in range(n_rhs):
-                        a = alpha[k]
-                        z[i, j, k] += a * p[i, j, k]
-                        res = r[i, j, k] - a * q[i, j, k]
-                        r[i, j, k] = res
-                        rnorm2[k] += res * res
-                        rz_new[k] += d * res * res
-            n_active = 0
-            for k in range(n_rhs):
-                if active[k] and rnorm2[k] > tol2[k] and rz_new[k] > 0.0:
-                    n_active += 1
-                    beta[k] = rz_new[k] / rz[k]
-                    rz[k] = rz_new[k]
-                else:
-                    active[k] = False
-                    beta[k] = 0.0
-        _apply_h(z, sg, r_drv, r_row, r_col, r_snk, q)
+        iterations += cg_iterations(sg, inv_diag, wires, tol2, every, max_iter - iterations, True,
+                                    z, r, p, q, work)
+        apply_wires(z, wires, q, work, sg)
         rel[:] = 0.0
         for i in range(m_rows):
             for j in range(n_cols):
@@ -213,16 +92,10 @@ def _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q):
 
 
 @njit
-def _pow2_exponent(x):
+def pow2_exponent(x):
     """Exponent ``e`` of the power of two just above ``|x|`` (0 for ``x = 0``), clamped to
     +-1021 so that ``2^e`` and ``2^-e`` are finite: dividing by ``2^e`` is exact."""
     return min(max(math.frexp(x)[1], -1021), 1021) if x != 0.0 else 0
-
-
-@njit
-def _workspace(m_rows, n_cols, n_rhs):
-    """One flat buffer for rhs, z, r, p, q of up to ``n_rhs`` right-hand sides."""
-    return np.empty(5 * m_rows * n_cols * max(n_rhs, 1))
 
 
 @njit
@@ -237,118 +110,153 @@ def _views(buf, m_rows, n_cols, nb):
 
 
 @njit
-def _transfer_by_columns(g, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, t_out):
-    """Transfer matrix by reciprocity: one solve per column (use when N <= M).
+def _right_hand_sides(kind, sg, v, cell_i, cell_j, b0, rhs, scale):
+    """Block ``b0 ..`` of right-hand sides ``D^1/2 e`` into ``rhs`` (M, N, nb).
 
-    Right-hand side of column c is ``sqrt(G[:, c])`` in column c, zero elsewhere;
-    ``T[i, c] = sum_j sqrt(G[i, j]) z[i, j]``. Returns (max residual, max iterations).
+    ``e`` is the voltage across every cell: 1 V on column ``b0 + k`` (:data:`BY_COLUMNS`),
+    row voltages ``v[b0 + k] / scale[k]`` with ``scale[k]`` the power of two near
+    ``max |v[b0 + k]|`` (:data:`BY_INPUTS`: the network is linear and the power of two
+    exact, so squares of inputs below 1e-154 V cannot underflow the residual norms, which
+    would pass any tolerance), or 1 V across cell ``(cell_i, cell_j)[b0 + k]``
+    (:data:`BY_CELLS`). ``scale`` is 1 but for inputs.
     """
-    m_rows, n_cols = g.shape
-    sg = np.sqrt(g)
-    worst = 0.0
-    most = 0
-    buf = _workspace(m_rows, n_cols, min(block, n_cols))
-    for c0 in range(0, n_cols, block):
-        nb = min(block, n_cols - c0)
-        rhs, z, r, p, q = _views(buf, m_rows, n_cols, nb)
-        rhs[:] = 0.0
-        for i in range(m_rows):
-            for k in range(nb):
-                rhs[i, c0 + k, k] = sg[i, c0 + k]
-        z[:] = rhs  # warm start: the ideal-wire solution
-        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q)
-        for k in range(nb):
-            worst = max(worst, rel[k])
-        most = max(most, its)
-        for i in range(m_rows):
-            for k in range(nb):
-                t_out[i, c0 + k] = 0.0
-            for j in range(n_cols):
-                s = sg[i, j]
-                for k in range(nb):
-                    t_out[i, c0 + k] += s * z[i, j, k]
-    return worst, most
-
-
-@njit
-def _solve_inputs(g, v, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, i_out):
-    """Column currents for a batch of row-voltage vectors ``v`` (B, M) -> ``i_out`` (B, N).
-
-    Also the route to the transfer matrix when M < N (drive the rows with unit inputs).
-    Returns (max residual, max iterations).
-    """
-    m_rows, n_cols = g.shape
-    n_batch = v.shape[0]
-    sg = np.sqrt(g)
-    worst = 0.0
-    most = 0
-    buf = _workspace(m_rows, n_cols, min(block, n_batch))
-    for b0 in range(0, n_batch, block):
-        nb = min(block, n_batch - b0)
-        rhs, z, r, p, q = _views(buf, m_rows, n_cols, nb)
-        # Each input is solved as v / 2^e (2^e near max |v|): the network is linear, the
-        # power of two is exact, and squares of inputs below 1e-154 V cannot underflow
-        # the residual norms (which would pass any tolerance).
-        scale = np.empty(nb)
+    m_rows, n_cols, nb = rhs.shape
+    scale[:] = 1.0
+    if kind == BY_INPUTS:
         for k in range(nb):
             biggest = 0.0
             for i in range(m_rows):
                 biggest = max(biggest, abs(v[b0 + k, i]))
-            scale[k] = math.ldexp(1.0, _pow2_exponent(biggest))
+            scale[k] = math.ldexp(1.0, pow2_exponent(biggest))
         for i in range(m_rows):
             for j in range(n_cols):
                 s = sg[i, j]
                 for k in range(nb):
                     rhs[i, j, k] = s * (v[b0 + k, i] / scale[k])
-        z[:] = rhs  # warm start: the ideal-wire solution
-        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q)
+        return
+    rhs[:] = 0.0
+    if kind == BY_COLUMNS:
+        for i in range(m_rows):
+            for k in range(nb):
+                rhs[i, b0 + k, k] = sg[i, b0 + k]
+    else:
         for k in range(nb):
-            worst = max(worst, rel[k])
-        most = max(most, its)
+            i, j = cell_i[b0 + k], cell_j[b0 + k]
+            rhs[i, j, k] = sg[i, j]
+
+
+@njit
+def _gather(kind, sg, z, b0, scale, out):
+    """The block's results from ``z`` (M, N, nb): for :data:`BY_COLUMNS` the row sums of
+    the cell currents ``sg z`` into ``out[:, b0 + k]`` (columns of T), for
+    :data:`BY_INPUTS` their column sums times ``scale[k]`` into ``out[b0 + k, :]``, for
+    :data:`BY_CELLS` the cell currents themselves into ``out[i * N + j, b0 + k]``."""
+    m_rows, n_cols, nb = z.shape
+    if kind == BY_COLUMNS:
+        for i in range(m_rows):
+            for k in range(nb):
+                out[i, b0 + k] = 0.0
+            for j in range(n_cols):
+                s = sg[i, j]
+                for k in range(nb):
+                    out[i, b0 + k] += s * z[i, j, k]
+    elif kind == BY_INPUTS:
         for j in range(n_cols):
             for k in range(nb):
-                i_out[b0 + k, j] = 0.0
+                out[b0 + k, j] = 0.0
         for i in range(m_rows):
             for j in range(n_cols):
                 s = sg[i, j]
                 for k in range(nb):
-                    i_out[b0 + k, j] += s * z[i, j, k]
+                    out[b0 + k, j] += s * z[i, j, k]
         for j in range(n_cols):
             for k in range(nb):
-                i_out[b0 + k, j] *= scale[k]
+                out[b0 + k, j] *= scale[k]
+    else:
+        for i in range(m_rows):
+            for j in range(n_cols):
+                s = sg[i, j]
+                for k in range(nb):
+                    out[i * n_cols + j, b0 + k] = s * z[i, j, k]
+
+
+@njit
+def solve_blocks(kind, g, v, cell_i, cell_j, wires, rtol, max_iter, block, out):
+    """The block driver: every right-hand side of one ``kind``, ``block`` at a time.
+
+    ``g`` (M, N) conductances; ``v`` (B, M) row voltages (:data:`BY_INPUTS`, else unused),
+    ``cell_i, cell_j`` cell indices (:data:`BY_CELLS`, else unused); ``out`` as
+    :func:`_gather` fills it. Each block starts CG from the ideal-wire solution; one
+    workspace serves every block. Returns (max residual, max iterations).
+    """
+    m_rows, n_cols = g.shape
+    if kind == BY_COLUMNS:
+        n_rhs = n_cols
+    elif kind == BY_INPUTS:
+        n_rhs = v.shape[0]
+    else:
+        n_rhs = cell_i.shape[0]
+    sg = np.sqrt(g)
+    worst = 0.0
+    most = 0
+    buf = np.empty(5 * m_rows * n_cols * max(min(block, n_rhs), 1))
+    scale = np.empty(max(min(block, n_rhs), 1))
+    for b0 in range(0, n_rhs, block):
+        nb = min(block, n_rhs - b0)
+        rhs, z, r, p, q = _views(buf, m_rows, n_cols, nb)
+        _right_hand_sides(kind, sg, v, cell_i, cell_j, b0, rhs, scale)
+        z[:] = rhs  # warm start: the ideal-wire solution
+        rel, its = cg_block(sg, rhs, wires, rtol, max_iter, z, r, p, q)
+        for k in range(nb):
+            worst = max(worst, rel[k])
+        most = max(most, its)
+        _gather(kind, sg, z, b0, scale, out)
     return worst, most
 
 
 @njit
-def _cell_responses(g, cell_i, cell_j, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, u_out):
+def transfer_by_columns(g, wires, rtol, max_iter, block, t_out):
+    """Transfer matrix by reciprocity: one solve per column (use when N <= M).
+
+    Right-hand side of column c is ``sqrt(G[:, c])`` in column c, zero elsewhere;
+    ``T[i, c] = sum_j sqrt(G[i, j]) z[i, j]``. Returns (max residual, max iterations).
+    """
+    none = np.empty(0, dtype=np.int64)
+    return solve_blocks(BY_COLUMNS, g, np.empty((0, g.shape[0])), none, none, wires, rtol,
+                        max_iter, block, t_out)
+
+
+@njit
+def solve_inputs(g, v, wires, rtol, max_iter, block, i_out):
+    """Column currents for a batch of row-voltage vectors ``v`` (B, M) -> ``i_out`` (B, N).
+
+    Also the route to the transfer matrix when M < N (drive the rows with unit inputs).
+    Returns (max residual, max iterations).
+    """
+    none = np.empty(0, dtype=np.int64)
+    return solve_blocks(BY_INPUTS, g, v, none, none, wires, rtol, max_iter, block, i_out)
+
+
+@njit
+def cell_responses(g, cell_i, cell_j, wires, rtol, max_iter, block, u_out):
     """Cell currents ``u[:, :, c] = K^{-1} e_c`` for unit voltage across each listed cell.
 
     ``K = diag(1/G) + A`` is the unscaled cell system; column c of ``u_out`` (shape
-    (M, N, n_cells)) is the response to a unit source in series with cell
+    (M, N, n_cells), C-contiguous) is the response to a unit source in series with cell
     ``(cell_i[c], cell_j[c])``. Used by the low-rank (Woodbury) update of T.
     Returns (max residual, max iterations).
     """
     m_rows, n_cols = g.shape
-    n_cells = cell_i.shape[0]
-    sg = np.sqrt(g)
-    worst = 0.0
-    most = 0
-    buf = _workspace(m_rows, n_cols, min(block, n_cells))
-    for c0 in range(0, n_cells, block):
-        nb = min(block, n_cells - c0)
-        rhs, z, r, p, q = _views(buf, m_rows, n_cols, nb)
-        rhs[:] = 0.0
-        for k in range(nb):
-            i, j = cell_i[c0 + k], cell_j[c0 + k]
-            rhs[i, j, k] = sg[i, j]
-        z[:] = rhs  # warm start: the ideal-wire solution
-        rel, its = _cg_block(sg, rhs, r_drv, r_row, r_col, r_snk, rtol, max_iter, z, r, p, q)
-        for k in range(nb):
-            worst = max(worst, rel[k])
-        most = max(most, its)
-        for i in range(m_rows):
-            for j in range(n_cols):
-                s = sg[i, j]
-                for k in range(nb):
-                    u_out[i, j, c0 + k] = s * z[i, j, k]
-    return worst, most
+    return solve_blocks(BY_CELLS, g, np.empty((0, m_rows)), cell_i, cell_j, wires, rtol, max_iter,
+                        block, u_out.reshape((m_rows * n_cols, u_out.shape[2])))
+
+
+@njit
+def transfer(g, wires, rtol, max_iter, block, t_out):
+    """Transfer matrix ``t_out`` (M, N) by the cheaper side: N column solves when N <= M
+    (reciprocity), else M row solves with unit inputs. Returns (max residual, max
+    iterations)."""
+    m_rows, n_cols = g.shape
+    if n_cols <= m_rows:
+        return transfer_by_columns(g, wires, rtol, max_iter, block, t_out)
+    return solve_inputs(g, np.eye(m_rows), wires, rtol, max_iter, block, t_out)

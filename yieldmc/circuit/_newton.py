@@ -3,8 +3,8 @@
 Formulation (docs/circuit.md, "Non-linear devices"). Unknowns are the cell currents
 ``x[i, j, k]`` of right-hand side (input vector) ``k``. A cell of small-signal
 conductance ``G`` carries ``x = a sinh(dv / v0)`` with ``a = G v0`` at cell voltage
-``dv``; the wires take ``(A x)[i, j]`` off the row voltage ``v[i]`` (the same operator
-``A`` as the linear engine, see :mod:`yieldmc.circuit._kernels`). Kirchhoff's laws are
+``dv``; the wires take ``(A x)[i, j]`` off the row voltage ``v[i]`` (the wire operator
+``A`` of :mod:`yieldmc.circuit._wires`, the linear engine's). Kirchhoff's laws are
 
     F(x) = v0 asinh(x / a) + A x - v = 0        (volts, one equation per cell)
 
@@ -13,7 +13,8 @@ sqrt(x^2 + a^2) + a) + x.A x / 2 - v.x``, so the solution is unique. Newton's me
 solves ``J d = -F`` with ``J = diag(1 / gd) + A`` and ``gd = G sqrt(1 + (x/a)^2)``
 (the differential conductance). Scaled by ``sqrt(gd)`` the step is the linear engine's
 SPD system ``(I + Dd^1/2 A Dd^1/2) y = -Dd^1/2 F`` with ``d = Dd^1/2 y``, solved by
-Jacobi-preconditioned CG to a relative tolerance tied to the Newton residual
+the linear engine's Jacobi-preconditioned CG (:func:`yieldmc.circuit._wires.cg_iterations`,
+with a scale per cell and input) to a relative tolerance tied to the Newton residual
 (inexact Newton: quadratic convergence without wasted CG iterations). Each step is
 damped by backtracking on the weighted residual ``|Dd^1/2 F|`` (the step is a descent
 direction for it), so every accepted step lowers it. In the presets' range (v/v0 <= 1.2)
@@ -39,7 +40,8 @@ import math
 import numpy as np
 
 from yieldmc._numba import njit
-from yieldmc.circuit._kernels import _pow2_exponent
+from yieldmc.circuit._kernels import pow2_exponent
+from yieldmc.circuit._wires import apply_wires, cg_iterations, wire_diagonal
 
 #: Largest CG relative tolerance of a Newton step (far from the solution).
 ETA_MAX = 0.1
@@ -56,122 +58,12 @@ SINH_IS_IDENTITY = 2.0 ** -28
 
 
 @njit
-def _wire_drops(x, r_drv, r_row, r_col, r_snk, w):
-    """``w = A x``: voltage lost along each row up to the cell plus the rise of its column node.
-
-    ``x`` and ``w`` have shape (M, N, K). Row i loses ``r_drv * S_i`` in its driver and
-    ``r_row`` times the current of every row segment up to the cell (segment k carries
-    the row's current beyond node k - 1); column node (i, j) sits ``r_snk * C_j`` plus
-    ``r_col`` times the currents of the column segments below it above the virtual ground.
-    """
-    m_rows, n_cols, n_rhs = x.shape
-    colsum = np.zeros((n_cols, n_rhs))
-    acc = np.empty(n_rhs)
-    run = np.empty(n_rhs)
-    drop = np.empty(n_rhs)
-    for i in range(m_rows):
-        acc[:] = 0.0
-        for j in range(n_cols):
-            for k in range(n_rhs):
-                xv = x[i, j, k]
-                acc[k] += xv
-                colsum[j, k] += xv
-        for k in range(n_rhs):
-            run[k] = acc[k]
-            drop[k] = r_drv * acc[k]
-        for j in range(n_cols):
-            for k in range(n_rhs):
-                drop[k] += r_row * run[k]
-                w[i, j, k] = drop[k]
-                run[k] -= x[i, j, k]
-    col_run = colsum.copy()
-    col_drop = r_snk * colsum
-    for i in range(m_rows - 1, -1, -1):
-        for j in range(n_cols):
-            for k in range(n_rhs):
-                d = col_drop[j, k] + r_col * col_run[j, k]
-                col_drop[j, k] = d
-                w[i, j, k] += d
-                col_run[j, k] -= x[i, j, k]
-
-
-@njit
-def _apply_scaled(p, sd, r_drv, r_row, r_col, r_snk, t, q):
-    """``q = p + sd * A (sd * p)``: the scaled Newton matrix times ``p`` (``t`` is work space)."""
-    m_rows, n_cols, n_rhs = p.shape
-    for i in range(m_rows):
-        for j in range(n_cols):
-            for k in range(n_rhs):
-                t[i, j, k] = sd[i, j, k] * p[i, j, k]
-    _wire_drops(t, r_drv, r_row, r_col, r_snk, q)
-    for i in range(m_rows):
-        for j in range(n_cols):
-            for k in range(n_rhs):
-                q[i, j, k] = p[i, j, k] + sd[i, j, k] * q[i, j, k]
-
-
-@njit
-def _cg_scaled(sd, dinv, r_drv, r_row, r_col, r_snk, tol2, active, max_iter, y, r, p, q, t):
-    """Jacobi-preconditioned CG on ``(I + sd A sd) y = r`` for the active right-hand sides.
-
-    On entry ``r`` holds the right-hand sides; ``y`` starts at 0. A right-hand side stops
-    when its recursive residual norm squared is ``<= tol2[k]``. Returns the iterations.
-    """
-    m_rows, n_cols, n_rhs = r.shape
+def _cg_step(sd, dinv, wires, tol2, active, max_iter, y, r, p, q, work):
+    """The Newton step's scaled system ``(I + sd A sd) y = r`` for the active right-hand
+    sides, by the shared CG from ``y = 0`` (``p . q`` summed after each operator pass).
+    Returns the iterations."""
     y[:] = 0.0
-    p[:] = 0.0
-    run = active.copy()
-    rz = np.zeros(n_rhs)
-    rn2 = np.zeros(n_rhs)
-    pq = np.zeros(n_rhs)
-    beta = np.zeros(n_rhs)
-    for i in range(m_rows):
-        for j in range(n_cols):
-            for k in range(n_rhs):
-                res = r[i, j, k]
-                rz[k] += dinv[i, j, k] * res * res
-                rn2[k] += res * res
-    n_run = 0
-    for k in range(n_rhs):
-        if run[k] and (rn2[k] <= tol2[k] or rz[k] == 0.0):
-            run[k] = False
-        n_run += run[k]
-    iterations = 0
-    while n_run > 0 and iterations < max_iter:
-        iterations += 1
-        for i in range(m_rows):
-            for j in range(n_cols):
-                for k in range(n_rhs):
-                    p[i, j, k] = dinv[i, j, k] * r[i, j, k] + beta[k] * p[i, j, k]
-        _apply_scaled(p, sd, r_drv, r_row, r_col, r_snk, t, q)
-        pq[:] = 0.0
-        for i in range(m_rows):
-            for j in range(n_cols):
-                for k in range(n_rhs):
-                    pq[k] += p[i, j, k] * q[i, j, k]
-        for k in range(n_rhs):
-            pq[k] = rz[k] / pq[k] if run[k] and pq[k] > 0.0 else 0.0  # alpha
-        rn2[:] = 0.0
-        rz_new = np.zeros(n_rhs)
-        for i in range(m_rows):
-            for j in range(n_cols):
-                for k in range(n_rhs):
-                    a = pq[k]
-                    y[i, j, k] += a * p[i, j, k]
-                    res = r[i, j, k] - a * q[i, j, k]
-                    r[i, j, k] = res
-                    rn2[k] += res * res
-                    rz_new[k] += dinv[i, j, k] * res * res
-        n_run = 0
-        for k in range(n_rhs):
-            if run[k] and rn2[k] > tol2[k] and rz_new[k] > 0.0:
-                beta[k] = rz_new[k] / rz[k]
-                rz[k] = rz_new[k]
-                n_run += 1
-            else:
-                run[k] = False
-                beta[k] = 0.0
-    return iterations
+    return cg_iterations(sd, dinv, wires, tol2, active, max_iter, False, y, r, p, q, work)
 
 
 @njit
@@ -249,13 +141,13 @@ def _input_scales(vt, scale, inv_scale):
         biggest = 0.0
         for i in range(m_rows):
             biggest = max(biggest, abs(vt[i, k]))
-        e = _pow2_exponent(biggest)
+        e = pow2_exponent(biggest)
         scale[k] = math.ldexp(1.0, e)
         inv_scale[k] = math.ldexp(1.0, -e)
 
 
 @njit
-def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, scale, sd, dinv, r, rel):
+def _scaled_system(g, x, f, vt, v0, wires, scale, sd, dinv, r, rel):
     """The Newton step's scaled system at ``x`` with residual ``f = F(x)``.
 
     ``x, f, vt`` are in units of ``scale[k]``. Writes ``sd = sqrt(gd)``, the Jacobi inverse
@@ -270,7 +162,7 @@ def _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, scale, sd, dinv,
         for j in range(n_cols):
             gij = g[i, j]
             inv_a = 1.0 / (gij * v0) if gij > 0.0 else 0.0
-            a_ii = r_drv + r_row * (j + 1) + r_snk + r_col * (m_rows - i)
+            a_ii = wire_diagonal(wires, i, j, m_rows)
             for k in range(n_rhs):
                 u = (x[i, j, k] * inv_a) * scale[k]  # x / a in units of 1 (may underflow: gd = G)
                 au = abs(u)  # sqrt(1 + u^2), without overflowing u^2 (np.hypot: 15x slower)
@@ -329,7 +221,7 @@ def _swap_drops(f, w, w_fresh):
 
 
 @njit
-def _newton_block(g, vt, scale, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_cg, x, bufs):
+def _newton_block(g, vt, scale, v0, wires, rtol, max_newton, max_cg, x, bufs):
     """Damped inexact Newton for one block of right-hand sides.
 
     ``vt`` (M, K) holds the row voltages, ``x`` (M, N, K) the initial cell currents on
@@ -361,14 +253,14 @@ def _newton_block(g, vt, scale, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton
     step = np.ones(n_rhs)
     trial = np.zeros(n_rhs)
     pending = np.zeros(n_rhs, dtype=np.bool_)
+    work = np.empty((3, n_cols, n_rhs))  # the wire operator's
     newton = 0
     cg_total = 0
-    _wire_drops(x, r_drv, r_row, r_col, r_snk, w)
+    apply_wires(x, wires, w, work)
     _kvl(g, x, w, vt, v0, f, scale)
     fresh = True  # are w and f computed from scratch at the current x?
     while True:
-        merit = _scaled_system(g, x, f, vt, v0, r_drv, r_row, r_col, r_snk, scale, sd, dinv,
-                               r, rel)
+        merit = _scaled_system(g, x, f, vt, v0, wires, scale, sd, dinv, r, rel)
         n_active = 0
         for k in range(n_rhs):
             if fresh and seemed_done[k] and rel[k] > rtol:
@@ -389,10 +281,10 @@ def _newton_block(g, vt, scale, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton
             # x (the accepted trial's), so swapping the carried w for a fresh A x corrects it
             # without another asinh; a stalled input's f is a rejected trial's: redo all.
             if stalled.any():
-                _wire_drops(x, r_drv, r_row, r_col, r_snk, w)
+                apply_wires(x, wires, w, work)
                 _kvl(g, x, w, vt, v0, f, scale)
             else:
-                _wire_drops(x, r_drv, r_row, r_col, r_snk, t_work)
+                apply_wires(x, wires, t_work, work)
                 _swap_drops(f, w, t_work)
             fresh = True
             continue
@@ -402,13 +294,12 @@ def _newton_block(g, vt, scale, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton
             if active[k]:
                 eta = min(ETA_MAX, rel[k])  # forcing term: quadratic convergence
                 tol2[k] = eta * eta * merit[k]
-        cg_total += _cg_scaled(sd, dinv, r_drv, r_row, r_col, r_snk, tol2, active, max_cg,
-                               y, r, p, q, t_work)
+        cg_total += _cg_step(sd, dinv, wires, tol2, active, max_cg, y, r, p, q, work)
         for i in range(m_rows):  # the step d = sd * y, kept in y; A d in q
             for j in range(n_cols):
                 for k in range(n_rhs):
                     y[i, j, k] = sd[i, j, k] * y[i, j, k] if active[k] else 0.0
-        _wire_drops(y, r_drv, r_row, r_col, r_snk, q)
+        apply_wires(y, wires, q, work)
         for k in range(n_rhs):
             step[k] = 1.0
             pending[k] = active[k]
@@ -438,8 +329,8 @@ def _newton_block(g, vt, scale, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton
 
 
 @njit
-def _solve_sinh_inputs(g, v, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, max_cg, block,
-                       warm_previous, i_out, rel_out, newton_out):
+def solve_sinh_inputs(g, v, v0, wires, rtol, max_newton, max_cg, block, warm_previous, i_out,
+                      rel_out, newton_out):
     """Column currents of the sinh-device array for every input vector of ``v`` (B, M).
 
     Blocks of ``block`` inputs are solved together. Input ``b`` starts from
@@ -481,8 +372,7 @@ def _solve_sinh_inputs(g, v, v0, r_drv, r_row, r_col, r_snk, rtol, max_newton, m
                         x[i, j, k] = a * (ds / v0)
                     else:
                         x[i, j, k] = (a * np.sinh(z)) * inv_scale[k]
-        rel, its, cg = _newton_block(g, vt, scale, v0, r_drv, r_row, r_col, r_snk, rtol,
-                                     max_newton, max_cg, x, bufs)
+        rel, its, cg = _newton_block(g, vt, scale, v0, wires, rtol, max_newton, max_cg, x, bufs)
         if warm_previous:
             for i in range(m_rows):
                 for j in range(n_cols):

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from yieldmc.circuit import _newton
-from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER, SolveInfo, _finish, solve
+from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER, SolveInfo, solve
 from yieldmc.circuit.validate import check_inputs, check_network
 from yieldmc.devices import LinearDevice, SinhDevice
 from yieldmc.errors import ConfigError
@@ -84,7 +84,7 @@ def solve_sinh_info(
         ``max_residual`` the largest final relative residual.
     """
     G, v2, single = check_inputs(G, v)
-    check_network(r_row, r_col, r_driver, r_sense)
+    wires = check_network(r_row, r_col, r_driver, r_sense)
     v0 = _check_v0(v0)
     if warm_start not in WARM_STARTS:
         raise ConfigError(f"warm_start must be one of {', '.join(WARM_STARTS)}, got {warm_start!r}")
@@ -97,16 +97,16 @@ def solve_sinh_info(
     out = np.empty((v2.shape[0], G.shape[1]))
     rel = np.empty(v2.shape[0])
     newton = np.zeros(v2.shape[0], dtype=np.int64)
-    _newton._solve_sinh_inputs(G, v2, v0, float(r_driver), float(r_row), float(r_col),
-                               float(r_sense), float(rtol), int(max_newton), int(max_cg),
-                               int(block), warm_start == "previous", out, rel, newton)
+    _newton.solve_sinh_inputs(G, v2, v0, wires, float(rtol), int(max_newton), int(max_cg), int(block),
+                              warm_start == "previous", out, rel, newton)
     worst = float(rel.max()) if rel.size else 0.0
     if not np.isfinite(worst):
         worst = math.inf
-    info = _finish(worst, int(newton.max()) if newton.size else 0, rtol, raise_on_failure,
-                   solver="sinh-device Newton solver" + (
-                       f" (inputs up to {ratio:.3g} v0: the ideal-wire start overshoots far; "
-                       "a larger max_newton may help)" if ratio > 5 else ""))
+    info = SolveInfo.of(worst, int(newton.max()) if newton.size else 0, rtol,
+                        raise_on_failure=raise_on_failure,
+                        solver="sinh-device Newton solver" + (
+                            f" (inputs up to {ratio:.3g} v0: the ideal-wire start overshoots far; "
+                            "a larger max_newton may help)" if ratio > 5 else ""))
     return (out[0] if single else out), info
 
 

@@ -1,4 +1,9 @@
-"""The fast crossbar engine: validation and the public functions around the kernels."""
+"""The fast crossbar engine: validation and the public functions around the kernels.
+
+The kernels are :mod:`yieldmc.circuit._kernels` (the linear engine's block driver) on the
+shared core :mod:`yieldmc.circuit._wires` (wire operator, block CG). :class:`SolveInfo`
+reports every solve of the package, linear or not.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from yieldmc.circuit import _kernels
+from yieldmc.circuit.resistances import Resistances
 from yieldmc.circuit.validate import check_conductances, check_inputs, check_network
 from yieldmc.errors import SolverError
 
@@ -39,20 +45,28 @@ class SolveInfo:
     iterations: int
     converged: bool
 
+    @classmethod
+    def exact(cls) -> SolveInfo:
+        """The info of a result obtained without iterating (a copy, ideal wires)."""
+        return cls(0.0, 0, True)
 
-def _is_ideal(r_row: float, r_col: float, r_driver: float, r_sense: float) -> bool:
-    return r_row == 0 and r_col == 0 and r_driver == 0 and r_sense == 0
+    @classmethod
+    def of(cls, worst: float, iterations: int, rtol: float, *, raise_on_failure: bool = True,
+           solver: str = "crossbar CG solver") -> SolveInfo:
+        """The info of an iterative solve that reached residual ``worst`` after ``iterations``.
 
-
-def _finish(worst: float, iterations: int, rtol: float, raise_on_failure: bool,
-            solver: str = "crossbar CG solver") -> SolveInfo:
-    info = SolveInfo(float(worst), int(iterations), bool(worst <= rtol))
-    if raise_on_failure and not info.converged:
-        raise SolverError(
-            f"{solver} stopped at relative residual {worst:.3g} > {rtol:.1g} "
-            f"after {iterations} iterations; the result is not returned"
-        )
-    return info
+        Raises
+        ------
+        SolverError
+            With ``raise_on_failure``, if ``worst > rtol`` (or NaN), naming ``solver``.
+        """
+        info = cls(float(worst), int(iterations), bool(worst <= rtol))
+        if raise_on_failure and not info.converged:
+            raise SolverError(
+                f"{solver} stopped at relative residual {worst:.3g} > {rtol:.1g} "
+                f"after {iterations} iterations; the result is not returned"
+            )
+        return info
 
 
 def transfer_matrix_info(
@@ -72,23 +86,29 @@ def transfer_matrix_info(
     ``info.converged == False``; the caller must flag it.
     """
     G = check_conductances(G)
-    check_network(r_row, r_col, r_driver, r_sense)
-    return _transfer_checked(G, r_row, r_col, r_driver, r_sense, rtol, max_iter, raise_on_failure)
+    wires = check_network(r_row, r_col, r_driver, r_sense)
+    return transfer_matrix_checked(G, wires, rtol=rtol, max_iter=max_iter,
+                                   raise_on_failure=raise_on_failure)
 
 
-def _transfer_checked(G, r_row, r_col, r_driver, r_sense, rtol=SOLVER_RTOL, max_iter=SOLVER_MAX_ITER,
-                      raise_on_failure=True) -> tuple[np.ndarray, SolveInfo]:
-    """:func:`transfer_matrix_info` on inputs already validated (C-contiguous float64 G)."""
-    if _is_ideal(r_row, r_col, r_driver, r_sense):
-        return G.copy(), SolveInfo(0.0, 0, True)
-    m_rows, n_cols = G.shape
-    args = (float(r_driver), float(r_row), float(r_col), float(r_sense), float(rtol), int(max_iter))
-    T = np.empty((m_rows, n_cols))
-    if n_cols <= m_rows:  # reciprocity: drive the N columns instead of the M rows
-        worst, its = _kernels._transfer_by_columns(G, *args, RHS_BLOCK, T)
-    else:
-        worst, its = _kernels._solve_inputs(G, np.eye(m_rows), *args, RHS_BLOCK, T)
-    return T, _finish(worst, its, rtol, raise_on_failure)
+def transfer_matrix_checked(G: np.ndarray, wires: Resistances, *, rtol: float = SOLVER_RTOL,
+                            max_iter: int = SOLVER_MAX_ITER,
+                            raise_on_failure: bool = True) -> tuple[np.ndarray, SolveInfo]:
+    """:func:`transfer_matrix_info` on inputs already validated.
+
+    Parameters
+    ----------
+    G : numpy.ndarray, shape (M, N)
+        C-contiguous float64 conductances (S), as :func:`~yieldmc.circuit.validate.check_conductances`
+        returns them.
+    wires : Resistances
+        Floats, as :func:`~yieldmc.circuit.validate.check_network` returns them.
+    """
+    if wires.ideal:
+        return G.copy(), SolveInfo.exact()
+    T = np.empty(G.shape)  # N column solves (reciprocity) when N <= M, else M row solves
+    worst, its = _kernels.transfer(G, wires, float(rtol), int(max_iter), RHS_BLOCK, T)
+    return T, SolveInfo.of(worst, its, rtol, raise_on_failure=raise_on_failure)
 
 
 def transfer_matrix(
@@ -165,17 +185,14 @@ def solve(
         If the iterative solver does not reach :data:`SOLVER_RTOL`.
     """
     G, v2, single = check_inputs(G, v)
-    check_network(r_row, r_col, r_driver, r_sense)
+    wires = check_network(r_row, r_col, r_driver, r_sense)
     m_rows, n_cols = G.shape
-    if _is_ideal(r_row, r_col, r_driver, r_sense):
+    if wires.ideal:
         out = v2 @ G
     elif v2.shape[0] >= min(m_rows, n_cols):  # cheaper through the transfer matrix
-        out = v2 @ transfer_matrix(G, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
+        out = v2 @ transfer_matrix_checked(G, wires)[0]
     else:
         out = np.empty((v2.shape[0], n_cols))
-        worst, its = _kernels._solve_inputs(
-            G, v2, float(r_driver), float(r_row), float(r_col), float(r_sense),
-            SOLVER_RTOL, SOLVER_MAX_ITER, RHS_BLOCK, out,
-        )
-        _finish(worst, its, SOLVER_RTOL, True)
+        worst, its = _kernels.solve_inputs(G, v2, wires, SOLVER_RTOL, SOLVER_MAX_ITER, RHS_BLOCK, out)
+        SolveInfo.of(worst, its, SOLVER_RTOL)
     return out[0] if single else out

@@ -1,7 +1,7 @@
 """Transfer matrix of a faulty array from its fault-free one: re-solve or low-rank update.
 
 Changing the conductance of k cells changes only k diagonal entries of the cell system
-``K = diag(1/G) + A`` (see ``_kernels``): ``K' = K + P E P^T`` with
+``K = diag(1/G) + A`` (the wire operator of ``_wires``): ``K' = K + P E P^T`` with
 ``E = diag(1/G'_c - 1/G_c)``. With ``T = B^T K^{-1} C`` (B: row-drive, C: column-sum
 incidence) the Woodbury identity gives, exactly,
 
@@ -16,14 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from yieldmc.circuit import _kernels
+from yieldmc.circuit.resistances import Resistances
 from yieldmc.circuit.solver import (
     RHS_BLOCK,
     SOLVER_MAX_ITER,
     SOLVER_RTOL,
     SolveInfo,
-    _finish,
-    _is_ideal,
-    _transfer_checked,
+    transfer_matrix_checked,
 )
 from yieldmc.circuit.validate import check_conductances, check_network
 
@@ -36,14 +35,12 @@ WOODBURY_MAX_SHARE = 0.5
 WOODBURY_MIN_CELLS = 256
 
 
-def _woodbury(G0, T0, G1, ci, cj, r_driver, r_row, r_col, r_sense):
+def _woodbury(G0, T0, G1, ci, cj, wires: Resistances):
     """The update itself, on validated arrays; returns (T1, max residual, iterations)."""
     m_rows, n_cols = G0.shape
     U = np.empty((m_rows, n_cols, ci.size))
-    worst, its = _kernels._cell_responses(
-        G0, ci, cj, float(r_driver), float(r_row), float(r_col), float(r_sense),
-        SOLVER_RTOL, SOLVER_MAX_ITER, RHS_BLOCK, U,
-    )
+    worst, its = _kernels.cell_responses(G0, ci, cj, wires, SOLVER_RTOL, SOLVER_MAX_ITER,
+                                         RHS_BLOCK, U)
     row_resp = U.sum(axis=1)  # B^T U: (M, k)
     col_resp = U.sum(axis=0)  # C^T U: (N, k)
     S = U[ci, cj, :]
@@ -73,17 +70,16 @@ def woodbury_transfer(G0, T0, G1, r_row: float = 1.0, r_col: float = 1.0, *,
     """
     G0 = check_conductances(G0)
     G1 = check_conductances(G1)
-    check_network(r_row, r_col, r_driver, r_sense)
+    wires = check_network(r_row, r_col, r_driver, r_sense)
     ci, cj = np.nonzero(G1 != G0)
     if ci.size == 0:
-        return np.array(T0, dtype=np.float64, copy=True), SolveInfo(0.0, 0, True)
-    if _is_ideal(r_row, r_col, r_driver, r_sense):
-        return G1.copy(), SolveInfo(0.0, 0, True)
+        return np.array(T0, dtype=np.float64, copy=True), SolveInfo.exact()
+    if wires.ideal:
+        return G1.copy(), SolveInfo.exact()
     if np.any(G0[ci, cj] == 0) or np.any(G1[ci, cj] == 0):
         raise ValueError("the low-rank update needs non-zero conductances at changed cells")
-    T1, worst, its = _woodbury(G0, np.asarray(T0, dtype=np.float64), G1, ci, cj,
-                               r_driver, r_row, r_col, r_sense)
-    return T1, _finish(worst, its, SOLVER_RTOL, raise_on_failure)
+    T1, worst, its = _woodbury(G0, np.asarray(T0, dtype=np.float64), G1, ci, cj, wires)
+    return T1, SolveInfo.of(worst, its, SOLVER_RTOL, raise_on_failure=raise_on_failure)
 
 
 def faulty_transfer(G0, T0, G1, r_row: float = 1.0, r_col: float = 1.0, *,
@@ -99,14 +95,14 @@ def faulty_transfer(G0, T0, G1, r_row: float = 1.0, r_col: float = 1.0, *,
     changed = G1 != G0
     n_changed = int(np.count_nonzero(changed))
     if n_changed == 0:
-        return T0, SolveInfo(0.0, 0, True), "reuse"
-    check_network(r_row, r_col, r_driver, r_sense)
+        return T0, SolveInfo.exact(), "reuse"
+    wires = check_network(r_row, r_col, r_driver, r_sense)
     small = n_changed <= WOODBURY_MAX_SHARE * min(G0.shape) and G0.size >= WOODBURY_MIN_CELLS
-    if small and not _is_ideal(r_row, r_col, r_driver, r_sense):
+    if small and not wires.ideal:
         ci, cj = np.nonzero(changed)
         if np.all(G0[ci, cj] > 0) and np.all(G1[ci, cj] > 0):
-            T1, worst, its = _woodbury(G0, T0, G1, ci, cj, r_driver, r_row, r_col, r_sense)
-            return T1, _finish(worst, its, SOLVER_RTOL, raise_on_failure), "woodbury"
-    T1, info = _transfer_checked(G1, r_row, r_col, r_driver, r_sense,
-                                 raise_on_failure=raise_on_failure)
+            T1, worst, its = _woodbury(G0, T0, G1, ci, cj, wires)
+            info = SolveInfo.of(worst, its, SOLVER_RTOL, raise_on_failure=raise_on_failure)
+            return T1, info, "woodbury"
+    T1, info = transfer_matrix_checked(G1, wires, raise_on_failure=raise_on_failure)
     return T1, info, "solve"

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from yieldmc.circuit.resistances import Resistances
 from yieldmc.errors import ConfigError
 
 
@@ -40,12 +41,15 @@ def check_inputs(G, v) -> tuple[np.ndarray, np.ndarray, bool]:
     return G, np.ascontiguousarray(v), single
 
 
-def check_network(r_row: float, r_col: float, r_driver: float, r_sense: float) -> None:
-    """Every resistance must be a finite number >= 0 (ohm)."""
-    for name, value in (("r_row", r_row), ("r_col", r_col), ("r_driver", r_driver), ("r_sense", r_sense)):
+def check_network(r_row: float, r_col: float, r_driver: float, r_sense: float) -> Resistances:
+    """Every resistance must be a finite number >= 0 (ohm); returns them as floats."""
+    values = []
+    for name, value in zip(Resistances._fields, (r_row, r_col, r_driver, r_sense), strict=True):
         try:
             x = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a number of ohms, got {value!r}") from None
         if not math.isfinite(x) or x < 0:
             raise ConfigError(f"{name} must be finite and >= 0 ohm, got {value!r}")
+        values.append(x)
+    return Resistances(*values)

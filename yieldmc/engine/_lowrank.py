@@ -20,7 +20,7 @@ instead of 2e-13 of max |T| with cells of 1 nS to 1 mS).
 
 Cells are flat indices ``i * N + j``. A listed cell whose new value equals ``G0`` is
 skipped (``E^-1`` would be infinite; it changes nothing). Tiers (STYLE.md): the serial
-kernel :func:`_update_one`, the ``prange`` driver :func:`_update_chunk` writing into a
+kernel :func:`update_one`, the ``prange`` driver :func:`update_chunk` writing into a
 preallocated output, and the validating wrappers in :mod:`yieldmc.engine.lowrank`.
 """
 
@@ -86,8 +86,8 @@ def _lu_solve_inplace(lu, x, k, n_rhs):
 
 
 @njit
-def _scratch(kmax, m_rows, n_cols):
-    """Work arrays of :func:`_update_one` for up to ``kmax`` changed cells:
+def scratch(kmax, m_rows, n_cols):
+    """Work arrays of :func:`update_one` for up to ``kmax`` changed cells:
     ``(sel, lu, x, scale)``. Allocate once per thread and reuse for every die."""
     kmax = max(kmax, 1)
     return (np.empty(kmax, dtype=np.int64), np.empty((kmax, kmax)),
@@ -95,7 +95,7 @@ def _scratch(kmax, m_rows, n_cols):
 
 
 @njit
-def _update_one(w, wdev, rt, cr, t0, g0, ideal, cells, g_new, sel, lu, x, scale, out):
+def update_one(w, wdev, rt, cr, t0, g0, ideal, cells, g_new, sel, lu, x, scale, out):
     """Transfer matrix of one die: ``out = T0 - Rt_c^T S^-1 Cr_c`` (trusts its inputs).
 
     Parameters
@@ -110,7 +110,7 @@ def _update_one(w, wdev, rt, cr, t0, g0, ideal, cells, g_new, sel, lu, x, scale,
         cell whose value changes.
     sel, lu, x, scale : arrays
         Scratch of at least k / (k, k) / (k, min(M, N)) / k entries, contents ignored
-        (:func:`_scratch`).
+        (:func:`scratch`).
     out : array (M, N)
         Receives ``T1``.
 
@@ -182,7 +182,7 @@ def _update_one(w, wdev, rt, cr, t0, g0, ideal, cells, g_new, sel, lu, x, scale,
 
 
 @njit(parallel=True)
-def _update_chunk(w, wdev, rt, cr, t0, g0, ideal, offsets, cells, g_new, n_blocks, out, status):
+def update_chunk(w, wdev, rt, cr, t0, g0, ideal, offsets, cells, g_new, n_blocks, out, status):
     """Transfer matrices of many dies of one array, in parallel over dies.
 
     Die ``d`` changes ``cells[offsets[d]:offsets[d+1]]`` to ``g_new[...]`` (CSR layout);
@@ -200,9 +200,9 @@ def _update_chunk(w, wdev, rt, cr, t0, g0, ideal, offsets, cells, g_new, n_block
         kmax = 1
         for d in range(d0, d1):
             kmax = max(kmax, offsets[d + 1] - offsets[d])
-        sel, lu, x, scale = _scratch(kmax, m_rows, n_cols)
+        sel, lu, x, scale = scratch(kmax, m_rows, n_cols)
         for d in range(d0, d1):
             a0 = offsets[d]
             a1 = offsets[d + 1]
-            status[d] = _update_one(w, wdev, rt, cr, t0, g0, ideal, cells[a0:a1], g_new[a0:a1],
-                                    sel, lu, x, scale, out[d])
+            status[d] = update_one(w, wdev, rt, cr, t0, g0, ideal, cells[a0:a1], g_new[a0:a1],
+                                   sel, lu, x, scale, out[d])

@@ -29,6 +29,7 @@ import numba
 import numpy as np
 import scipy.linalg
 
+from yieldmc.circuit.resistances import Resistances
 from yieldmc.circuit.validate import check_conductances, check_network
 from yieldmc.engine import _lowrank
 from yieldmc.errors import ConfigError, SolverError
@@ -137,16 +138,15 @@ class LowRankCache:
             Invalid conductances or resistances, or an array above ``max_cells``.
         """
         G0 = check_conductances(G0)
-        check_network(r_row, r_col, r_driver, r_sense)
+        wires = check_network(r_row, r_col, r_driver, r_sense)
         m_rows, n_cols = G0.shape
         n = m_rows * n_cols
         if n > max_cells:
             raise ConfigError(
                 f"a {m_rows}x{n_cols} array has {n} cells, above max_cells = {max_cells}: its "
                 f"dense inverse would take {8 * n * n / 2**20:.0f} MiB; use the CG solver")
-        r_row, r_col, r_driver, r_sense = map(float, (r_row, r_col, r_driver, r_sense))
         sg = np.sqrt(G0).ravel()
-        sas = wire_operator(m_rows, n_cols, r_row, r_col, r_driver, r_sense)
+        sas = wire_operator(m_rows, n_cols, *wires)
         sas *= sg[:, None]
         sas *= sg[None, :]  # D^1/2 A D^1/2
         H = sas + np.eye(n)
@@ -158,7 +158,7 @@ class LowRankCache:
         W3 = W.reshape(n, m_rows, n_cols)
         Rt = np.ascontiguousarray(W3.sum(axis=2))
         Cr = np.ascontiguousarray(W3.sum(axis=1))
-        if r_row == 0 and r_col == 0 and r_driver == 0 and r_sense == 0:
+        if wires.ideal:
             T0 = G0.copy()
         else:
             T0 = np.ascontiguousarray(Cr.reshape(m_rows, n_cols, n_cols).sum(axis=1))
@@ -167,7 +167,7 @@ class LowRankCache:
         arrays = (G0.copy(), W, wdev, Rt, Cr, T0)
         for a in arrays:
             a.setflags(write=False)
-        return cls(*arrays, r_row, r_col, r_driver, r_sense)
+        return cls(*arrays, *wires)
 
     def __repr__(self) -> str:
         m_rows, n_cols = self.shape
@@ -181,9 +181,14 @@ class LowRankCache:
         return self.G0.shape
 
     @property
+    def wires(self) -> Resistances:
+        """The resistances the cache was built for."""
+        return Resistances.of(self)
+
+    @property
     def ideal(self) -> bool:
         """All resistances are 0: a die's transfer matrix is its conductances."""
-        return self.r_row == 0 and self.r_col == 0 and self.r_driver == 0 and self.r_sense == 0
+        return self.wires.ideal
 
     @property
     def nbytes(self) -> int:
@@ -309,8 +314,8 @@ def lowrank_transfer(cache: LowRankCache, G1) -> np.ndarray:
     if np.any(cache.G0.reshape(-1)[cells] <= 0):
         _check_changes(cache, np.array([0, cells.size]), cells, g_new)  # raises, naming the cell
     out = np.empty(cache.shape)
-    status = _lowrank._update_one(*cache.kernel_args(), cells, g_new,
-                                  *_lowrank._scratch(cells.size, *cache.shape), out)
+    status = _lowrank.update_one(*cache.kernel_args(), cells, g_new,
+                                 *_lowrank.scratch(cells.size, *cache.shape), out)
     _raise_status(status, "lowrank_transfer")
     return out
 
@@ -353,7 +358,7 @@ def lowrank_transfers(cache: LowRankCache, offsets, cells, g_new, *, out=None,
     blocks = numba.get_num_threads() if n_blocks is None else int(n_blocks)
     if blocks < 1:
         raise ConfigError(f"n_blocks must be >= 1, got {n_blocks!r}")
-    _lowrank._update_chunk(*cache.kernel_args(), offsets, cells, g_new, blocks, out, status)
+    _lowrank.update_chunk(*cache.kernel_args(), offsets, cells, g_new, blocks, out, status)
     bad = np.flatnonzero(status != _lowrank.STATUS_OK)
     if bad.size:
         _raise_status(status[bad[0]], f"lowrank_transfers, die {int(bad[0])}")
