@@ -57,3 +57,13 @@ def test_spice_elements_name_their_type():
     assert line.startswith("Bcell0_0 a b I=")
     assert "sinh(v(a,b)/0.25)" in line
     assert float(line.split("I=")[1].split("*")[0]) == 1e-4 * 0.25
+
+
+def test_every_model_a_config_may_name_is_built():
+    """config.DEVICE_MODELS names the models (config imports no device code); each has its class."""
+    from yieldmc import devices
+    from yieldmc.config import DEVICE_MODELS
+
+    assert devices.DEVICE_MODELS is DEVICE_MODELS
+    for name in DEVICE_MODELS:
+        assert device_from_config(DeviceConfig(model=name)).name == name

@@ -14,9 +14,9 @@ import numba
 import numpy as np
 import pytest
 
-from yieldmc import defects
+from yieldmc import defect_kinds, defects
 from yieldmc.engine import _sampling
-from yieldmc.engine.sampling import KIND_CODES, die_masks, die_params, sample_chunk
+from yieldmc.engine.sampling import TWIN_CODES, die_masks, die_params, kind_code, sample_chunk
 from yieldmc.engine.streams import DieStream
 from yieldmc.errors import ConfigError
 
@@ -26,6 +26,8 @@ SEVERITIES = [None, 0.0, 0.02, (0.005, 0.05)]
 SEED = 2**53 - 1
 #: Dies per (kind, on_mode, severity, shapes, affected) case; with 2 shape sets and 2
 #: affected settings that is 96 dies per case and 768 per kind.
+#: The kinds with a compiled twin (the others: tests/test_registry.py).
+TWINNED = [k for k in defects.KINDS if k in TWIN_CODES]
 N_DIES = 24
 #: Named die indices (the extremes) plus a spread of others.
 DIES = np.array([0, 1, 10**9, 2**62] + [7919 * i + 3 for i in range(N_DIES - 4)])
@@ -51,7 +53,7 @@ def assert_same_as_readable(kind, shapes, seed, dies, **kw):
 
 @pytest.mark.parametrize("severity", SEVERITIES, ids=str)
 @pytest.mark.parametrize("on_mode", defects.ON_MODES)
-@pytest.mark.parametrize("kind", defects.KINDS)
+@pytest.mark.parametrize("kind", TWINNED)
 def test_compiled_equals_readable(kind, on_mode, severity):
     for shapes, affected_sets in ((PAPER, (None, [True, False, False, True])), (ODD, ([1], None))):
         for affected in affected_sets:
@@ -78,8 +80,8 @@ def test_mixed_weights_and_affected_indices():
     _, params = assert_same_as_readable("mixed", PAPER, 5, dies, affected=[0, 2],
                                         severity=(0.005, 0.05), weights=weights)
     drawn = set(params["die_kind"].tolist())
-    assert drawn == {KIND_CODES[k] for k in weights}
-    assert np.all(params["kind"][:, [1, 3]] == KIND_CODES["none"])
+    assert drawn == {kind_code(k) for k in weights}
+    assert np.all(params["kind"][:, [1, 3]] == kind_code("none"))
     assert_same_as_readable("mixed", PAPER, 5, dies[:40], weights={"column": 1.0})
 
 
@@ -114,7 +116,7 @@ def test_typed_parameter_arrays():
     assert p["kind"].shape == (50, 4) and p["kind"].dtype == np.int8
     assert p["phase"].shape == (50, 4, 2) and p["region"].shape == (50, 4, 4)
     assert p["lines"].shape == (50, 4, 64) and p["lines"].dtype == np.int32
-    assert np.all(p["kind"][:, 2] == KIND_CODES["none"]) and np.all(np.isnan(p["cx"][:, 2]))
+    assert np.all(p["kind"][:, 2] == kind_code("none")) and np.all(np.isnan(p["cx"][:, 2]))
     assert set(np.unique(p["state"][:, [0, 1, 3]]).tolist()) == {0, 1}
     assert np.all(np.isnan(p["on_fraction"]))
     for i in range(50):  # the parameters alone rebuild every mask
@@ -128,7 +130,7 @@ def test_squares_radii_like_cpython():
     shape, rng = (64, 16), np.random.default_rng(3)
     for _ in range(20_000):
         cx, cy = rng.uniform(0.2, 0.8, 2)
-        d2 = defects._dist2(shape, float(cx), float(cy)).ravel()
+        d2 = defect_kinds.dist2(shape, float(cx), float(cy)).ravel()
         c = int(rng.integers(d2.size))
         r0 = math.sqrt(d2[c])
         for r in (r0, math.nextafter(r0, 0), math.nextafter(r0, 1)):
@@ -160,7 +162,7 @@ def test_selection_is_exact_with_ties():
             for count in range(-1, size + 2):
                 buf = vals.copy()
                 got = _sampling._radius_for_count(buf, size, count)
-                assert got == defects._radius_for_count(ref, count)
+                assert got == defect_kinds.radius_for_count(ref, count)
                 assert np.array_equal(np.sort(buf), ref)  # only reordered
 
 

@@ -15,7 +15,7 @@ import pytest
 import scipy.special
 import scipy.stats
 
-from yieldmc import defects
+from yieldmc import defect_kinds, defects
 from yieldmc.engine import _streams
 from yieldmc.engine.streams import (
     GOLDEN,
@@ -50,7 +50,7 @@ def _oracle_uniform(seed: int, die: int, i: int) -> float:
 
 
 def test_constants_are_those_of_the_per_cell_streams():
-    assert (GOLDEN, MIX1, MIX2) == (defects._GOLDEN, defects._MIX1, defects._MIX2)
+    assert (GOLDEN, MIX1, MIX2) == (defect_kinds.GOLDEN, defect_kinds.MIX1, defect_kinds.MIX2)
     assert (int(_streams.GOLDEN), int(_streams.MIX1), int(_streams.MIX2)) == (GOLDEN, MIX1, MIX2)
     assert int(_streams.STREAM_TAG) == STREAM_TAG and STREAM_TAG >> 53 != 0
 
@@ -61,7 +61,7 @@ def test_draws_follow_the_documented_formula(seed):
         s = DieStream(seed, die, counter=5)
         got = [s.random() for _ in range(3)]
         assert got == [_oracle_uniform(seed, die, i) for i in (5, 6, 7)]
-        assert die_key(seed, die) == int(_streams._die_key(np.uint64(seed), np.uint64(die)))
+        assert die_key(seed, die) == int(_streams.die_key(np.uint64(seed), np.uint64(die)))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -73,7 +73,7 @@ def test_numba_twin_equals_numpy_twin_bit_for_bit(seed):
             assert np.array_equal(uniforms(seed, [die], 300, start=start)[0], ref)
             key = np.uint64(die_key(seed, die))
             counters = rng.integers(0, 2**62, 20)
-            scalar = [_streams._uniform(key, int(c)) for c in counters]
+            scalar = [_streams.uniform(key, int(c)) for c in counters]
             assert scalar == [DieStream(seed, die, counter=int(c)).random() for c in counters]
     # the scalar (Python-int), small-array and numpy paths of random() agree
     s, t = DieStream(seed, 7), DieStream(seed, 7)
@@ -102,7 +102,7 @@ def test_uniform_and_permutation_algorithms():
         perm[i], perm[j] = perm[j], perm[i]
     assert s.permutation(6).tolist() == perm and s.counter == 12
     out = np.empty(6, dtype=np.int64)
-    assert _streams._permute(np.uint64(s.key), 7, out, 6) == 12 and out.tolist() == perm
+    assert _streams.permute(np.uint64(s.key), 7, out, 6) == 12 and out.tolist() == perm
     assert s.permutation(1).tolist() == [0] and s.permutation(0).size == 0 and s.counter == 12
     items = np.array(["a", "b", "c", "d"])
     assert sorted(DieStream(3, 9).permutation(items).tolist()) == ["a", "b", "c", "d"]
@@ -138,13 +138,13 @@ def test_neighbouring_dies_and_seeds_are_uncorrelated(seed):
 
 
 def test_die_streams_are_apart_from_the_per_cell_streams():
-    """defects._bernoulli hashes cells of seed s, stream 0/1 from mix64(mix64(s) ^ stream);
+    """defect_kinds.bernoulli hashes cells of seed s, stream 0/1 from mix64(mix64(s) ^ stream);
     die streams start from mix64(mix64(s ^ TAG) ^ d): no shared values, no correlation."""
     n = 20_000
     for seed in (0, 1, 2**53 - 1):
         cells = {}
         for stream in (0, 1):
-            off = defects._mix64(defects._mix64(seed) ^ stream)
+            off = defect_kinds.mix64(defect_kinds.mix64(seed) ^ stream)
             z = np.arange(n, dtype=np.uint64) * np.uint64(GOLDEN) + np.uint64(off)
             cells[stream] = np.array([_splitmix(int(v)) for v in z], dtype=np.uint64)
         for die in (0, 1):
@@ -164,7 +164,7 @@ def test_normal_twins_bit_for_bit_on_1e5_draws(seed, die):
     s = DieStream(seed, die, counter=17)
     assert [s.normal() for _ in range(5)] == ref[17:22].tolist()
     key = np.uint64(die_key(seed, die))
-    assert [_streams._std_normal(key, c) for c in range(17, 22)] == ref[17:22].tolist()
+    assert [_streams.std_normal(key, c) for c in range(17, 22)] == ref[17:22].tolist()
     t = DieStream(seed, die)
     assert np.array_equal(t.normal(0.5, 2.0, size=(10, 10)), (0.5 + 2.0 * ref[:100]).reshape(10, 10))
     assert t.counter == 100

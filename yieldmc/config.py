@@ -17,7 +17,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from yieldmc import defect_kinds
 from yieldmc.errors import ConfigError
+
+#: Cell I-V models a config may name; :func:`yieldmc.devices.device_from_config` builds
+#: each (a test keeps them in step). Defect kinds come from :mod:`yieldmc.defect_kinds`, a
+#: leaf module: its registry is the one place that names them.
+DEVICE_MODELS = ("linear", "sinh")
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -76,8 +82,6 @@ class DeviceConfig:
         if not isinstance(self.levels, int) or self.levels < 0 or self.levels == 1:
             raise ConfigError(f"device.levels must be 0 (continuous) or an integer >= 2, got {self.levels!r}")
         _positive("device.programming_noise", self.programming_noise, allow_zero=True)
-        from yieldmc.devices import DEVICE_MODELS
-
         if self.model not in DEVICE_MODELS:
             raise ConfigError(f"device.model {self.model!r} is not available; valid: {', '.join(DEVICE_MODELS)}")
         for name in ("i0", "gap0", "v0"):
@@ -89,11 +93,10 @@ class DeviceConfig:
 
     @property
     def gap_range(self) -> tuple[float, float]:
-        """``(gap_min, gap_max)`` (nm): the gaps of ``g_on`` (stuck ON) and ``g_off`` (stuck OFF)."""
-        from yieldmc.devices import SinhDevice
-
-        dev = SinhDevice(self.i0, self.gap0, self.v0)
-        return float(dev.gap(self.g_on)), float(dev.gap(self.g_off))
+        """``(gap_min, gap_max)`` (nm): the gaps of ``g_on`` (stuck ON) and ``g_off`` (stuck OFF),
+        ``gap0 ln(i0 / (v0 g))`` (:meth:`yieldmc.devices.SinhDevice.gap`)."""
+        gap_min, gap_max = (self.gap0 * math.log(self.i0 / (self.v0 * g)) for g in (self.g_on, self.g_off))
+        return gap_min, gap_max
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,8 @@ class DefectConfig:
     Attributes
     ----------
     kind : str
-        Defect kind (``circular``, ..., ``random``, ``mixed``, ``none``).
+        Defect kind: a name of :data:`yieldmc.defect_kinds.KINDS` (``circular``, ...,
+        ``random``, ``mixed``, ``none``).
     severity : tuple of float
         Range ``(lo, hi)`` of the target faulty share of an affected array, drawn
         uniformly per array; ``()`` draws geometry from the default ranges.
@@ -226,15 +230,14 @@ class DefectConfig:
     layers: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        from yieldmc.defects import KINDS, ON_MODES
-
         sev = tuple(self.severity)
         if any(isinstance(s, bool) or not isinstance(s, (int, float)) for s in sev):
             raise ConfigError(f"defects.severity must be [] or [lo, hi] numbers in [0, 1], got {list(sev)}")
         object.__setattr__(self, "severity", tuple(float(s) for s in sev))
         object.__setattr__(self, "layers", tuple(self.layers))
-        if self.kind not in KINDS:
-            raise ConfigError(f"unknown defect kind {self.kind!r}; valid: {', '.join(KINDS)}")
+        kinds = defect_kinds.REGISTRY.kinds  # read now: a kind registered later counts
+        if self.kind not in kinds:
+            raise ConfigError(f"unknown defect kind {self.kind!r}; valid: {', '.join(kinds)}")
         if len(self.severity) not in (0, 2) or any(not 0 <= s <= 1 for s in self.severity) or (
             self.severity and self.severity[0] > self.severity[1]
         ):
@@ -242,8 +245,9 @@ class DefectConfig:
                 f"defects.severity must be [] or [lo, hi] with 0 <= lo <= hi <= 1, got {list(self.severity)}")
         if not 0 <= self.on_fraction <= 1:
             raise ConfigError(f"defects.on_fraction must be in [0, 1], got {self.on_fraction!r}")
-        if self.on_mode not in ON_MODES:
-            raise ConfigError(f"defects.on_mode must be one of {', '.join(ON_MODES)}, got {self.on_mode!r}")
+        if self.on_mode not in defect_kinds.ON_MODES:
+            raise ConfigError(f"defects.on_mode must be one of {', '.join(defect_kinds.ON_MODES)}, "
+                              f"got {self.on_mode!r}")
         if any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in self.layers):
             raise ConfigError(f"defects.layers must be layer indices >= 0, got {list(self.layers)}")
 

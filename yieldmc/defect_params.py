@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from yieldmc import defect_kinds
+from yieldmc.defect_kinds import MIXED, NONE, REGISTRY
 from yieldmc.errors import ConfigError
 
 
@@ -57,27 +59,18 @@ class ParamField:
 
 
 _INT_LIST = pa.list_(pa.int32())
+#: Arrow type of each registry parameter type (yieldmc.defect_kinds.PARAM_TYPES).
+ARROW_TYPES = {"float": pa.float64(), "int": pa.int32(), "ints": _INT_LIST}
 
-#: The fields of one array's parameters, in order: every key that
-#: :func:`yieldmc.defects.sample_die` (and :func:`yieldmc.defects.mask`) knows, typed;
-#: null where the array's kind has no such parameter.
+#: The fields of one array's parameters, in order: ``kind``, every parameter of the
+#: defect-kind registry (:data:`yieldmc.defect_kinds.REGISTRY`, in order of first
+#: appearance), then the ON/OFF keys every kind but none has; typed, null where the
+#: array's kind has no such parameter.
 PARAMS_FIELDS: tuple[ParamField, ...] = (
     ParamField("kind", pa.string(), "all", "Pattern kind: a yieldmc.defects kind (mixed "
                "resolved), none for an unaffected array."),
-    ParamField("cx", pa.float64(), "circular, circular_complement, ring",
-               "Centre x (normalized: 0 to 1 from the first column to the last)."),
-    ParamField("cy", pa.float64(), "circular, circular_complement, ring",
-               "Centre y (normalized: 0 to 1 from the first row to the last)."),
-    ParamField("radius", pa.float64(), "circular, circular_complement, ring",
-               "Disk radius (normalized); the outer radius of a ring."),
-    ParamField("width", pa.float64(), "ring", "Ring width: the inner radius is radius - width."),
-    ParamField("rows", _INT_LIST, "row", "Stuck rows, ascending cell indices (may be empty)."),
-    ParamField("columns", _INT_LIST, "column", "Stuck columns, ascending cell indices (may be empty)."),
-    ParamField("block", pa.int32(), "checkerboard", "Block size in cells."),
-    ParamField("phase", _INT_LIST, "checkerboard", "Block grid shift [pi, pj] in cells."),
-    ParamField("region", _INT_LIST, "checkerboard", "Patterned region [row0, col0, height, width] "
-               "in cells (clipped to the array)."),
-    ParamField("density", pa.float64(), "random", "Probability that a cell is faulty."),
+    *(ParamField(p.name, ARROW_TYPES[p.type], ", ".join(REGISTRY.having(p.name)), p.description)
+      for p in REGISTRY.params),
     ParamField("state", pa.string(), "all but none", "on or off: the whole pattern is stuck ON or "
                "OFF (on_mode pattern); null when on_fraction is set."),
     ParamField("on_fraction", pa.float64(), "all but none", "Probability that a faulty cell is "
@@ -90,18 +83,33 @@ PARAMS_FIELDS: tuple[ParamField, ...] = (
 PARAMS_STRUCT: pa.StructType = pa.struct([pa.field(f.name, f.arrow_type) for f in PARAMS_FIELDS])
 #: The Arrow type of the ``defect_params`` column: one struct per array of the die.
 PARAMS_TYPE: pa.ListType = pa.list_(PARAMS_STRUCT)
-#: The kinds a ``defect_params`` struct may hold: :data:`yieldmc.defects.KINDS` without
-#: ``mixed`` (resolved when sampling), in that order (a test keeps them equal).
-PARAM_KINDS: tuple[str, ...] = ("circular", "circular_complement", "ring", "row", "column",
-                                "checkerboard", "random", "none")
+#: The kinds a ``defect_params`` struct may hold: the registry's and ``none`` (``mixed``
+#: is resolved when sampling).
+PARAM_KINDS: tuple[str, ...] = (*REGISTRY.names, NONE)
+
+
+
+def is_earlier_type(arrow_type: pa.DataType) -> bool:
+    """True for a ``defect_params`` type written before the registry gained parameters.
+
+    A list of structs whose fields are some of :data:`PARAMS_STRUCT`'s, in its order and
+    with its types, but not all of them: the column of a run written before a kind
+    (:data:`yieldmc.defect_kinds.REGISTRY`) added its fields. :func:`params_array` of its
+    ``to_pylist()`` gives today's type; the dicts do not change.
+    """
+    if not pa.types.is_list(arrow_type) or not pa.types.is_struct(arrow_type.value_type):
+        return False
+    ours = [(f.name, f.type) for f in PARAMS_STRUCT]
+    theirs = [(f.name, f.type) for f in arrow_type.value_type]
+    remaining = iter(ours)
+    return theirs != ours and all(field in remaining for field in theirs)  # a subsequence
 
 
 # --- building and reading the column --------------------------------------------------
 
 _STATES = ("off", "on")  # index: the engine's state code
-#: Kind code -> name in the compiled engine's typed parameters: yieldmc.defects.KINDS (a
-#: test keeps them equal; this module does not import the engine's dependencies).
-_ENGINE_KINDS: tuple[str, ...] = PARAM_KINDS[:7] + ("mixed", "none")
+#: Typed parameters written to the engine's ``lines`` / ``n_lines`` (the others: own key).
+_LINE_FIELDS = ("rows", "columns")
 
 
 def _bad(die: int, array: int, what: str) -> ConfigError:
@@ -194,13 +202,14 @@ def params_array(rows: Sequence[Sequence[Mapping[str, Any]]]) -> pa.Array:
     offsets = np.zeros(len(rows) + 1, dtype=np.int32)
     offsets[1:] = np.cumsum([len(die) for die in rows], dtype=np.int64)
     columns: dict[str, list] = {f.name: [None] * int(offsets[-1]) for f in PARAMS_FIELDS}
+    kinds = (*defect_kinds.REGISTRY.names, NONE)  # read now: a kind registered later counts
     j = 0
     for d, die in enumerate(rows):
         for a, p in enumerate(die):
             if not isinstance(p, Mapping):
                 raise _bad(d, a, f"expected a dict, got {type(p).__name__}")
-            if p.get("kind") not in PARAM_KINDS:
-                raise _bad(d, a, f"kind must be one of {', '.join(PARAM_KINDS)}, got {p.get('kind')!r}")
+            if p.get("kind") not in kinds:
+                raise _bad(d, a, f"kind must be one of {', '.join(kinds)}, got {p.get('kind')!r}")
             for name, v in p.items():
                 convert = _CONVERT.get(name)
                 if convert is None:
@@ -239,20 +248,21 @@ def params_array_from_typed(params: Mapping[str, np.ndarray]) -> pa.Array:
     params : mapping of str to numpy.ndarray
         As :func:`yieldmc.engine.sampling.sample_chunk` returns them (and
         :attr:`yieldmc.engine.chunk.ChunkResult.params`), ``(n_dies, n_arrays, ...)``:
-        ``kind`` (int8 index in :data:`yieldmc.defects.KINDS`), ``cx``, ``cy``, ``radius``,
-        ``width``, ``density``, ``on_fraction`` (float64), ``block``, ``n_lines`` (int32),
-        ``phase`` (``(..., 2)``), ``region`` (``(..., 4)``), ``lines`` (``(..., max_lines)``,
-        the first ``n_lines`` valid), ``state`` (int8: 1 on, 0 off, -1 ``on_fraction``
-        mode), ``seed`` (int64, -1 absent). Other keys are ignored.
+        ``kind`` (int8 index in :data:`yieldmc.defects.KINDS`); per registry parameter
+        (:data:`yieldmc.defect_kinds.REGISTRY`) its own key: floats as float64 (``cx``,
+        ``cy``, ``radius``, ``width``, ``density``), ints as int32 (``block``), fixed-length
+        lists as int32 rows (``phase`` ``(..., 2)``, ``region`` ``(..., 4)``), except
+        ``rows`` and ``columns``, which share ``lines`` (``(..., max_lines)``, the first
+        ``n_lines`` (int32) valid); a parameter of no compiled kind may be absent (null);
+        ``on_fraction`` (float64), ``state`` (int8: 1 on, 0 off, -1 ``on_fraction`` mode),
+        ``seed`` (int64, -1 absent). Other keys are ignored.
 
     Returns
     -------
     pyarrow.ListArray
         Of type :data:`PARAMS_TYPE`, one entry per die. Per kind the fields set are those
-        of ``die_params``: disk kinds ``cx, cy, radius`` (ring also ``width``), row
-        ``rows``, column ``columns``, checkerboard ``block, phase, region``, random
-        ``density``; every kind but none ``state`` (with ``seed`` when it is >= 0) or else
-        ``on_fraction`` and ``seed``.
+        of ``die_params``: the kind's registry parameters; every kind but none ``state``
+        (with ``seed`` when it is >= 0) or else ``on_fraction`` and ``seed``.
 
     Raises
     ------
@@ -265,8 +275,9 @@ def params_array_from_typed(params: Mapping[str, np.ndarray]) -> pa.Array:
     n_dies, n_arrays = codes.shape
     n = n_dies * n_arrays
     k = codes.reshape(n).astype(np.int64)
-    code = {name: i for i, name in enumerate(_ENGINE_KINDS)}
-    bad = (k < 0) | (k >= len(_ENGINE_KINDS)) | (k == code["mixed"])
+    registry = defect_kinds.REGISTRY  # read now: codes index its kinds
+    code = {name: i for i, name in enumerate(registry.kinds)}
+    bad = (k < 0) | (k >= len(code)) | (k == code[MIXED])
     if bad.any():
         raise ConfigError(f"params['kind'] holds kind codes {sorted(set(k[bad].tolist()))[:5]} outside "
                           f"the kinds of yieldmc.defects.KINDS a die can draw")
@@ -275,32 +286,43 @@ def params_array_from_typed(params: Mapping[str, np.ndarray]) -> pa.Array:
         a = np.asarray(params[name])
         return a.reshape((n, *a.shape[2:]))
 
-    none = k == code["none"]
-    disk = k <= code["ring"]  # circular, circular_complement, ring: codes 0..2
+    none = k == code[NONE]
     state = flat("state").astype(np.int64)
     seed = flat("seed").astype(np.int64)
-    valid = {"cx": disk, "cy": disk, "radius": disk, "width": k == code["ring"],
-             "density": k == code["random"], "on_fraction": ~none & (state < 0)}
-    children: dict[str, pa.Array] = {"kind": pa.array(_ENGINE_KINDS).take(pa.array(k))}
-    for name, ok in valid.items():
-        v = flat(name).astype(np.float64, copy=False)
-        if not np.isfinite(v[ok]).all():
-            raise ConfigError(f"defect parameters must be finite numbers: params[{name!r}] is not")
-        children[name] = pa.array(v, mask=~ok, type=pa.float64())
-    lines, n_lines = flat("lines"), flat("n_lines")
-    children["rows"] = _int_lists(lines, n_lines, k == code["row"])
-    children["columns"] = _int_lists(lines, n_lines, k == code["column"])
-    checker = k == code["checkerboard"]
-    children["block"] = pa.array(flat("block").astype(np.int32, copy=False), mask=~checker, type=pa.int32())
-    for name in ("phase", "region"):  # (n, 2) and (n, 4): whole rows
-        v = flat(name)
-        children[name] = _int_lists(v, np.full(n, v.shape[1]), checker)
+    children: dict[str, pa.Array] = {"kind": pa.array(registry.kinds).take(pa.array(k))}
+    for f in PARAMS_FIELDS:
+        if f.name in ("kind", "state", "on_fraction", "seed"):
+            continue
+        ok = np.isin(k, [code[name] for name in registry.having(f.name)])
+        source = "lines" if f.name in _LINE_FIELDS else f.name
+        if source not in params:  # a parameter no compiled kind has
+            if ok.any():
+                raise ConfigError(f"params lacks {source!r}, which kinds drawn here have")
+            children[f.name] = pa.nulls(n, type=f.arrow_type)
+        elif f.arrow_type == pa.float64():
+            children[f.name] = _floats(flat(f.name), ok, f.name)
+        elif f.arrow_type == pa.int32():
+            children[f.name] = pa.array(flat(f.name).astype(np.int32, copy=False), mask=~ok, type=pa.int32())
+        elif f.name in _LINE_FIELDS:  # the first n_lines of lines
+            children[f.name] = _int_lists(flat("lines"), flat("n_lines"), ok)
+        else:  # fixed length, e.g. phase (n, 2) and region (n, 4): whole rows
+            v = flat(f.name)
+            children[f.name] = _int_lists(v, np.full(n, v.shape[1]), ok)
+    children["on_fraction"] = _floats(flat("on_fraction"), ~none & (state < 0), "on_fraction")
     has_state = ~none & (state >= 0)
     children["state"] = pa.array(_STATES).take(pa.array(np.clip(state, 0, 1), mask=~has_state))
     children["seed"] = pa.array(seed, mask=~(~none & ((state < 0) | (seed >= 0))), type=pa.int64())
     structs = pa.StructArray.from_arrays([children[f.name] for f in PARAMS_FIELDS], fields=list(PARAMS_STRUCT))
     offsets = pa.array(np.arange(n_dies + 1, dtype=np.int32) * np.int32(n_arrays))
     return pa.ListArray.from_arrays(offsets, structs, type=PARAMS_TYPE)
+
+
+def _floats(values: np.ndarray, ok: np.ndarray, name: str) -> pa.Array:
+    """float64 entries, null where not ``ok``; ConfigError when a set one is not finite."""
+    v = values.astype(np.float64, copy=False)
+    if not np.isfinite(v[ok]).all():
+        raise ConfigError(f"defect parameters must be finite numbers: params[{name!r}] is not")
+    return pa.array(v, mask=~ok, type=pa.float64())
 
 
 def params_to_python(values: pa.Array | pa.ChunkedArray | Sequence[Any]) -> list[list[dict[str, Any]]]:

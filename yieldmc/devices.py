@@ -21,8 +21,9 @@ from typing import Protocol
 
 import numpy as np
 
-#: Device models a config may name.
-DEVICE_MODELS = ("linear", "sinh")
+from yieldmc.config import DEVICE_MODELS  # the names a config may use
+
+__all__ = ["DEVICE_MODELS", "Device", "LinearDevice", "SinhDevice", "device_from_config"]
 
 
 class Device(Protocol):

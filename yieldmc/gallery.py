@@ -18,7 +18,8 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from yieldmc.defects import KINDS, STUCK_OFF, STUCK_ON, sample
+from yieldmc import defect_kinds
+from yieldmc.defects import STUCK_OFF, STUCK_ON, sample
 from yieldmc.errors import ConfigError
 from yieldmc.rng import die_generator
 
@@ -85,7 +86,8 @@ def plot_gallery(out_path: str | PathLike, shape: tuple[int, int] = (32, 32),
     fmt = _format_of(out)
     if int(n_examples) != n_examples or n_examples < 1:
         raise ConfigError(f"n_examples must be an integer >= 1, got {n_examples!r}")
-    rows, cols = len(KINDS), int(n_examples)
+    kinds = defect_kinds.REGISTRY.kinds  # every registered kind, then mixed and none
+    rows, cols = len(kinds), int(n_examples)
     aspect = shape[0] / shape[1]  # height / width of one panel
     ph = 1.45 * min(max(aspect, 1.0) ** 0.5, 2.5)  # panel size in inches
     pw = min(max(ph / aspect, 1.35), 4.5)  # wide enough for its title
@@ -99,7 +101,7 @@ def plot_gallery(out_path: str | PathLike, shape: tuple[int, int] = (32, 32),
                             wspace=hgap / pw, hspace=vgap / ph)
     cmap = ListedColormap([HEALTHY_COLOUR, OFF_COLOUR, ON_COLOUR])
     norm = BoundaryNorm([-0.5, 0.5, 1.5, 2.5], cmap.N)
-    for r, kind in enumerate(KINDS):
+    for r, kind in enumerate(kinds):
         for e in range(cols):
             m, p = sample(kind, shape, die_generator(seed, e))
             ax = fig.add_subplot(grid[r, e])
@@ -109,7 +111,7 @@ def plot_gallery(out_path: str | PathLike, shape: tuple[int, int] = (32, 32),
             for spine in ax.spines.values():
                 spine.set_color("#888888")
             label = f"{100 * np.mean(m > 0):.0f}% faulty"
-            if kind == "mixed":
+            if kind == defect_kinds.MIXED:
                 label = f"{p['kind']}, {label}"
             ax.set_title(label, fontsize=7.5, pad=2.5)
             if e == 0:

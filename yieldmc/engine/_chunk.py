@@ -2,7 +2,7 @@
 
 Per die (:func:`_die`), in order, with nothing but arrays and scalars:
 
-1. stream key ``_die_key(seed, die)`` and the defects (:func:`yieldmc.engine._sampling._sample_die`,
+1. stream key ``die_key(seed, die)`` and the defects (:func:`yieldmc.engine._sampling.sample_die`,
    which uses the stream's first ``n_draws`` draws);
 2. per array, its conductances ``G1`` and the cells where they differ from ``G0``
    (:func:`_changes`): with programming noise (``noise`` > 0, the scale
@@ -13,20 +13,20 @@ Per die (:func:`_die`), in order, with nothing but arrays and scalars:
    a stuck cell already at that value is counted as stuck but changes nothing). The
    array's transfer matrix comes by one of four routes (:data:`ROUTE_REUSE` ..
    :data:`ROUTE_IDEAL`): the fault-free ``T0`` when nothing changes, the exact rank-k update
-   (:func:`yieldmc.engine._lowrank._update_one`) up to the array's measured crossover, a
-   fresh CG solve (the kernels of :mod:`yieldmc.circuit._kernels`, exactly as
-   :func:`yieldmc.circuit.transfer_matrix_info` calls them: the reference's fresh solve
+   (:func:`yieldmc.engine._lowrank.update_one`) up to the array's measured crossover, a
+   fresh CG solve (:func:`yieldmc.circuit._kernels.transfer`, exactly as
+   :func:`yieldmc.circuit.transfer_matrix_info` calls it: the reference's fresh solve
    bit for bit) above it or where no dense inverse is cached (every noisy array: most of
    its cells change), and ``T = G1`` written exactly with ideal wires;
 3. the analog forward pass of every image through all layers (:mod:`yieldmc.engine._forward`),
    the predictions, the correct count on the evaluation (test) images, the per-die
    defect counts and the solver status.
 
-:func:`_chunk` runs the dies in ``n_blocks`` contiguous blocks under ``prange``; each block
+:func:`run_chunk` runs the dies in ``n_blocks`` contiguous blocks under ``prange``; each block
 allocates its scratch once. A die's outputs depend only on its index and the design: the
 same bits for any chunk split, block count or thread count.
 
-numba cannot hand tuples of arrays to a ``prange`` body, so :func:`_chunk` takes every
+numba cannot hand tuples of arrays to a ``prange`` body, so :func:`run_chunk` takes every
 array on its own and packs the groups inside the block. The groups :func:`_die` takes:
 
 * ``samp``: ``(shapes, cell_off, logr, consts, cum, affected)`` and the scalars
@@ -41,8 +41,10 @@ array on its own and packs the groups inside the block. The groups :func:`_die` 
   ``Rt v0`` (MN x images), flat at their offsets (empty spans where not used). They
   describe the fault-free ``T0``: a die adds ``P0`` (plus a correction over its changed
   cells) only without programming noise;
-* ``phys``: ``(g_on, g_off, noise, ideal, r_drv, r_row, r_col, r_snk, rtol, max_iter,
-  block, act, v_read, gain, test0, test1, shortcut)``; ``noise`` is the programming
+* ``phys``: ``(g_on, g_off, noise, ideal, r_row, r_col, r_driver, r_sense, rtol,
+  max_iter, block, act, v_read, gain, test0, test1, shortcut)`` (the resistances in the
+  order of :class:`~yieldmc.circuit.resistances.Resistances`; :func:`_die` passes them on as a
+  :class:`~yieldmc.circuit.resistances.Resistances`); ``noise`` is the programming
   noise's standard deviation in siemens, ``programming_noise * (g_on - g_off)``, 0.0 for
   none.
 """
@@ -54,10 +56,11 @@ import numpy as np
 
 from yieldmc._numba import njit
 from yieldmc.circuit import _kernels
+from yieldmc.circuit.resistances import Resistances
 from yieldmc.engine import _forward as F
-from yieldmc.engine._lowrank import STATUS_OK, _scratch, _update_one
-from yieldmc.engine._sampling import NONE, STUCK_ON, _sample_die
-from yieldmc.engine._streams import _die_key, _std_normal
+from yieldmc.engine._lowrank import STATUS_OK, scratch, update_one
+from yieldmc.engine._sampling import NONE, STUCK_ON, sample_die
+from yieldmc.engine._streams import die_key, std_normal
 
 #: How far :func:`_die` goes (benchmarks time the stages apart): the defects only, the
 #: defects and transfer matrices, or everything.
@@ -87,7 +90,7 @@ def _changes(mask, off, size, g0, g_on, g_off, noise, key, ctr, cells, g_new):
     for c in range(size):
         g = g0[off + c]
         if noise > 0.0:
-            g = g + (0.0 + noise * _std_normal(key, ctr + c))
+            g = g + (0.0 + noise * std_normal(key, ctr + c))
             g = g_off if g < g_off else g
             g = g_on if g > g_on else g
         mv = mask[off + c]
@@ -106,22 +109,16 @@ def _changes(mask, off, size, g0, g_on, g_off, noise, key, ctr, cells, g_new):
 
 
 @njit
-def _transfer_cg(g0, off, m, n, cells, g_new, k, r_drv, r_row, r_col, r_snk, rtol, max_iter,
-                 block, out):
-    """Fresh transfer matrix of the changed array by CG, as ``_transfer_checked`` runs it
-    (same kernel, same inputs: the same bits); writes ``out`` (flat M N), returns the
-    largest relative residual."""
+def _transfer_cg(g0, off, m, n, cells, g_new, k, wires, rtol, max_iter, block, out):
+    """Fresh transfer matrix of the changed array by CG, as
+    :func:`yieldmc.circuit.solver.transfer_matrix_checked` runs it (same kernel, same
+    inputs: the same bits); writes ``out`` (flat M N), returns the largest relative
+    residual."""
     g1 = g0[off:off + m * n].copy().reshape((m, n))
     for p in range(k):
         c = cells[p]
         g1[c // n, c % n] = g_new[p]
-    t = out.reshape((m, n))
-    if n <= m:  # reciprocity: drive the N columns
-        worst, _ = _kernels._transfer_by_columns(g1, r_drv, r_row, r_col, r_snk, rtol, max_iter,
-                                                 block, t)
-    else:
-        worst, _ = _kernels._solve_inputs(g1, np.eye(m), r_drv, r_row, r_col, r_snk, rtol,
-                                          max_iter, block, t)
+    worst, _ = _kernels.transfer(g1, wires, rtol, max_iter, block, out.reshape((m, n)))
     return worst
 
 
@@ -141,15 +138,16 @@ def _die(upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_
     layer_of, row0, col0, max_rank, g0, t0 = lay
     wflat, w_off, wdev, rtflat, rt_off, crflat, cr_off = cache
     x, labels, p0flat, p0_off, vrflat, vr_off = img
-    (g_on, g_off, noise, ideal, r_drv, r_row, r_col, r_snk, rtol, max_iter, block, act, v_read,
-     gain, test0, test1, shortcut) = phys
+    (g_on, g_off, noise, ideal, r_row, r_col, r_driver, r_sense, rtol, max_iter, block, act,
+     v_read, gain, test0, test1, shortcut) = phys
+    wires = Resistances(r_row, r_col, r_driver, r_sense)
     (xbuf, perm, d2, cnt, cells, g_new, sel, lu, xs, scale, tbuf, va, vb, cur, tmp, xk, gather,
      out64) = scr
     n_arrays = shapes.shape[0]
     n_layers = g_scales.shape[0]
     nb = x.shape[1]
 
-    ctr, drawn = _sample_die(key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo,
+    ctr, drawn = sample_die(key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo,
                              sev_hi, q, pattern, affected, xbuf, perm, d2, cnt, mask, fpar, ipar,
                              lines)
     n_on = 0
@@ -193,15 +191,15 @@ def _die(upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_
                 if not fwd:
                     pass
                 elif first:
-                    F._add_flat(p0, cur, c0 * nb, n * nb)
+                    F.add_flat(p0, cur, c0 * nb, n * nb)
                 else:
-                    F._add_currents(t0[off:off + size], m, n, vin, row0[a], cur, c0, nb, tmp)
+                    F.add_currents(t0[off:off + size], m, n, vin, row0[a], cur, c0, nb, tmp)
                 continue
             if ideal:
                 route[a] = ROUTE_IDEAL
                 if first and fwd:
-                    F._add_flat(p0, cur, c0 * nb, n * nb)
-                    F._ideal_correction(cells, g_new, g0[off:off + size], k, n, vin, row0[a], cur,
+                    F.add_flat(p0, cur, c0 * nb, n * nb)
+                    F.ideal_correction(cells, g_new, g0[off:off + size], k, n, vin, row0[a], cur,
                                         c0, nb)
                 else:
                     for c in range(size):
@@ -209,49 +207,48 @@ def _die(upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_
                     for p in range(k):
                         t[cells[p]] = g_new[p]
                     if fwd:
-                        F._add_currents(t, m, n, vin, row0[a], cur, c0, nb, tmp)
+                        F.add_currents(t, m, n, vin, row0[a], cur, c0, nb, tmp)
                 continue
             done = False
             if k <= max_rank[a]:
                 w = wflat[w_off[a]:w_off[a + 1]].reshape((size, size))
                 rt = rtflat[rt_off[a]:rt_off[a + 1]].reshape((size, m))
                 cr = crflat[cr_off[a]:cr_off[a + 1]].reshape((size, n))
-                status = _update_one(w, wdev[off:off + size], rt, cr,
+                status = update_one(w, wdev[off:off + size], rt, cr,
                                      t0[off:off + size].reshape((m, n)), g0[off:off + size], False,
                                      cells[:k], g_new[:k], sel, lu, xs, scale, t.reshape((m, n)))
                 if status == STATUS_OK:
                     done = True
                     route[a] = ROUTE_LOWRANK
-                    # xs[:k, :n] holds S^-1 Cr_c when M >= N (_update_one's by-columns case)
+                    # xs[:k, :n] holds S^-1 Cr_c when M >= N (update_one's by-columns case)
                     if not fwd:
                         pass
                     elif (first and m >= n and 5 * k < 2 * m
                           and vr_off[a + 1] - vr_off[a] == size * nb):
                         # k n nb (+ a k nb gather) instead of m n nb multiply-adds: measured
                         # faster up to k = 0.4 M at 64 x 16 (2.3 vs 5.6 us at k = 4)
-                        F._add_flat(p0, cur, c0 * nb, n * nb)
-                        F._lowrank_correction(xs, cells, k, n, vrflat[vr_off[a]:vr_off[a + 1]],
+                        F.add_flat(p0, cur, c0 * nb, n * nb)
+                        F.lowrank_correction(xs, cells, k, n, vrflat[vr_off[a]:vr_off[a + 1]],
                                               cur, c0, nb, xk, gather, tmp)
                     else:
-                        F._add_currents(t, m, n, vin, row0[a], cur, c0, nb, tmp)
+                        F.add_currents(t, m, n, vin, row0[a], cur, c0, nb, tmp)
             if not done:
                 route[a] = ROUTE_CG
-                res = _transfer_cg(g0, off, m, n, cells, g_new, k, r_drv, r_row, r_col, r_snk,
-                                   rtol, max_iter, block, t)
+                res = _transfer_cg(g0, off, m, n, cells, g_new, k, wires, rtol, max_iter, block, t)
                 worst = max(worst, res)
                 if not res <= rtol:
                     converged = False
                 if fwd:
-                    F._add_currents(t, m, n, vin, row0[a], cur, c0, nb, tmp)
+                    F.add_currents(t, m, n, vin, row0[a], cur, c0, nb, tmp)
         denom = g_scales[layer] * v_read
         if not fwd:
             continue
         if layer < n_layers - 1:
             vout = va if layer % 2 == 0 else vb
-            F._neuron(cur, n_out, denom, biases[layer], act, v_read, vout, nb)
+            F.neuron(cur, n_out, denom, biases[layer], act, v_read, vout, nb)
             vin = vout
         else:
-            F._output(cur, n_out, denom, biases[layer], gain, out64, nb)
+            F.output(cur, n_out, denom, biases[layer], gain, out64, nb)
     # ---- outputs, predictions -----------------------------------------------------------
     code = drawn if n_on + n_off > 0 else NONE
     if not fwd:
@@ -295,7 +292,7 @@ def _block_scratch(shapes, layer_sizes, max_rank, nb):
     for layer in range(layer_sizes.shape[0]):
         width = max(width, layer_sizes[layer])
     n_cls = max(layer_sizes[layer_sizes.shape[0] - 1], 1)
-    sel, lu, xs, scale = _scratch(kmax, mm, mm)
+    sel, lu, xs, scale = scratch(kmax, mm, mm)
     return (np.empty(max_lines), np.empty(max_lines, dtype=np.int64), np.empty(max_cells),
             np.empty(max_cells, dtype=np.int64), np.empty(max_cells, dtype=np.int64),
             np.empty(max_cells), sel, lu, xs, scale, np.empty(max(total, 1)),
@@ -305,12 +302,12 @@ def _block_scratch(shapes, layer_sizes, max_rank, nb):
 
 
 @njit(parallel=True)
-def _chunk(upto, seed, dies, shapes, cell_off, logr, consts, cum, affected, kind, has_sev, sev_lo,
-           sev_hi, q, pattern, layer_of, row0, col0, max_rank, g0, t0, layer_sizes, g_scales,
-           biases, wflat, w_off, wdev, rtflat, rt_off, crflat, cr_off, x, labels, p0flat, p0_off,
-           vrflat, vr_off, phys, n_blocks, keep_masks, masks, fpar, ipar, lines, die_kind, n_draws,
-           code, n_on, n_off, layers, n_correct, residual, converged, route, rank, volts, volts64,
-           preds):
+def run_chunk(upto, seed, dies, shapes, cell_off, logr, consts, cum, affected, kind, has_sev,
+              sev_lo, sev_hi, q, pattern, layer_of, row0, col0, max_rank, g0, t0, layer_sizes,
+              g_scales, biases, wflat, w_off, wdev, rtflat, rt_off, crflat, cr_off, x, labels,
+              p0flat, p0_off, vrflat, vr_off, phys, n_blocks, keep_masks, masks, fpar, ipar, lines,
+              die_kind, n_draws, code, n_on, n_off, layers, n_correct, residual, converged, route,
+              rank, volts, volts64, preds):
     """Many dies in parallel (``n_blocks`` contiguous blocks); row ``d`` of every output is
     die ``dies[d]``'s (``upto``: :data:`STAGE_ALL`, or an earlier stage for benchmarks).
     ``masks`` (dies x cells) is written with ``keep_masks`` only, and
@@ -328,7 +325,7 @@ def _chunk(upto, seed, dies, shapes, cell_off, logr, consts, cum, affected, kind
         own = np.empty(cell_off[cell_off.shape[0] - 1], dtype=np.int8)
         for d in range(d0, d1):
             mrow = masks[d] if keep_masks else own
-            key = _die_key(seed, dies[d])
+            key = die_key(seed, dies[d])
             (n_draws[d], die_kind[d], code[d], n_on[d], n_off[d], layers[d], n_correct[d],
              residual[d], converged[d]) = _die(
                 upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_sizes, g_scales,
@@ -337,7 +334,8 @@ def _chunk(upto, seed, dies, shapes, cell_off, logr, consts, cum, affected, kind
 
 
 @njit
-def _precompute(t0, m, n, x, r0, rt, p0, vr):
+def precompute(t0, m, n, x, r0, rt, p0, vr):
     """One layer-0 array's products with the images ``x`` (features x images):
-    :func:`yieldmc.engine._forward._precompute_layer0`."""
-    F._precompute_layer0(t0, m, n, x.reshape(x.size), r0, rt, x.shape[1], p0, vr)
+    :func:`yieldmc.engine._forward.precompute_layer0`."""
+    F.precompute_layer0(t0, m, n, x.reshape(x.size), r0, rt, x.shape[1], p0, vr)
+

@@ -14,7 +14,7 @@ a preallocated output: dgemm, about 4x faster than vectorised loops here). Layer
 are the same images for every die, so the fault-free product ``P0 = T0^T v0`` of each
 layer-0 array is computed once per design; a die that leaves the array unchanged adds it,
 and a die with k changed cells adds ``P0`` and a rank-k correction
-(:func:`_lowrank_correction`, :func:`_ideal_correction`) when that is cheaper than the
+(:func:`lowrank_correction`, :func:`ideal_correction`) when that is cheaper than the
 product. The neuron's operations (subtraction, division by the product ``g_scale * v_read``,
 bias, activation, ``v_read *``) follow ``DieModel.forward`` in the same order; sums run in
 another order than the reference's ``v @ T`` and the logistic uses a vectorisable ``exp``
@@ -101,7 +101,7 @@ def _rows(buf, r0, m, nb):
 
 
 @njit
-def _add_flat(src, dst, d0, size):
+def add_flat(src, dst, d0, size):
     """``dst[d0:d0 + size] += src[:size]``."""
     for e in range(size):
         dst[d0 + e] += src[e]
@@ -115,15 +115,15 @@ def _sub_flat(src, dst, d0, size):
 
 
 @njit
-def _add_currents(t, m, n, v, r0, cur, c0, nb, tmp):
+def add_currents(t, m, n, v, r0, cur, c0, nb, tmp):
     """``cur[c0:c0 + n] += T^T v[r0:r0 + m]`` (flat buffers; ``tmp``: n nb scratch)."""
     out = tmp[:n * nb].reshape((n, nb))
     np.dot(t.reshape((m, n)).T, _rows(v, r0, m, nb), out)
-    _add_flat(tmp, cur, c0 * nb, n * nb)
+    add_flat(tmp, cur, c0 * nb, n * nb)
 
 
 @njit
-def _lowrank_correction(xs, cells, k, n, vr, cur, c0, nb, xk, gather, tmp):
+def lowrank_correction(xs, cells, k, n, vr, cur, c0, nb, xk, gather, tmp):
     """``cur[c0:c0 + n] -= xs[:k, :n]^T vr[cells[:k]]``: a rank-k die's change of layer 0's
     currents, ``(T1 - T0)^T v0`` with ``T1 = T0 - Rt_c^T xs`` (``xs = S^-1 Cr_c``, k x n) and
     ``vr = Rt v0`` (cells x images, flat), precomputed. ``xk``, ``gather``, ``tmp``: scratch
@@ -143,7 +143,7 @@ def _lowrank_correction(xs, cells, k, n, vr, cur, c0, nb, xk, gather, tmp):
 
 
 @njit
-def _ideal_correction(cells, g_new, g0, k, n, v, r0, cur, c0, nb):
+def ideal_correction(cells, g_new, g0, k, n, v, r0, cur, c0, nb):
     """Ideal wires (``T = G``): ``cur[c0 + j] += (g1 - g0) v[r0 + i]`` per changed cell."""
     for p in range(k):
         c = cells[p]
@@ -157,7 +157,7 @@ def _ideal_correction(cells, g_new, g0, k, n, v, r0, cur, c0, nb):
 
 
 @njit(error_model="numpy")
-def _neuron(cur, n_out, denom, bias, code, v_read, vnext, nb):
+def neuron(cur, n_out, denom, bias, code, v_read, vnext, nb):
     """Hidden neurons: ``vnext[o] = v_read f((cur[2o] - cur[2o+1]) / denom + bias[o])``."""
     for o in range(n_out):
         plus = 2 * o * nb
@@ -177,7 +177,7 @@ def _neuron(cur, n_out, denom, bias, code, v_read, vnext, nb):
 
 
 @njit(error_model="numpy")
-def _output(cur, n_out, denom, bias, gain, out, nb):
+def output(cur, n_out, denom, bias, gain, out, nb):
     """Output neurons: ``out[b, o] = gain ((cur[2o] - cur[2o+1]) / denom + bias[o])`` (V)."""
     for o in range(n_out):
         plus = 2 * o * nb
@@ -190,7 +190,7 @@ def _output(cur, n_out, denom, bias, gain, out, nb):
 
 
 @njit
-def _precompute_layer0(t, m, n, v, r0, rt, nb, p_out, vr_out):
+def precompute_layer0(t, m, n, v, r0, rt, nb, p_out, vr_out):
     """Per-design products of a layer-0 array with the (fixed) input images ``v`` (flat):
     ``p_out = T^T v[r0:r0 + m]`` (n x nb, the fault-free currents) and, when ``vr_out`` has
     rows, ``vr_out = Rt v[r0:r0 + m]`` (cells x nb: each cell's row response to the images)."""

@@ -1,11 +1,13 @@
 """Numba kernels of the compiled defect sampler: arrays and scalars only.
 
-:func:`_sample_die` is a twin of :func:`yieldmc.defects.sample_die` called with
+:func:`sample_die` is a twin of :func:`yieldmc.defects.sample_die` called with
 ``DieStream(seed, die)``: it makes the same draws of the die's counter-based stream
 (:mod:`yieldmc.engine._streams`), in the same order, and writes the same masks and
-parameters (``yieldmc.defects._resolve``, ``_draw``, ``_draw_disk``,
-``_draw_checkerboard``, ``_build``, ``_faulty``, ``_bernoulli``: the functions below
-carry the same names and the same order of draws). Where the readable path computes with numpy or CPython
+parameters (``yieldmc.defects._resolve``, ``_draw``, ``_build``; the kinds' samplers and
+cell rules of :data:`yieldmc.defect_kinds.REGISTRY`, ``_draw_disk``, ``_draw_checkerboard``,
+``bernoulli``: the functions below carry the same names and the same order of draws).
+Only the kinds of ``engine/sampling.TWIN_CODES`` have a twin here; the wrapper refuses the
+others. Where the readable path computes with numpy or CPython
 rather than plain IEEE operations, the kernel is given those values or reproduces the
 call:
 
@@ -24,7 +26,7 @@ call:
 Outputs per die (rows of the chunk arrays, ``A`` arrays): the mask row (int8, arrays
 concatenated flat at ``cell_off``), ``fpar`` (A, NF) floats (NaN absent), ``ipar``
 (A, NI) integers (-1 absent), ``lines`` (A, L) sorted line indices (-1 padded).
-Tiers (STYLE.md): :func:`_sample_die` serial, :func:`_sample_chunk` the ``prange``
+Tiers (STYLE.md): :func:`sample_die` serial, :func:`sample_chunk` the ``prange``
 driver, :mod:`yieldmc.engine.sampling` the validating wrapper.
 """
 
@@ -36,9 +38,10 @@ import numba
 import numpy as np
 
 from yieldmc._numba import njit
-from yieldmc.engine._streams import GOLDEN, _die_key, _finalise, _mix64, _permute, _uniform
+from yieldmc.engine._streams import GOLDEN, die_key, finalise, mix64, permute, uniform
 
-# Kind codes: the index in yieldmc.defects.KINDS (the wrapper checks the order).
+# Kind codes of the kinds with a twin here (engine/sampling.TWIN_CODES maps names to them;
+# the spatial kinds first, so that mixed's pool index is the code).
 CIRCULAR, COMPLEMENT, RING, ROW, COLUMN, CHECKERBOARD, RANDOM, MIXED, NONE = range(9)
 HEALTHY, STUCK_OFF, STUCK_ON = 0, 1, 2
 
@@ -50,8 +53,8 @@ I_KIND, I_BLOCK, I_PHASE0, I_PHASE1, I_ROW0, I_COL0, I_HEIGHT, I_WIDTH, I_NLINES
     I_SEED = range(11)
 NI = 11
 
-# consts: yieldmc.defects' module constants, passed at run time (a compiled, cached kernel
-# must not freeze values that defects.py may change).
+# consts: yieldmc.defect_kinds' module constants, passed at run time (a compiled, cached kernel
+# must not freeze values that defect_kinds.py may change).
 (C_CIRCLE_C0, C_CIRCLE_C1, C_CIRCLE_R0, C_CIRCLE_R1, C_COMP_C0, C_COMP_C1, C_COMP_R0,
  C_COMP_R1, C_RING_C0, C_RING_C1, C_RING_R0, C_RING_R1, C_RING_W0, C_RING_W1, C_RING_A0,
  C_RING_A1, C_DENS0, C_DENS1, C_LINE_SHARE, C_CHECKER_REGION, C_LOG_ASPECT, C_CHECKER_SLACK,
@@ -120,7 +123,7 @@ def _select(a, size, k):
 
 @njit
 def _radius_for_count(d2, size, count):
-    """``defects._radius_for_count(np.sort(d2[:size]), count)``; reorders ``d2``."""
+    """``defect_kinds.radius_for_count(np.sort(d2[:size]), count)``; reorders ``d2``."""
     if count <= 0:
         v = d2[0]
         for c in range(1, size):
@@ -140,7 +143,7 @@ def _radius_for_count(d2, size, count):
 
 @njit
 def _dist2(m, n, cx, cy, xbuf, out):
-    """``defects._dist2`` flat: ``(x_j - cx)^2 + (y_i - cy)^2`` at cell ``i n + j``
+    """``defect_kinds.dist2`` flat: ``(x_j - cx)^2 + (y_i - cy)^2`` at cell ``i n + j``
     (``xbuf``: scratch of ``n`` entries)."""
     for j in range(n):
         dx = (j + 0.5) / n - cx
@@ -160,33 +163,33 @@ def _bernoulli_threshold(q):
 
 @njit
 def _bernoulli_offset(seed, stream):
-    return _mix64(_mix64(np.uint64(seed)) ^ np.uint64(stream))
+    return mix64(mix64(np.uint64(seed)) ^ np.uint64(stream))
 
 
 @njit
 def _bernoulli_bits(offset, idx):
-    """``defects._bernoulli``'s hash of cell ``idx``: finalise(idx GOLDEN + offset)."""
-    return _finalise(np.uint64(idx) * GOLDEN + offset)
+    """``defect_kinds.bernoulli``'s hash of cell ``idx``: finalise(idx GOLDEN + offset)."""
+    return finalise(np.uint64(idx) * GOLDEN + offset)
 
 
 @njit
 def _draw_disk(kind, m, n, key, ctr, k, consts, xbuf, d2, fpar):
-    """``defects._draw_disk``: centre, radius (and ring width) into ``fpar``; next counter."""
+    """``defect_kinds._draw_disk``: centre, radius (and ring width) into ``fpar``; next counter."""
     if kind == CIRCULAR:
         lo, hi = consts[C_CIRCLE_C0], consts[C_CIRCLE_C1]
     elif kind == RING:
         lo, hi = consts[C_RING_C0], consts[C_RING_C1]
     else:
         lo, hi = consts[C_COMP_C0], consts[C_COMP_C1]
-    cx = lo + (hi - lo) * _uniform(key, ctr)  # cx, cy = rng.uniform(lo, hi, size=2)
-    cy = lo + (hi - lo) * _uniform(key, ctr + 1)
+    cx = lo + (hi - lo) * uniform(key, ctr)  # cx, cy = rng.uniform(lo, hi, size=2)
+    cy = lo + (hi - lo) * uniform(key, ctr + 1)
     ctr += 2
     width = np.nan
     size = m * n
     if k >= 0:
         _dist2(m, n, cx, cy, xbuf, d2)
         if kind == RING:
-            a = consts[C_RING_A0] + (consts[C_RING_A1] - consts[C_RING_A0]) * _uniform(key, ctr)
+            a = consts[C_RING_A0] + (consts[C_RING_A1] - consts[C_RING_A0]) * uniform(key, ctr)
             ctr += 1
             k_out = min(size, _ceil(k / a))
             r = _radius_for_count(d2, size, k_out)
@@ -194,15 +197,15 @@ def _draw_disk(kind, m, n, key, ctr, k, consts, xbuf, d2, fpar):
         else:
             r = _radius_for_count(d2, size, k if kind == CIRCULAR else size - k)
     elif kind == RING:
-        r = consts[C_RING_R0] + (consts[C_RING_R1] - consts[C_RING_R0]) * _uniform(key, ctr)
-        w = consts[C_RING_W0] + (consts[C_RING_W1] - consts[C_RING_W0]) * _uniform(key, ctr + 1)
+        r = consts[C_RING_R0] + (consts[C_RING_R1] - consts[C_RING_R0]) * uniform(key, ctr)
+        w = consts[C_RING_W0] + (consts[C_RING_W1] - consts[C_RING_W0]) * uniform(key, ctr + 1)
         ctr += 2
         width = min(r, max(w * r, 1 / m, 1 / n))
     elif kind == CIRCULAR:
-        r = consts[C_CIRCLE_R0] + (consts[C_CIRCLE_R1] - consts[C_CIRCLE_R0]) * _uniform(key, ctr)
+        r = consts[C_CIRCLE_R0] + (consts[C_CIRCLE_R1] - consts[C_CIRCLE_R0]) * uniform(key, ctr)
         ctr += 1
     else:
-        r = consts[C_COMP_R0] + (consts[C_COMP_R1] - consts[C_COMP_R0]) * _uniform(key, ctr)
+        r = consts[C_COMP_R0] + (consts[C_COMP_R1] - consts[C_COMP_R0]) * uniform(key, ctr)
         ctr += 1
     fpar[F_CX] = cx
     fpar[F_CY] = cy
@@ -218,9 +221,9 @@ def _draw_lines(size, key, ctr, has_sev, s, consts, perm, lines):
     if has_sev:
         count = _round_half_even(s * size)
     else:
-        count = 1 + int(_uniform(key, ctr) * max(1, _ceil(size * consts[C_LINE_SHARE])))
+        count = 1 + int(uniform(key, ctr) * max(1, _ceil(size * consts[C_LINE_SHARE])))
         ctr += 1
-    ctr = _permute(key, ctr, perm, size)
+    ctr = permute(key, ctr, perm, size)
     count = min(count, size)
     for c in range(count):  # insertion sort of the first `count` items
         v = perm[c]
@@ -234,14 +237,14 @@ def _draw_lines(size, key, ctr, has_sev, s, consts, perm, lines):
 
 @njit
 def _draw_checkerboard(m, n, key, ctr, k, consts, logr, colour, cnt, ipar):
-    """``defects._draw_checkerboard``: block, phase, region into ``ipar``; next counter."""
-    u0 = _uniform(key, ctr)  # u = rng.random(7)
-    u1 = _uniform(key, ctr + 1)
-    u2 = _uniform(key, ctr + 2)
-    u3 = _uniform(key, ctr + 3)
-    u4 = _uniform(key, ctr + 4)
-    u5 = _uniform(key, ctr + 5)
-    u6 = _uniform(key, ctr + 6)
+    """``defect_kinds._draw_checkerboard``: block, phase, region into ``ipar``; next counter."""
+    u0 = uniform(key, ctr)  # u = rng.random(7)
+    u1 = uniform(key, ctr + 1)
+    u2 = uniform(key, ctr + 2)
+    u3 = uniform(key, ctr + 3)
+    u4 = uniform(key, ctr + 4)
+    u5 = uniform(key, ctr + 5)
+    u6 = uniform(key, ctr + 6)
     ctr += 7
     b = 1 + int(u0 * max(1, min(m, n) // 4))
     ph0 = int(u1 * 2 * b)
@@ -364,21 +367,22 @@ def _build(kind, m, n, fpar, ipar, lines, two, xbuf, colour, d2, out):
 
 
 @njit
-def _sample_die(key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo, sev_hi, q,
+def sample_die(key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo, sev_hi, q,
                 pattern, affected, xbuf, perm, d2, cnt, mask, fpar, ipar, lines):
     """The defects of one die (``defects.sample_die`` with ``DieStream``); trusts its inputs.
 
     Parameters
     ----------
     key : uint64
-        The die's stream key (``_streams._die_key(seed, die)``).
+        The die's stream key (``_streams.die_key(seed, die)``).
     shapes, cell_off, logr : arrays
         ``(A, 2)`` shapes, ``(A + 1,)`` flat cell offsets, and per cell of every array the
         numpy ``log`` of its region aspect ``((h + 1) N) / ((w + 1) M)`` (checkerboard).
     consts : float64 array (N_CONSTS,)
         yieldmc.defects' constants (``C_*`` indices); ``consts[C_TWO] = 2.0``.
     kind : int
-        Kind code; ``MIXED`` draws one spatial kind with cumulative weights ``cum`` (6,).
+        Kind code; ``MIXED`` draws one spatial kind with cumulative weights ``cum`` (one
+        per spatial kind: pool index ``i`` is code ``i``).
     has_sev, sev_lo, sev_hi : bool, float, float
         Severity range (``lo == hi``: fixed, no draw), or none.
     q, pattern : float, bool
@@ -401,10 +405,10 @@ def _sample_die(key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo,
     lines[:, :] = -1
     ctr = 0
     if kind == MIXED:  # _resolve: searchsorted(cum, u, "right")
-        u = _uniform(key, ctr)
+        u = uniform(key, ctr)
         ctr += 1
         kind = 0
-        while kind < 5 and cum[kind] <= u:
+        while kind < cum.shape[0] - 1 and cum[kind] <= u:
             kind += 1
     for a in range(n_arrays):
         ipar[a, I_KIND] = NONE
@@ -418,7 +422,7 @@ def _sample_die(key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo,
             if sev_lo == sev_hi:
                 s = sev_lo
             else:
-                s = sev_lo + (sev_hi - sev_lo) * _uniform(key, ctr)
+                s = sev_lo + (sev_hi - sev_lo) * uniform(key, ctr)
                 ctr += 1
             k = _round_half_even(s * m * n)
         if kind == CIRCULAR or kind == COMPLEMENT or kind == RING:
@@ -433,12 +437,12 @@ def _sample_die(key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo,
         elif has_sev:  # random
             fp[F_DENSITY] = s
         else:
-            fp[F_DENSITY] = consts[C_DENS0] + (consts[C_DENS1] - consts[C_DENS0]) * _uniform(key, ctr)
+            fp[F_DENSITY] = consts[C_DENS0] + (consts[C_DENS1] - consts[C_DENS0]) * uniform(key, ctr)
             ctr += 1
-        seed = int(_uniform(key, ctr) * consts[C_SEED_BOUND])
+        seed = int(uniform(key, ctr) * consts[C_SEED_BOUND])
         ctr += 1
         if pattern:
-            ip[I_STATE] = 1 if _uniform(key, ctr) < q else 0
+            ip[I_STATE] = 1 if uniform(key, ctr) < q else 0
             ctr += 1
             if kind == RANDOM:
                 ip[I_SEED] = seed
@@ -458,12 +462,12 @@ def _sample_die(key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo,
 
 
 @njit(parallel=True)
-def _sample_chunk(seed, dies, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo,
+def sample_chunk(seed, dies, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo,
                   sev_hi, q, pattern, affected, n_blocks, masks, fpar, ipar, lines, die_kind,
                   n_draws):
     """The defects of many dies, in parallel over dies (``n_blocks`` contiguous blocks).
 
-    Die ``d`` (index ``dies[d]``, stream ``_die_key(seed, dies[d])``) writes row ``d`` of
+    Die ``d`` (index ``dies[d]``, stream ``die_key(seed, dies[d])``) writes row ``d`` of
     ``masks`` (D, cells), ``fpar`` (D, A, NF), ``ipar`` (D, A, NI), ``lines`` (D, A, L),
     ``die_kind`` (D,) and ``n_draws`` (D,). A die's rows depend only on its index and the
     settings: the same bits for any chunk, block count or thread count.
@@ -484,8 +488,8 @@ def _sample_chunk(seed, dies, shapes, cell_off, logr, consts, kind, cum, has_sev
         d2 = np.empty(max_cells)
         cnt = np.empty(max_cells, dtype=np.int64)
         for d in range(d0, d1):
-            key = _die_key(seed, dies[d])
-            ctr, drawn = _sample_die(
+            key = die_key(seed, dies[d])
+            ctr, drawn = sample_die(
                 key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo, sev_hi, q,
                 pattern, affected, xbuf, perm, d2, cnt, masks[d], fpar[d], ipar[d], lines[d])
             n_draws[d] = ctr

@@ -28,9 +28,9 @@ Scope: the linear device, with or without programming noise. ``sinh`` devices ra
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,26 +38,22 @@ from typing import Any
 import numba
 import numpy as np
 
-from yieldmc import defects, schema
+from yieldmc import defect_kinds, defects, schema
 from yieldmc.circuit.solver import RHS_BLOCK, SOLVER_MAX_ITER, SOLVER_RTOL
 from yieldmc.defect_params import params_array_from_typed
 from yieldmc.engine import _chunk as K
 from yieldmc.engine import _forward
-from yieldmc.engine._sampling import (
-    I_BLOCK,
-    I_KIND,
-    I_NLINES,
-    I_PHASE0,
-    I_PHASE1,
-    I_ROW0,
-    I_SEED,
-    I_STATE,
-    I_WIDTH,
-    NF,
-    NI,
-)
+from yieldmc.engine._sampling import NF, NI
 from yieldmc.engine.lowrank import MAX_CACHE_CELLS, LowRankCache, max_rank
-from yieldmc.engine.sampling import _FLOAT_FIELDS, KIND_CODES, _check_codes, _check_dies, _consts, _log_aspect
+from yieldmc.engine.sampling import (
+    check_dies,
+    check_twins,
+    kind_indices,
+    log_aspect,
+    mixed_weights,
+    sampler_consts,
+    typed_params,
+)
 from yieldmc.errors import ConfigError
 
 ROUTE_NAMES = K.ROUTE_NAMES
@@ -82,11 +78,15 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 
 def check_supported(config) -> None:
-    """Raise :class:`ConfigError` unless the compiled engine covers ``config``'s device
-    (the linear one, programming noise included)."""
+    """Raise :class:`ConfigError` unless the compiled engine covers ``config``: the linear
+    device (programming noise included), and a defect kind whose every kind it may draw
+    has a compiled twin (:func:`yieldmc.engine.sampling.check_twins`; the message names
+    the kinds without one). The sweep then runs the reference engine
+    (:func:`yieldmc.montecarlo.effective_engine`)."""
     dev = config.device
     if dev.model != "linear":
         raise ConfigError(f"device.model = {dev.model!r}: {UNSUPPORTED}")
+    check_twins(config.defects.kind)
 
 
 @dataclass(eq=False)
@@ -190,7 +190,6 @@ class EngineDesign:
         t_start = time.perf_counter()
         cfg = model.config
         check_supported(cfg)
-        _check_codes()
         act = _forward.ACTIVATION_CODES.get(model.network.activation)
         if act is None:
             raise ConfigError(f"activation {model.network.activation!r} has no compiled neuron; "
@@ -248,25 +247,24 @@ class EngineDesign:
                     and m_rows * n_cols * nb * 8 <= MAX_VR_BYTES)
             vr = np.empty((m_rows * n_cols, nb)) if want else np.empty((0, nb))
             rt = caches[a].Rt if caches[a] is not None else _readonly(np.empty((0, m_rows)))
-            K._precompute(t0[cell_off[a]:cell_off[a + 1]], int(m_rows), int(n_cols), x,
+            K.precompute(t0[cell_off[a]:cell_off[a + 1]], int(m_rows), int(n_cols), x,
                           int(row0[a]), rt, p0, vr)
             p0_parts.append(p0.ravel())
             vr_parts.append(vr.ravel())
         p0flat, p0_off = _concat(p0_parts)
         vrflat, vr_off = _concat(vr_parts)
         d = cfg.defects
-        q, sev = defects._check_common(d.kind, d.on_fraction, d.on_mode, d.severity_arg)
-        flags = np.array(defects._affected_flags(model.affected, n_arrays), dtype=np.bool_)
-        cum = defects._check_weights(None) if d.kind == "mixed" else np.ones(6)
-        logr = (np.concatenate([_log_aspect(int(m), int(n)) for m, n in shapes]) if n_arrays
+        q, sev = defects.check_draw_settings(d.kind, d.on_fraction, d.on_mode, d.severity_arg)
+        flags = np.array(defects.affected_flags(model.affected, n_arrays), dtype=np.bool_)
+        logr = (np.concatenate([log_aspect(int(m), int(n)) for m, n in shapes]) if n_arrays
                 else np.empty(0))
-        samp = (shapes, cell_off, np.ascontiguousarray(logr), _consts(),
-                np.asarray(cum, dtype=np.float64), flags)
+        samp = (shapes, cell_off, np.ascontiguousarray(logr), sampler_consts(),
+                mixed_weights(d.kind), flags)
         lo, hi = sev if sev is not None else (0.0, 0.0)
-        samp_scalars = (int(KIND_CODES[d.kind]), sev is not None, float(lo), float(hi), float(q),
+        samp_scalars = (int(check_twins(d.kind)), sev is not None, float(lo), float(hi), float(q),
                         d.on_mode == "pattern")
-        phys = (float(dev.g_on), float(dev.g_off), float(noise), bool(ideal), float(w.r_driver),
-                float(w.r_row), float(w.r_col), float(w.r_sense), float(SOLVER_RTOL),
+        phys = (float(dev.g_on), float(dev.g_off), float(noise), bool(ideal), float(w.r_row),
+                float(w.r_col), float(w.r_driver), float(w.r_sense), float(SOLVER_RTOL),
                 int(SOLVER_MAX_ITER), int(RHS_BLOCK), int(act), v_read,
                 float(cfg.arrays.output_gain), int(bounds["test"][0]), int(bounds["test"][1]),
                 bool(shortcut))
@@ -302,7 +300,7 @@ class EngineDesign:
                 + sum(c.nbytes for c in self.caches if c is not None))
 
     def kernel_args(self) -> tuple:
-        """The design's arguments of :func:`yieldmc.engine._chunk._chunk`, in order (from
+        """The design's arguments of :func:`yieldmc.engine._chunk.run_chunk`, in order (from
         ``shapes`` to ``phys``)."""
         return (*self.samp, *self.samp_scalars, self.layer_of, self.row0, self.col0,
                 self.max_rank, self.g0, self.t0, self.layer_sizes, self.g_scales, self.biases,
@@ -317,24 +315,42 @@ class EngineDesign:
                 self.flat_cache, img, self.phys)
 
 
-#: Dense inverses already built in this process, by (conductances, wires, max cells): a
-#: design that differs only in its defects or images reuses them (they cost about 0.1-0.3 s).
-_CACHES: dict[tuple, tuple] = {}
-_CACHES_KEPT = 4
+#: Sets of dense inverses kept per process (:func:`_array_caches`).
+CACHES_KEPT = 4
+
+
+@dataclass(frozen=True)
+class _CacheKey:
+    """What a design's dense inverses depend on, and the arrays to build them from (not
+    compared: ``key`` holds their shapes and a sha256 of their conductances)."""
+
+    key: tuple
+    specs: tuple = field(compare=False)
+    wires: Any = field(compare=False)
 
 
 def _array_caches(specs, wires, skip: bool, max_cells: int) -> tuple[list, list, dict]:
     """Per array a LowRankCache (or None: every array with ``skip`` (ideal wires, or
     programming noise), or above ``max_cells``), its
     :func:`max_rank` (0 without a cache) and the caches' arrays flat and concatenated
-    (``name -> (buffer, offsets)``; each LowRankCache holds views of the buffers)."""
+    (``name -> (buffer, offsets)``; each LowRankCache holds views of the buffers).
+
+    Dense inverses already built in this process are reused, by (conductances, wires, max
+    cells): a design that differs only in its defects or images (a study's next kind or
+    severity) skips their 0.1-0.3 s (:func:`_built_caches`, :data:`CACHES_KEPT` sets)."""
     key = (tuple((s.shape, hashlib.sha256(np.ascontiguousarray(s.G).tobytes()).hexdigest())
                  for s in specs),
            (float(wires.r_row), float(wires.r_col), float(wires.r_driver), float(wires.r_sense)),
            int(max_cells), bool(skip))
-    hit = _CACHES.get(key)
-    if hit is not None:
-        return list(hit[0]), list(hit[1]), hit[2]
+    caches, ranks, flat = _built_caches(_CacheKey(key, tuple(specs), wires))
+    return list(caches), list(ranks), flat
+
+
+@functools.lru_cache(maxsize=CACHES_KEPT)
+def _built_caches(k: _CacheKey) -> tuple[tuple, tuple, dict]:
+    """:func:`_array_caches`' work, kept for the last :data:`CACHES_KEPT` keys."""
+    specs, wires = k.specs, k.wires
+    max_cells, skip = k.key[2], k.key[3]
     caches, ranks = [], []
     for s in specs:
         m_rows, n_cols = s.shape
@@ -359,25 +375,24 @@ def _array_caches(specs, wires, skip: bool, max_cells: int) -> tuple[list, list,
             views = {name: flat[name][0][flat[name][1][a]:flat[name][1][a + 1]].reshape(
                 getattr(c, name).shape) for name in flat}
             caches[a] = dataclasses.replace(c, **views)
-    while len(_CACHES) >= _CACHES_KEPT:
-        _CACHES.pop(next(iter(_CACHES)))
-    _CACHES[key] = (tuple(caches), tuple(ranks), flat)
-    return caches, ranks, flat
-
-
-_DESIGNS: dict[tuple, tuple[weakref.ref, EngineDesign]] = {}
+    return tuple(caches), tuple(ranks), flat
 
 
 def design_for(model, images: Sequence[str] = ("test",), **kw) -> EngineDesign:
-    """:meth:`EngineDesign.from_model`, built once per process per model and settings."""
-    key = (id(model), tuple(images), tuple(sorted(kw.items())))
-    hit = _DESIGNS.get(key)
-    if hit is not None and hit[0]() is model:
-        return hit[1]
-    design = EngineDesign.from_model(model, images, **kw)
-    _DESIGNS.clear()  # one run's model per process, as montecarlo._MODELS
-    _DESIGNS[key] = (weakref.ref(model), design)
-    return design
+    """:meth:`EngineDesign.from_model`, built once per process per model and settings.
+
+    The sweep asks for the design of every chunk it runs, and a design costs 0.1-0.3 s
+    (dense inverses, layer-0 products): the last one is kept (:func:`_last_design`). One
+    entry, since a process simulates one run's model at a time; it holds that model until
+    another is asked for.
+    """
+    return _last_design(model, tuple(images), tuple(sorted(kw.items())))
+
+
+@functools.lru_cache(maxsize=1)
+def _last_design(model, images: tuple[str, ...], kw: tuple) -> EngineDesign:
+    """The design of ``model`` (hashed by identity) for ``images`` and the options ``kw``."""
+    return EngineDesign.from_model(model, images, **dict(kw))
 
 
 @dataclass(eq=False)
@@ -462,7 +477,7 @@ class ChunkResult:
         ``yieldmc.defect_params.PARAMS_TYPE``, ``layers_affected`` as ``"0,2"``;
         ``elapsed_s`` is the chunk's time shared equally)."""
         n = self.dies.size
-        kinds = np.asarray(defects.KINDS)
+        kinds = np.asarray(defect_kinds.REGISTRY.kinds)
         masks, which = np.unique(self.layers_mask, return_inverse=True)  # a handful of distinct sets
         layers = np.asarray([schema.encode_layers(_bits(int(m))) for m in masks] or [""])[which]
         return {
@@ -524,7 +539,7 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | 
     ConfigError
         Bad die indices or ``n_blocks``.
     """
-    dies = _check_dies(dies)
+    dies = check_dies(dies)
     threads = numba.get_num_threads()
     if n_blocks is None:  # a few blocks per thread, handed out as threads free up
         n_blocks = 1 if threads == 1 else BLOCKS_PER_THREAD * threads
@@ -555,27 +570,15 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | 
     t = time.perf_counter()
     if n:
         with numba.parallel_chunksize(1):  # dynamic: a thread slowed down takes fewer blocks
-            K._chunk(int(upto), np.uint64(design.seed), dies.astype(np.uint64), *design.kernel_args(),
+            K.run_chunk(int(upto), np.uint64(design.seed), dies.astype(np.uint64), *design.kernel_args(),
                      nb_eff, keep_masks, masks, fpar, ipar, lines, die_kind, n_draws, code, n_on, n_off,
                      layers, n_correct, residual, converged, route, rank, volts, volts64, preds)
     elapsed = time.perf_counter() - t
     n_test = design.set_bounds["test"][1] - design.set_bounds["test"][0]
     total = design.n_cells
-    params = {"die": dies, "die_kind": die_kind.astype(np.int8), "n_draws": n_draws,
-              "shapes": design.shapes, "cell_offsets": design.cell_off,
-              "kind": ipar[..., I_KIND].astype(np.int8)}
-    params.update({name: np.ascontiguousarray(fpar[..., f]) for name, f in _FLOAT_FIELDS.items()})
-    params.update({
-        "block": ipar[..., I_BLOCK].astype(np.int32),
-        "phase": ipar[..., I_PHASE0:I_PHASE1 + 1].astype(np.int32),
-        "region": ipar[..., I_ROW0:I_WIDTH + 1].astype(np.int32),
-        "n_lines": ipar[..., I_NLINES].astype(np.int32),
-        "lines": lines.astype(np.int32),
-        "state": ipar[..., I_STATE].astype(np.int8),
-        "seed": ipar[..., I_SEED].copy(),
-    })
+    params = typed_params(dies, design.shapes, design.cell_off, fpar, ipar, lines, die_kind, n_draws)
     return ChunkResult(
-        dies=dies, defect_code=code.astype(np.int8), die_kind=die_kind.astype(np.int8),
+        dies=dies, defect_code=kind_indices()[code].astype(np.int8), die_kind=params["die_kind"],
         n_draws=n_draws, n_stuck_on=n_on.astype(np.int32), n_stuck_off=n_off.astype(np.int32),
         layers_mask=layers, fault_fraction=(n_on + n_off) / total,
         n_images=int(n_test), n_correct=n_correct.astype(np.int32),

@@ -21,46 +21,104 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 import numba
 import numpy as np
 
-from yieldmc import defects
+from yieldmc import defect_kinds, defects
+from yieldmc.defect_kinds import MIXED, NONE
 from yieldmc.engine import _sampling as K
-from yieldmc.engine.streams import _check_index
+from yieldmc.engine.streams import check_index
 from yieldmc.errors import ConfigError
 
-#: Kind code of every kind: its index in ``yieldmc.defects.KINDS``.
-KIND_CODES = {k: i for i, k in enumerate(defects.KINDS)}
+#: The kinds with a compiled twin in :mod:`yieldmc.engine._sampling`, by name: their code
+#: in the kernels. A kind of :data:`yieldmc.defect_kinds.REGISTRY` missing here runs on the
+#: reference engine (:func:`unsupported_kinds`); porting one is a kernel branch and an entry
+#: here (docs/architecture.md section 4). ``mixed`` draws pool index ``i`` as code ``i``:
+#: the spatial kinds hold codes ``0 .. n - 1`` in registry order (:func:`check_twins`).
+TWIN_CODES: Mapping[str, int] = MappingProxyType({
+    "circular": K.CIRCULAR, "circular_complement": K.COMPLEMENT, "ring": K.RING, "row": K.ROW,
+    "column": K.COLUMN, "checkerboard": K.CHECKERBOARD, "random": K.RANDOM, MIXED: K.MIXED,
+    NONE: K.NONE})
 
-_FLOAT_FIELDS = {"cx": K.F_CX, "cy": K.F_CY, "radius": K.F_RADIUS, "width": K.F_WIDTH,
-                 "density": K.F_DENSITY, "on_fraction": K.F_ON_FRACTION}
+#: Typed float parameters: their slot in the kernels' ``fpar``.
+FLOAT_FIELDS: Mapping[str, int] = MappingProxyType({
+    "cx": K.F_CX, "cy": K.F_CY, "radius": K.F_RADIUS, "width": K.F_WIDTH, "density": K.F_DENSITY,
+    "on_fraction": K.F_ON_FRACTION})
+#: Parameters the kernels write to ``lines`` (the first ``n_lines``).
+LINE_FIELDS = ("rows", "columns")
 
 
-def _check_codes() -> None:
-    names = ("circular", "circular_complement", "ring", "row", "column", "checkerboard",
-             "random", "mixed", "none")
-    codes = (K.CIRCULAR, K.COMPLEMENT, K.RING, K.ROW, K.COLUMN, K.CHECKERBOARD, K.RANDOM,
-             K.MIXED, K.NONE)
-    if any(KIND_CODES.get(n) != c for n, c in zip(names, codes, strict=True)) or len(KIND_CODES) != 9:
-        raise RuntimeError("yieldmc.defects.KINDS changed order; update engine/_sampling.py")
+def unsupported_kinds(kind: str) -> list[str]:
+    """The kinds ``kind`` may draw (``mixed``: every spatial kind) that have no compiled twin."""
+    pool = defect_kinds.REGISTRY.spatial if kind == MIXED else (kind,)
+    return [k for k in pool if k not in TWIN_CODES]
 
 
-def _consts() -> np.ndarray:
-    """yieldmc.defects' constants, read now (``_sampling.C_*`` order)."""
-    d = defects
+def check_twins(kind: str) -> int:
+    """The kernel code of ``kind``; ConfigError when the compiled sampler cannot draw it.
+
+    Raises
+    ------
+    ConfigError
+        ``kind`` (or, for ``mixed``, a spatial kind) has no compiled twin: use the
+        reference engine, which draws every registered kind.
+    RuntimeError
+        The twins are out of step with the registry (a developer's error).
+    """
+    if kind not in (MIXED, NONE):
+        defect_kinds.REGISTRY.get(kind)  # ConfigError for an unknown kind
+    missing = unsupported_kinds(kind)
+    if missing:
+        drawn = f"may draw {', '.join(map(repr, missing))}" if kind == MIXED else "is"
+        raise ConfigError(f"defects.kind = {kind!r} {drawn}: no compiled twin in the compiled engine "
+                          f"(yieldmc.engine.sampling.TWIN_CODES); simulate these dies with the "
+                          f"reference engine")
+    registry = defect_kinds.REGISTRY
+    if kind == MIXED and [TWIN_CODES[k] for k in registry.spatial] != list(range(len(registry.spatial))):
+        raise RuntimeError("mixed's pool index is not the kernel code of its kind; renumber "
+                           "engine/_sampling.py's codes (spatial kinds first, in registry order)")
+    return TWIN_CODES[kind]
+
+
+def kind_indices() -> np.ndarray:
+    """Kernel code -> index in the registry's kinds (:data:`yieldmc.defects.KINDS` as
+    registered now): what the typed ``kind`` arrays hold."""
+    kinds = defect_kinds.REGISTRY.kinds
+    out = np.full(max(TWIN_CODES.values()) + 1, -1, dtype=np.int64)
+    for name, code in TWIN_CODES.items():
+        out[code] = kinds.index(name)
+    return out
+
+
+def kind_code(kind: str) -> int:
+    """The typed ``kind`` value of ``kind``: its index in the registry's kinds."""
+    return defect_kinds.REGISTRY.kinds.index(kind)
+
+
+def sampler_consts() -> np.ndarray:
+    """yieldmc.defect_kinds' constants, read now (``_sampling.C_*`` order)."""
+    d = defect_kinds
     vals = [*d.CIRCLE_CENTRE, *d.CIRCLE_RADIUS, *d.COMPLEMENT_CENTRE, *d.COMPLEMENT_RADIUS,
             *d.RING_CENTRE, *d.RING_RADIUS, *d.RING_WIDTH, *d.RING_AREA, *d.RANDOM_DENSITY,
             d.LINE_SHARE, d.CHECKER_REGION, math.log(d.CHECKER_ASPECT), d.CHECKER_SLACK,
-            d._SEED_BOUND, 2.0]
+            d.SEED_BOUND, 2.0]
     out = np.array(vals, dtype=np.float64)
     assert out.size == K.N_CONSTS
     return out
 
 
+def mixed_weights(kind: str, weights: Mapping[str, float] | None = None) -> np.ndarray:
+    """The kernels' ``cum``: ``mixed``'s cumulative weights (unused, ones, for other kinds)."""
+    if kind == MIXED:
+        return np.asarray(defects.mixed_cumulative(weights), dtype=np.float64)
+    return np.ones(len(defect_kinds.REGISTRY.spatial))
+
+
 @lru_cache(maxsize=64)
-def _log_aspect(m: int, n: int) -> np.ndarray:
+def log_aspect(m: int, n: int) -> np.ndarray:
     """numpy's ``log(((h + 1) N) / ((w + 1) M))`` per cell ``h N + w``, as the readable
     checkerboard computes it (numpy's SIMD log, not libm's)."""
     hh, ww = np.divmod(np.arange(m * n), n)
@@ -69,12 +127,35 @@ def _log_aspect(m: int, n: int) -> np.ndarray:
     return out
 
 
-def _check_dies(dies: Any) -> np.ndarray:
+def check_dies(dies: Any) -> np.ndarray:
+    """Die indices as int64; ConfigError unless a 1-d sequence of integers in [0, 2**63)."""
     arr = np.asarray(dies)
     if arr.ndim != 1 or (arr.size and (arr.dtype.kind not in "iu" or arr.min() < 0
                                        or arr.max() >= 1 << 63)):
         raise ConfigError("dies must be a 1-d sequence of integer die indices in [0, 2**63)")
     return arr.astype(np.int64)
+
+
+def typed_params(dies: np.ndarray, shapes: np.ndarray, cell_off: np.ndarray, fpar: np.ndarray,
+                 ipar: np.ndarray, lines: np.ndarray, die_kind: np.ndarray,
+                 n_draws: np.ndarray) -> dict[str, np.ndarray]:
+    """The typed parameters of :func:`sample_chunk` from the kernels' outputs (kernel
+    codes turned into indices in the registry's kinds)."""
+    to_index = kind_indices()
+    params = {"die": dies, "die_kind": to_index[die_kind].astype(np.int8), "n_draws": n_draws,
+              "shapes": shapes, "cell_offsets": cell_off,
+              "kind": to_index[ipar[..., K.I_KIND]].astype(np.int8)}
+    params.update({name: np.ascontiguousarray(fpar[..., f]) for name, f in FLOAT_FIELDS.items()})
+    params.update({
+        "block": ipar[..., K.I_BLOCK].astype(np.int32),
+        "phase": ipar[..., K.I_PHASE0:K.I_PHASE1 + 1].astype(np.int32),
+        "region": ipar[..., K.I_ROW0:K.I_WIDTH + 1].astype(np.int32),
+        "n_lines": ipar[..., K.I_NLINES].astype(np.int32),
+        "lines": lines.astype(np.int32),
+        "state": ipar[..., K.I_STATE].astype(np.int8),
+        "seed": ipar[..., K.I_SEED].copy(),
+    })
+    return params
 
 
 def sample_chunk(kind: str, shapes: Sequence[Sequence[int]], seed: int, dies: Any,
@@ -101,12 +182,12 @@ def sample_chunk(kind: str, shapes: Sequence[Sequence[int]], seed: int, dies: An
     masks : numpy.ndarray, int8, shape (n_dies, cells)
         Row ``i``: die ``dies[i]``'s masks, flat and concatenated (``cell_offsets``).
     params : dict of numpy.ndarray
-        Per die (``(n_dies,)``): ``die``, ``die_kind`` (the kind code drawn, ``mixed``
-        resolved), ``n_draws`` (draws used: programming noise starts at this counter).
-        Per die and array (``(n_dies, n_arrays, ...)``; NaN or -1 where the array's
-        params lack the key, as for unaffected arrays, whose ``kind`` is ``none``):
-        ``kind`` (int8 code, :data:`KIND_CODES`), ``cx``, ``cy``, ``radius``, ``width``,
-        ``density``, ``on_fraction`` (float64), ``block`` (int32), ``phase`` (int32,
+        Per die (``(n_dies,)``): ``die``, ``die_kind`` (:func:`kind_code` of the kind
+        drawn, ``mixed`` resolved), ``n_draws`` (draws used: programming noise starts at
+        this counter). Per die and array (``(n_dies, n_arrays, ...)``; NaN or -1 where the
+        array's params lack the key, as for unaffected arrays, whose ``kind`` is ``none``):
+        ``kind`` (int8 :func:`kind_code`, the index in ``yieldmc.defects.KINDS``), ``cx``,
+        ``cy``, ``radius``, ``width``, ``density``, ``on_fraction`` (float64), ``block`` (int32), ``phase`` (int32,
         ``[pi, pj]``), ``region`` (int32, ``[row0, col0, height, width]``), ``n_lines``
         and ``lines`` (int32, sorted, -1 padded: ``rows`` or ``columns``), ``state``
         (int8: 1 on, 0 off), ``seed`` (int64). Per array: ``shapes`` and
@@ -115,19 +196,20 @@ def sample_chunk(kind: str, shapes: Sequence[Sequence[int]], seed: int, dies: An
     Raises
     ------
     ConfigError
-        As :func:`yieldmc.defects.sample_die`; bad seed or die indices.
+        As :func:`yieldmc.defects.sample_die`; bad seed or die indices; a kind without a
+        compiled twin (:func:`check_twins`).
     """
-    _check_codes()
-    shape_list = [defects._check_shape(s) for s in shapes]
-    q, sev = defects._check_common(kind, on_fraction, on_mode, severity)
-    flags = np.array(defects._affected_flags(affected, len(shape_list)), dtype=np.bool_)
-    cum = defects._check_weights(weights) if kind == "mixed" else np.ones(6)
-    seed = _check_index("seed", seed)
-    dies = _check_dies(dies)
+    shape_list = [defects.check_shape(s) for s in shapes]
+    q, sev = defects.check_draw_settings(kind, on_fraction, on_mode, severity)
+    flags = np.array(defects.affected_flags(affected, len(shape_list)), dtype=np.bool_)
+    code = check_twins(kind)
+    cum = mixed_weights(kind, weights)
+    seed = check_index("seed", seed)
+    dies = check_dies(dies)
     shp = np.array(shape_list, dtype=np.int64).reshape(-1, 2)
     sizes = shp[:, 0] * shp[:, 1]
     cell_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    logr = (np.concatenate([_log_aspect(m, n) for m, n in shape_list]) if shape_list
+    logr = (np.concatenate([log_aspect(m, n) for m, n in shape_list]) if shape_list
             else np.empty(0))
     n_dies, n_arrays = dies.size, len(shape_list)
     max_lines = int(shp.max()) if n_arrays else 1
@@ -142,24 +224,10 @@ def sample_chunk(kind: str, shapes: Sequence[Sequence[int]], seed: int, dies: An
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, (int, np.integer)) or n_blocks < 1:
         raise ConfigError(f"n_blocks must be an integer >= 1, got {n_blocks!r}")
     lo, hi = sev if sev is not None else (0.0, 0.0)
-    K._sample_chunk(np.uint64(seed), dies.astype(np.uint64), shp, cell_off, logr, _consts(),
-                    KIND_CODES[kind], np.asarray(cum, dtype=np.float64), sev is not None,
-                    float(lo), float(hi), float(q), on_mode == "pattern", flags, int(n_blocks),
-                    masks, fpar, ipar, lines, die_kind, n_draws)
-    params = {"die": dies, "die_kind": die_kind.astype(np.int8), "n_draws": n_draws,
-              "shapes": shp, "cell_offsets": cell_off,
-              "kind": ipar[..., K.I_KIND].astype(np.int8)}
-    params.update({name: np.ascontiguousarray(fpar[..., f]) for name, f in _FLOAT_FIELDS.items()})
-    params.update({
-        "block": ipar[..., K.I_BLOCK].astype(np.int32),
-        "phase": ipar[..., K.I_PHASE0:K.I_PHASE1 + 1].astype(np.int32),
-        "region": ipar[..., K.I_ROW0:K.I_WIDTH + 1].astype(np.int32),
-        "n_lines": ipar[..., K.I_NLINES].astype(np.int32),
-        "lines": lines.astype(np.int32),
-        "state": ipar[..., K.I_STATE].astype(np.int8),
-        "seed": ipar[..., K.I_SEED].copy(),
-    })
-    return masks, params
+    K.sample_chunk(np.uint64(seed), dies.astype(np.uint64), shp, cell_off, logr, sampler_consts(),
+                    code, cum, sev is not None, float(lo), float(hi), float(q), on_mode == "pattern",
+                    flags, int(n_blocks), masks, fpar, ipar, lines, die_kind, n_draws)
+    return masks, typed_params(dies, shp, cell_off, fpar, ipar, lines, die_kind, n_draws)
 
 
 def die_masks(masks: np.ndarray, params: Mapping[str, np.ndarray], i: int) -> list[np.ndarray]:
@@ -171,24 +239,23 @@ def die_masks(masks: np.ndarray, params: Mapping[str, np.ndarray], i: int) -> li
 
 def die_params(params: Mapping[str, np.ndarray], i: int) -> list[dict]:
     """Die row ``i``'s parameters as ``sample_die``'s dicts: same keys, order and types."""
+    registry = defect_kinds.REGISTRY
     out = []
     for a in range(params["shapes"].shape[0]):
-        kind = defects.KINDS[int(params["kind"][i, a])]
+        kind = registry.kinds[int(params["kind"][i, a])]
         p: dict[str, Any] = {"kind": kind}
-        if kind == "none":
+        if kind == NONE:
             out.append(p)
             continue
-        if kind in ("circular", "circular_complement", "ring"):
-            keys = ("cx", "cy", "radius", "width") if kind == "ring" else ("cx", "cy", "radius")
-            p.update({k: float(params[k][i, a]) for k in keys})
-        elif kind in ("row", "column"):
-            p[kind + "s"] = params["lines"][i, a, :params["n_lines"][i, a]].tolist()
-        elif kind == "checkerboard":
-            p["block"] = int(params["block"][i, a])
-            p["phase"] = params["phase"][i, a].tolist()
-            p["region"] = params["region"][i, a].tolist()
-        else:
-            p["density"] = float(params["density"][i, a])
+        for prm in registry.get(kind).params:  # the kind's parameters, in its order
+            if prm.name in LINE_FIELDS:
+                p[prm.name] = params["lines"][i, a, :params["n_lines"][i, a]].tolist()
+            elif prm.type == "float":
+                p[prm.name] = float(params[prm.name][i, a])
+            elif prm.type == "int":
+                p[prm.name] = int(params[prm.name][i, a])
+            else:
+                p[prm.name] = params[prm.name][i, a].tolist()
         state, seed = int(params["state"][i, a]), int(params["seed"][i, a])
         if state >= 0:
             p["state"] = "on" if state == 1 else "off"

@@ -10,10 +10,10 @@ without any generator state to set up or carry between dies:
     u(i)      = (bits(i) >> 11) * 2**-53                          in [0, 1)
 
 ``mix64(z)`` is splitmix64's step: ``z + GOLDEN`` through its finaliser, exactly
-:func:`yieldmc.defects._mix64` with the same constants, so ``bits(0), bits(1), ...`` is the
+:func:`yieldmc.defect_kinds.mix64` with the same constants, so ``bits(0), bits(1), ...`` is the
 splitmix64 generator seeded with ``key``. The two mixes decorrelate neighbouring seeds and
 dies (a die's key is a full-avalanche hash of both integers). ``STREAM_TAG`` separates this
-domain from the per-cell streams of :func:`yieldmc.defects._bernoulli`, whose offsets are
+domain from the per-cell streams of :func:`yieldmc.defect_kinds.bernoulli`, whose offsets are
 ``mix64(mix64(seed) ^ stream)`` with ``seed < 2**53``: ``s ^ STREAM_TAG`` is at least
 ``2**53`` for every ``s < 2**53``, so no die key is derived from the value a per-cell
 stream starts from.
@@ -69,7 +69,8 @@ def _mix64(z: int) -> int:
     return z ^ (z >> 31)
 
 
-def _check_index(name: str, value: Any) -> int:
+def check_index(name: str, value: Any) -> int:
+    """``value`` as an int; ConfigError naming ``name`` unless an integer in [0, 2**64)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or not 0 <= int(value) < _LIMIT:
         raise ConfigError(f"{name} must be an integer in [0, 2**64), got {value!r}")
@@ -82,7 +83,7 @@ def die_key(seed: int, die: int) -> int:
     >>> die_key(0, 0) != die_key(0, 1) != die_key(1, 0)
     True
     """
-    seed, die = _check_index("seed", seed), _check_index("die", die)
+    seed, die = check_index("seed", seed), check_index("die", die)
     return _mix64(_mix64(seed ^ STREAM_TAG) ^ die)
 
 
@@ -106,7 +107,7 @@ def _log(x: np.ndarray) -> np.ndarray:
     from yieldmc.engine import _streams as k
 
     m, e = np.frexp(x)
-    small = m < k._SQRT_HALF
+    small = m < k.SQRT_HALF
     m = np.where(small, m * 2.0, m)
     e = np.where(small, e - 1, e)
     f = m - 1.0
@@ -114,11 +115,11 @@ def _log(x: np.ndarray) -> np.ndarray:
     s = f / (2.0 + f)
     z = s * s
     w = z * z
-    t1 = w * (k._LG2 + w * (k._LG4 + w * k._LG6))
-    t2 = z * (k._LG1 + w * (k._LG3 + w * (k._LG5 + w * k._LG7)))
+    t1 = w * (k.LG2 + w * (k.LG4 + w * k.LG6))
+    t2 = z * (k.LG1 + w * (k.LG3 + w * (k.LG5 + w * k.LG7)))
     r = t2 + t1
     dk = e.astype(np.float64)
-    return dk * k._LN2_HI - ((hfsq - (s * (hfsq + r) + dk * k._LN2_LO)) - f)
+    return dk * k.LN2_HI - ((hfsq - (s * (hfsq + r) + dk * k.LN2_LO)) - f)
 
 
 def _horner(c: tuple, x: np.ndarray) -> np.ndarray:
@@ -134,20 +135,20 @@ def _ppnd(p: np.ndarray) -> np.ndarray:
 
     q = p - 0.5
     out = np.empty_like(p)
-    mid = np.abs(q) <= k._SPLIT1
+    mid = np.abs(q) <= k.SPLIT1
     qm = q[mid]
-    r = k._CONST1 - qm * qm
-    out[mid] = qm * _horner(k._A, r) / _horner(k._B, r)
+    r = k.CONST1 - qm * qm
+    out[mid] = qm * _horner(k.PPND_A, r) / _horner(k.PPND_B, r)
     tail = np.flatnonzero(~mid)
     if tail.size:
         qt, pt = q[tail], p[tail]
         r = np.sqrt(-_log(np.where(qt < 0.0, pt, 1.0 - pt)))
-        near = r <= k._SPLIT2
+        near = r <= k.SPLIT2
         val = np.empty_like(r)
-        rn = r[near] - k._CONST2
-        val[near] = _horner(k._C, rn) / _horner(k._D, rn)
-        rf = r[~near] - k._SPLIT2
-        val[~near] = _horner(k._E, rf) / _horner(k._F, rf)
+        rn = r[near] - k.CONST2
+        val[near] = _horner(k.PPND_C, rn) / _horner(k.PPND_D, rn)
+        rf = r[~near] - k.SPLIT2
+        val[~near] = _horner(k.PPND_E, rf) / _horner(k.PPND_F, rf)
         out[tail] = np.where(qt < 0.0, -val, val)
     return out
 
@@ -178,10 +179,10 @@ class DieStream:
     __slots__ = ("seed", "die", "key", "counter")
 
     def __init__(self, seed: int, die: int, counter: int = 0) -> None:
-        self.seed = _check_index("seed", seed)
-        self.die = _check_index("die", die)
+        self.seed = check_index("seed", seed)
+        self.die = check_index("die", die)
         self.key = die_key(self.seed, self.die)
-        self.counter = _check_index("counter", counter)
+        self.counter = check_index("counter", counter)
 
     def __repr__(self) -> str:
         return f"DieStream(seed={self.seed}, die={self.die}, counter={self.counter})"
@@ -248,15 +249,15 @@ class DieStream:
 def _fill(seed: int, dies: Any, n: int, start: int, normal: bool) -> np.ndarray:
     from yieldmc.engine import _streams
 
-    seed = _check_index("seed", seed)
+    seed = check_index("seed", seed)
     dies = np.asarray(dies)
     if dies.ndim != 1 or (dies.size and (dies.dtype.kind not in "iu" or dies.min() < 0)):
         raise ConfigError("dies must be a 1-d array of integers >= 0")
-    n, start = _check_index("n", n), _check_index("start", start)
+    n, start = check_index("n", n), check_index("start", start)
     if start + n >= 1 << 63:
         raise ConfigError(f"draw counters must stay below 2**63, got start={start}, n={n}")
     out = np.empty((dies.size, n))
-    _streams._fill_chunk(np.uint64(seed), dies.astype(np.uint64), np.int64(start), normal, out)
+    _streams.fill_chunk(np.uint64(seed), dies.astype(np.uint64), np.int64(start), normal, out)
     return out
 
 
