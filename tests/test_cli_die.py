@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -255,3 +256,17 @@ def test_spice_check_says_pass_or_fail(monkeypatch, factor, verdict, code):
     as_json = CliRunner().invoke(app, ["spice-check", "--rows", "6", "--cols", "4", "--json"])
     assert as_json.exit_code == code
     assert json.loads(as_json.stdout)["passed"] is (verdict == "PASS")
+
+
+def test_help_names_what_the_library_defines():
+    """Help texts that quote library constants: the defect kinds, the spice-check tolerances."""
+    from yieldmc.defects import KINDS
+    from yieldmc.spice import CHECK_ROWS, CHECK_RTOL, CHECK_V0
+
+    die_help = " ".join(CliRunner().invoke(app, ["die", "--help"]).stdout.split())
+    assert f"Defect kind: {', '.join(KINDS)}." in die_help
+    spice_help = " ".join(CliRunner().invoke(app, ["spice-check", "--help"]).stdout.split())
+    quoted = re.search(r"below (\S+) \(linear\) or (\S+) \(sinh\)", spice_help)
+    assert quoted and tuple(map(float, quoted.groups())) == (CHECK_RTOL["linear"], CHECK_RTOL["sinh"])
+    assert f"(default {CHECK_ROWS['linear']} linear, {CHECK_ROWS['sinh']} sinh)" in spice_help
+    assert f"default {CHECK_V0}." in spice_help

@@ -8,6 +8,8 @@ into a temporary cache directory.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ import yieldmc.circuit.update as update
 from yieldmc.circuit import transfer_matrix
 from yieldmc.circuit.solver import SOLVER_RTOL
 from yieldmc.config import load_config
-from yieldmc.die import DieModel
+from yieldmc.die import DieComparison, DieModel, compare_die
 from yieldmc.errors import ConfigError
 from yieldmc.network import Network, save_network
 
@@ -417,43 +419,7 @@ def test_sinh_fault_free_arrays_raise_and_die_arrays_flag_a_failed_solve(paper, 
     assert not summary["solver_converged"] and np.array_equal(outputs[0], result.outputs)
 
 
-# ---- the dataset cache (sweep workers start without scikit-learn) ---------------------
-
-def test_cached_digits_are_the_loaded_digits(tmp_path, monkeypatch):
-    import yieldmc.die
-    from yieldmc.data import load_dataset
-    from yieldmc.die import obtain_dataset
-
-    monkeypatch.setenv("YIELDMC_CACHE", str(tmp_path))
-    cfg = load_config("paper", overrides={"network.test_size": 200, "network.train_seed": 3})
-    obtain_dataset(cfg)  # loads and writes the cache
-    assert len(list(tmp_path.glob("dataset-digits-*.npz"))) == 1
-    monkeypatch.setattr(yieldmc.die, "load_dataset", lambda *a, **k: pytest.fail("cache not used"))
-    cached = obtain_dataset(cfg)
-    fresh = load_dataset("digits", test_size=200, seed=3)
-    for name in ("x_train", "y_train", "x_test", "y_test"):
-        assert np.array_equal(getattr(cached, name), getattr(fresh, name))
-        assert getattr(cached, name).dtype == getattr(fresh, name).dtype
-    assert (cached.image_shape, cached.name, cached.n_classes) == (fresh.image_shape, fresh.name, fresh.n_classes)
-    # other split settings are another file, never the cached one
-    monkeypatch.setattr(yieldmc.die, "load_dataset", load_dataset)
-    other = obtain_dataset(cfg.replace(**{"network.train_seed": 4}))
-    assert not np.array_equal(other.y_test, cached.y_test)
-    assert len(list(tmp_path.glob("dataset-digits-*.npz"))) == 2
-
-
-def test_a_corrupt_dataset_cache_is_rebuilt(tmp_path, monkeypatch):
-    from yieldmc.die import obtain_dataset
-
-    monkeypatch.setenv("YIELDMC_CACHE", str(tmp_path))
-    cfg = load_config("paper")
-    good = obtain_dataset(cfg)
-    (path,) = tmp_path.glob("dataset-digits-*.npz")
-    path.write_bytes(b"not an npz")
-    again = obtain_dataset(cfg)
-    assert np.array_equal(again.x_test, good.x_test)
-    assert np.load(path)["x_test"].shape == good.x_test.shape
-
+# ---- the dataset cache (sweep workers start without scikit-learn; tests/test_cache.py) --
 
 def test_a_worker_builds_the_die_without_importing_sklearn(paper, cache_dir):
     """What a sweep worker does once the parent has filled the cache: no scikit-learn import
@@ -469,17 +435,6 @@ def test_a_worker_builds_the_die_without_importing_sklearn(paper, cache_dir):
     assert done.stdout.strip() == "False"
 
 
-def test_an_unwritable_dataset_cache_costs_only_time(tmp_path, monkeypatch):
-    from yieldmc.die import obtain_dataset
-
-    cache = tmp_path / "full"
-    cache.mkdir()
-    monkeypatch.setenv("YIELDMC_CACHE", str(cache))
-    monkeypatch.setattr(np, "savez", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
-    data = obtain_dataset(load_config("paper"))
-    assert data.x_test.shape == (180, 64) and list(cache.iterdir()) == []
-
-
 @pytest.mark.parametrize("die", [15063, 17777])
 def test_cg_restarts_when_its_recomputed_residual_misses_the_tolerance(paper, die):
     """These default-population dies (mixed, seed 0) stopped at a recomputed residual of
@@ -488,3 +443,43 @@ def test_cg_restarts_when_its_recomputed_residual_misses_the_tolerance(paper, di
     result = paper.simulate(die)
     assert result.solver_converged
     assert result.solver_max_residual <= SOLVER_RTOL
+
+
+# ---- compare_die: what `yieldmc die` reports -------------------------------------------
+
+def test_compare_die_is_the_die_beside_its_ideal_wire_twin(paper, cache_dir):
+    cfg = paper.config.replace(**{"defects.kind": "random", "defects.severity": [0.02, 0.02],
+                                  "wires.r_sense": 10.0})
+    c = compare_die(cfg, 3, cache_dir=cache_dir)
+    model = DieModel(cfg, paper.network, paper.dataset)
+    ideal = DieModel(cfg.replace(**{"wires.r_row": 0.0, "wires.r_col": 0.0}), paper.network, paper.dataset)
+    r, r_ideal = model.simulate(3), ideal.simulate(3)
+    np.testing.assert_array_equal(c.result.outputs, r.outputs)
+    np.testing.assert_array_equal(c.ideal.outputs, r_ideal.outputs)
+    assert not np.array_equal(c.result.outputs, c.ideal.outputs)  # the wires matter
+    # the same defects on both: only the row and column wires differ (periphery kept)
+    assert (c.ideal.n_stuck_on, c.ideal.n_stuck_off) == (r.n_stuck_on, r.n_stuck_off)
+    assert not np.array_equal(c.ideal.outputs, variant(paper, **IDEAL, **{
+        "defects.kind": "random", "defects.severity": [0.02, 0.02]}).simulate(3).outputs)
+    assert c.software_accuracy == paper.software_accuracy()
+    assert c.fault_free_accuracy == model.fault_free_accuracy()
+    assert c.array_shapes == ((64, 16), (8, 16), (8, 16), (8, 20)) and c.unconverged() == []
+    summary = c.summary()
+    assert list(summary) == [
+        "preset", "device", "die", "seed", "software_accuracy", "fault_free_accuracy", "circuit_accuracy",
+        "ideal_wire_accuracy", "n_arrays", "array_shapes", "defect_type", "fault_fraction", "n_stuck_on",
+        "n_stuck_off", "layers_affected", "solver_max_residual", "solver_converged",
+        "ideal_wire_solver_converged", "update_methods"]
+    assert summary["circuit_accuracy"] == r.accuracy and summary["ideal_wire_accuracy"] == r_ideal.accuracy
+    assert summary["die"] == 3 and summary["n_arrays"] == 4 and summary["array_shapes"][0] == [64, 16]
+    assert summary["update_methods"] == r.methods and summary["defect_type"] == "random"
+
+
+def test_compare_die_names_each_unconverged_version(paper):
+    c = compare_die(paper.config.replace(**NO_DEFECTS), 0)
+    assert c.unconverged() == []
+    failed = dataclasses.replace(c.result, solver_converged=False)
+    assert DieComparison(**{**vars(c), "result": failed}).unconverged() == [("with IR drop", failed)]
+    both = DieComparison(**{**vars(c), "result": failed, "ideal": failed})
+    assert [name for name, _ in both.unconverged()] == ["with IR drop", "with ideal wires"]
+    assert both.summary()["ideal_wire_solver_converged"] is False

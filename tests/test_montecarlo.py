@@ -156,6 +156,40 @@ def test_simulate_chunk_matches_the_die_model(config, reference):
     assert set(volts) == {"test"}
 
 
+def test_a_worker_receives_no_model_and_builds_it_once(config, reference, network_cache, monkeypatch):
+    """The spec carries the parent's model in-process only; a worker process gets the spec
+    without it and builds the model once (with the spec's cache_dir) for all its tasks."""
+    import dataclasses
+
+    import yieldmc.die
+    from yieldmc.montecarlo import die_model
+
+    out, _ = reference
+    built = []
+    real = yieldmc.die.DieModel.build.__func__
+
+    def counting(cls, *args, **kwargs):
+        built.append(kwargs.get("cache_dir"))
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(yieldmc.die.DieModel, "build", classmethod(counting))
+    spec = ModelSpec(config, str(out / "network.npz"), "reference", cache_dir=str(network_cache), model=None)
+    model = die_model(spec)
+    assert die_model(pickle.loads(pickle.dumps(spec))) is model and built == [str(network_cache)]
+    carried = dataclasses.replace(spec, model="the parent's model")
+    assert die_model(carried) == "the parent's model"
+    received = pickle.loads(pickle.dumps(carried))  # what a worker process gets
+    assert received.model is None and received == carried and hash(received) == hash(spec)
+    assert die_model(received) is model and len(built) == 1
+    other = dataclasses.replace(spec, engine="compiled")  # another spec: built again
+    assert die_model(other) is not model and len(built) == 2
+
+
+def test_compress_none_is_no_filter(config, tmp_path):
+    run_sample(config, 2, tmp_path / "run", compress="none", store_voltages="none")
+    assert read_run_info(tmp_path / "run")["compress"] is None
+
+
 # --- resume ------------------------------------------------------------------------------------
 
 def test_resume_recomputes_a_lost_last_chunk(config, reference, tmp_path):
@@ -271,6 +305,10 @@ def test_overwrite_never_deletes_foreign_files(config, tmp_path):
     ({"store_voltages": "bogus"}, "--store-voltages"),
     ({"threshold": 1.5}, "threshold"),
     ({"resume": True, "overwrite": True}, "not both"),
+    ({"compress": "zip"}, "--compress"),
+    ({"backend": "dask", "scheduler_address": "tcp://h:1", "scheduler_file": "f"}, "not both"),
+    ({"scheduler_address": "tcp://h:1"}, "need --backend dask"),
+    ({"backend": "loky", "scheduler_file": Path("f")}, "need --backend dask"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_written(config, tmp_path, kwargs, match):
     kwargs = {"n_dies": 5} | kwargs
@@ -541,7 +579,7 @@ def test_a_failed_newton_solve_is_flagged_in_the_table_and_refused_by_correction
     import yieldmc.die
     from yieldmc.circuit import solve_sinh_info
     from yieldmc.circuit.nonlinear import NEWTON_RTOL
-    from yieldmc.correct import correct_run
+    from yieldmc.correction import correct_run
     from yieldmc.errors import SolverError
 
     def one_step_for_die_arrays(*args, raise_on_failure=True, **kwargs):
@@ -553,8 +591,6 @@ def test_a_failed_newton_solve_is_flagged_in_the_table_and_refused_by_correction
     cfg = load_config("paper", None, {**OVERRIDES, "device.model": "sinh"})
     run_sample(cfg, 2, tmp_path / "ok", chunk_size=2)
     monkeypatch.setattr(yieldmc.die, "solve_sinh_info", one_step_for_die_arrays)
-    from yieldmc.montecarlo import _MODELS
-    _MODELS.clear()
     summary = run_sample(cfg, 2, tmp_path / "bad", chunk_size=2)
     table = load_dies(tmp_path / "bad")
     assert not table["solver_converged"].any() and (table["solver_max_residual"] > NEWTON_RTOL).all()
@@ -575,7 +611,7 @@ def test_a_failed_newton_solve_is_flagged_in_the_table_and_refused_by_correction
 def test_correct_command_passes_no_verify(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import yieldmc.correct
+    import yieldmc.correction
     from yieldmc.cli import app
 
     seen = []
@@ -584,7 +620,7 @@ def test_correct_command_passes_no_verify(tmp_path, monkeypatch):
         seen.append(kwargs["verify"])
         return {"mode": mode}
 
-    monkeypatch.setattr(yieldmc.correct, "correct_run", fake_correct_run)
+    monkeypatch.setattr(yieldmc.correction, "correct_run", fake_correct_run)
     for args in ([], ["--no-verify"]):
         result = CliRunner().invoke(app, ["correct", str(tmp_path), "--json", "-q", *args])
         assert result.exit_code == 0, result.stderr

@@ -20,6 +20,7 @@ from scipy import stats as sps
 
 import yieldmc.stats as ys
 from yieldmc.errors import ConfigError
+from yieldmc.runyield import DEFAULT_THRESHOLD, yield_tables
 from yieldmc.stats import (
     YieldEstimate,
     choose_method,
@@ -366,3 +367,72 @@ def test_yield_report_edge_cases():
         yield_report(df, [0.8], by="layer")
     with pytest.raises(ConfigError, match=r"\[0, 1\]"):
         yield_report(df, [1.5])
+
+
+# ---- runyield.yield_tables: what ``yieldmc yield`` prints, from a run directory -----------------
+
+@pytest.fixture
+def run_files(monkeypatch):
+    """A run's die table (400 dies, some unconverged) and its corrected table (dies 0, 2, 4,
+    ... 98), read through the functions yield_tables calls; records what was asked."""
+    import yieldmc.correction
+    import yieldmc.store
+
+    df = _dies().assign(die=np.arange(400))
+    rng = np.random.default_rng(9)
+    fixed = pd.DataFrame({"die": np.arange(0, 100, 2), "accuracy_corrected": rng.integers(150, 181, 50) / 180})
+    calls = []
+
+    def load_dies(run, verify=True):
+        calls.append(("dies", str(run), verify))
+        return df.copy()
+
+    def load_corrected(run, mode, verify=True):
+        calls.append(("corrected", mode, verify))
+        return fixed.copy()
+
+    monkeypatch.setattr(yieldmc.store, "load_dies", load_dies)
+    monkeypatch.setattr(yieldmc.correction, "load_corrected", load_corrected)
+    return df, fixed, calls
+
+
+def test_yield_tables_of_a_run_is_the_report_of_its_die_table(run_files):
+    df, _, calls = run_files
+    tables = yield_tables("RUN", "0.5:0.9:0.1", by="defect_type", verify=False)
+    expected = yield_report(df, parse_thresholds("0.5:0.9:0.1"), by="defect_type").assign(stage="before")
+    pd.testing.assert_frame_equal(tables.table, expected, check_exact=True)
+    assert calls == [("dies", "RUN", False)]
+    assert tables.unconverged == int((~df.solver_converged).sum()) > 0 and not tables.include_unconverged
+    counted = yield_tables("RUN", include_unconverged=True)
+    assert counted.include_unconverged and counted.table["n"].tolist() == [len(df)]
+
+
+def test_yield_tables_thresholds(run_files):
+    df, _, _ = run_files
+    ok = df[df.solver_converged]
+    default = yield_tables("RUN").table
+    assert default["threshold"].tolist() == [0.8] == [DEFAULT_THRESHOLD]
+    assert default["k"].tolist() == [int((ok.accuracy >= 0.8).sum())]
+    assert yield_tables("RUN", threshold=0.9).table["threshold"].tolist() == [0.9]
+    assert yield_tables("RUN", "0.7,0.9").table["threshold"].tolist() == [0.7, 0.9]
+    with pytest.raises(ConfigError, match="give --threshold or --thresholds, not both"):
+        yield_tables("RUN", "0.7,0.9", threshold=0.8)
+    with pytest.raises(ConfigError, match="threshold"):
+        yield_tables("RUN", "0.7:x:0.1")
+
+
+def test_yield_tables_after_correction_covers_the_corrected_dies_only(run_files):
+    df, fixed, calls = run_files
+    tables = yield_tables("RUN", "0.8,0.9", corrected="per-die")
+    assert calls[-1] == ("corrected", "per-die", True)
+    table = tables.table
+    assert table["stage"].tolist() == ["before", "before", "after", "after"]
+    same = df[df.die.isin(fixed.die)]
+    good = same[same.solver_converged]
+    after = fixed.set_index("die").loc[good.die, "accuracy_corrected"].to_numpy()
+    for t, before_row, after_row in zip((0.8, 0.9), table.iloc[:2].itertuples(), table.iloc[2:].itertuples(),
+                                        strict=True):
+        assert before_row.n == after_row.n == len(good)
+        assert before_row.k == int((good.accuracy >= t).sum())
+        assert after_row.k == int((after >= t).sum())
+    assert tables.unconverged == int((~same.solver_converged).sum())  # of the corrected dies

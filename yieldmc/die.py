@@ -20,24 +20,21 @@ its solver status is gathered by :meth:`DieModel.solver_status` after the forwar
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from yieldmc import defects
-from yieldmc.atomic import atomic_path
+from yieldmc.cache import obtain_dataset, obtain_network
 from yieldmc.circuit import solve_sinh_info, transfer_matrix_info
 from yieldmc.circuit.update import faulty_transfer
 from yieldmc.config import Config, WireConfig
-from yieldmc.data import Dataset, load_dataset
+from yieldmc.data import Dataset
 from yieldmc.devices import device_from_config
 from yieldmc.errors import ConfigError, SolverError
 from yieldmc.mapping import DieLayout, map_network
-from yieldmc.network import ACTIVATIONS, Network, load_network, save_network, train_network
+from yieldmc.network import ACTIVATIONS, Network
 from yieldmc.rng import die_generator
 
 
@@ -136,87 +133,6 @@ class DieResult:
     hidden: list[np.ndarray] | None = None
 
 
-def _training_key(config: Config) -> str:
-    """Hash of exactly the settings that decide the trained weights."""
-    net = config.network.__dict__ | {"hidden": list(config.network.hidden)}
-    return hashlib.sha256(json.dumps(net, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def default_cache_dir() -> Path:
-    """Where trained networks are cached: ``$YIELDMC_CACHE`` or ``~/.cache/yieldmc``."""
-    return Path(os.environ.get("YIELDMC_CACHE") or Path.home() / ".cache" / "yieldmc")
-
-
-#: Bump when the cached dataset's content or layout changes.
-_DATASET_CACHE_FORMAT = 1
-
-
-def obtain_dataset(config: Config) -> Dataset:
-    """The config's task data; the embedded digits split is cached in the user cache.
-
-    ``<cache>/dataset-<key>.npz`` (the key hashes the split settings and the
-    scikit-learn version that made it) lets every sweep worker start without importing
-    scikit-learn, about 2 s per process. MNIST is read from the user's files each time.
-    """
-    import importlib.metadata
-
-    n = config.network
-
-    def load() -> Dataset:
-        return load_dataset(n.dataset, path=n.data_path or None, test_size=n.test_size,
-                            seed=n.train_seed, upsample_to=n.upsample_to or None)
-
-    if n.dataset != "digits":
-        return load()
-    settings = {"format": _DATASET_CACHE_FORMAT, "test_size": n.test_size, "seed": n.train_seed,
-                "upsample_to": n.upsample_to, "sklearn": importlib.metadata.version("scikit-learn")}
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    path = default_cache_dir() / f"dataset-digits-{key}.npz"
-    try:
-        with np.load(path) as z:
-            return Dataset(x_train=z["x_train"], y_train=z["y_train"], x_test=z["x_test"],
-                           y_test=z["y_test"], image_shape=tuple(z["image_shape"]),
-                           name=str(z["name"]), n_classes=int(z["n_classes"]))
-    except (OSError, KeyError, ValueError, ConfigError):  # absent or unreadable: rebuild it
-        pass
-    data = load()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # atomic: concurrent workers never read half a file
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
-                     y_test=data.y_test, image_shape=np.asarray(data.image_shape), name=data.name,
-                     n_classes=data.n_classes)
-    except OSError:  # a read-only or full cache costs only the start-up time it would save
-        pass
-    return data
-
-
-def obtain_network(config: Config, dataset: Dataset, path: Path | None = None) -> Network:
-    """Load the network cached at ``path`` (checked against the config) or train and save it.
-
-    ``path`` defaults to ``<cache>/network-<key>.npz`` where ``key`` hashes the network
-    settings, so a config never silently gets weights trained with other settings.
-    """
-    key = _training_key(config)
-    if path is None:
-        path = default_cache_dir() / f"network-{key}.npz"
-    path = Path(path)
-    if path.exists():
-        net = load_network(path)
-        stored = getattr(net, "metadata", {}) or {}
-        if stored.get("training_key", key) != key:
-            raise ConfigError(
-                f"{path} holds weights trained with other network settings; "
-                "remove it or choose another output directory"
-            )
-        return net
-    n = config.network
-    net = train_network(dataset, hidden=n.hidden, activation=n.activation, seed=n.train_seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_network(net, path, metadata={"training_key": key, "network": config.to_dict()["network"]})
-    return net
-
-
 class DieModel:
     """The design shared by all dies of a run; :meth:`simulate` makes one die.
 
@@ -252,10 +168,23 @@ class DieModel:
         self._T_ideal: tuple[np.ndarray | SinhArray, ...] | None = None
 
     @classmethod
-    def build(cls, config: Config, network_path: Path | None = None) -> DieModel:
-        """Load the data, obtain the network (cached or trained) and map it."""
-        dataset = obtain_dataset(config)
-        return cls(config, obtain_network(config, dataset, network_path), dataset)
+    def build(cls, config: Config, network_path: str | Path | None = None, *,
+              cache_dir: str | Path | None = None) -> DieModel:
+        """Load the data, obtain the network and map it.
+
+        Parameters
+        ----------
+        config : Config
+            The run's settings.
+        network_path : path, optional
+            The network file (a run's ``network.npz``); default the user cache's copy,
+            trained there when absent (:func:`yieldmc.cache.obtain_network`).
+        cache_dir : path, optional
+            Cache directory of the data and the network; default
+            :func:`yieldmc.cache.default_cache_dir`.
+        """
+        dataset = obtain_dataset(config, cache_dir)
+        return cls(config, obtain_network(config, dataset, network_path, cache_dir=cache_dir), dataset)
 
     # ---- physics -------------------------------------------------------------------
 
@@ -428,3 +357,94 @@ class DieModel:
         """Accuracy of the trained network in software (floating point)."""
         x, y = self.images(images)
         return float(np.mean(self.network.predict(x) == y))
+
+
+@dataclass(frozen=True)
+class DieComparison:
+    """One die with IR drop beside the same die with ideal row and column wires.
+
+    What ``yieldmc die`` reports (:func:`compare_die`).
+
+    Attributes
+    ----------
+    config : Config
+        The settings the die was made with.
+    die : int
+        Die index (its random stream is ``DieStream(config.seed, die)``).
+    array_shapes : tuple of (int, int)
+        ``(rows, physical columns)`` of each array of the die.
+    software_accuracy, fault_free_accuracy : float
+        The trained network in floating point; the defect-free die with IR drop.
+    result : DieResult
+        The die with the configured wires (IR drop).
+    ideal : DieResult
+        The same die (same defects and noise) with 0 ohm row and column wires; the
+        driver and sense resistances are kept.
+    """
+
+    config: Config
+    die: int
+    array_shapes: tuple[tuple[int, int], ...]
+    software_accuracy: float
+    fault_free_accuracy: float
+    result: DieResult
+    ideal: DieResult
+
+    def summary(self) -> dict:
+        """The JSON object of ``yieldmc die --json`` (plain Python values)."""
+        cfg, r = self.config, self.result
+        return {
+            "preset": cfg.name,
+            "device": cfg.device.model,
+            "die": self.die,
+            "seed": cfg.seed,
+            "software_accuracy": self.software_accuracy,
+            "fault_free_accuracy": self.fault_free_accuracy,
+            "circuit_accuracy": r.accuracy,
+            "ideal_wire_accuracy": self.ideal.accuracy,
+            "n_arrays": len(self.array_shapes),
+            "array_shapes": [list(s) for s in self.array_shapes],
+            "defect_type": r.defect_type,
+            "fault_fraction": r.fault_fraction,
+            "n_stuck_on": r.n_stuck_on,
+            "n_stuck_off": r.n_stuck_off,
+            "layers_affected": r.layers_affected,
+            "solver_max_residual": r.solver_max_residual,
+            "solver_converged": r.solver_converged,
+            "ideal_wire_solver_converged": self.ideal.solver_converged,
+            "update_methods": r.methods,
+        }
+
+    def unconverged(self) -> list[tuple[str, DieResult]]:
+        """``("with IR drop" | "with ideal wires", result)`` for each version of the die whose
+        circuit solves missed their tolerance: its accuracy is not trustworthy."""
+        both = (("with IR drop", self.result), ("with ideal wires", self.ideal))
+        return [(name, r) for name, r in both if not r.solver_converged]
+
+
+def compare_die(config: Config, die: int = 0, *, cache_dir: str | Path | None = None) -> DieComparison:
+    """Make die ``die`` of ``config`` with IR drop and with ideal wires; the design's references.
+
+    Parameters
+    ----------
+    config : Config
+        The settings (design, defects, root seed).
+    die : int
+        Die index, >= 0.
+    cache_dir : path, optional
+        Cache directory of the data and network (:func:`yieldmc.cache.obtain_network`);
+        default :func:`yieldmc.cache.default_cache_dir`.
+
+    Returns
+    -------
+    DieComparison
+        The ideal-wire die is simulated by a second model of the same network and data,
+        with ``wires.r_row = wires.r_col = 0``; solver failures are flagged, not raised.
+    """
+    model = DieModel.build(config, cache_dir=cache_dir)
+    result = model.simulate(die)
+    ideal_cfg = config.replace(**{"wires.r_row": 0.0, "wires.r_col": 0.0})
+    ideal = DieModel(ideal_cfg, model.network, model.dataset).simulate(die)
+    return DieComparison(config=config, die=die, array_shapes=tuple(model.layout.shapes),
+                         software_accuracy=model.software_accuracy(),
+                         fault_free_accuracy=model.fault_free_accuracy(), result=result, ideal=ideal)

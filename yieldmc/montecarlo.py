@@ -26,7 +26,7 @@ fails for a reason outside the user's input (a worker killed, a full disk) raise
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import math
 import numbers
 import os
@@ -34,13 +34,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from yieldmc import backends, schema
+from yieldmc.cache import network_cache_path
 from yieldmc.config import Config
 from yieldmc.defect_params import params_array
 from yieldmc.errors import (
@@ -82,30 +83,36 @@ class ModelSpec:
     """What a worker needs to rebuild the die model and simulate dies: small and picklable.
 
     ``engine``: ``"compiled"`` or ``"reference"`` (:data:`ENGINES`); it does not change
-    the model, only how its dies are simulated.
+    the model, only how its dies are simulated. ``cache_dir``: of the task data (None:
+    each process's :func:`yieldmc.cache.default_cache_dir`). ``model``: the model itself,
+    for tasks run in the process that built it (``threads``, one loky worker); it is not
+    pickled (a worker process builds its own, :func:`die_model`) and not compared.
     """
 
     config: Config
     network_path: str
     engine: str = "compiled"
+    cache_dir: str | None = None
+    model: Any = field(default=None, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return json.dumps(self.config.to_dict(), sort_keys=True) + self.network_path
-
-
-_MODELS: dict[str, Any] = {}  # per-process cache: one DieModel per run
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "model": None}
 
 
-def _model(spec: ModelSpec):
+def die_model(spec: ModelSpec):
+    """The :class:`~yieldmc.die.DieModel` of ``spec``: ``spec.model``, or one built once per process."""
+    return spec.model if spec.model is not None else _built_model(spec)
+
+
+@functools.lru_cache(maxsize=1)
+def _built_model(spec: ModelSpec):
+    """Build the die model of ``spec`` once per process: a loky or dask worker runs many chunk
+    tasks of one run, each handed only the picklable spec, and reuses the model (data,
+    weights, fault-free solves: 0.2 s to seconds) after its first task. ``maxsize=1``: a
+    process serves one run at a time."""
     from yieldmc.die import DieModel
 
-    model = _MODELS.get(spec.key)
-    if model is None:
-        _MODELS.clear()
-        model = DieModel.build(spec.config, Path(spec.network_path))
-        _MODELS[spec.key] = model
-    return model
+    return DieModel.build(spec.config, Path(spec.network_path), cache_dir=spec.cache_dir)
 
 
 def compiled_covers(config: Config) -> bool:
@@ -139,7 +146,7 @@ def simulate_chunk(spec: ModelSpec, dies: range, store_voltages: str = "test") -
     voltages : dict of str -> numpy.ndarray
         Image set -> float32 output voltages (dies, images, outputs); empty for ``none``.
     """
-    model = _model(spec)
+    model = die_model(spec)
     sets = VOLTAGE_SETS[store_voltages]
     if effective_engine(spec.engine, model.config) == "compiled":
         from yieldmc.engine.chunk import design_for, simulate_chunk_compiled
@@ -185,7 +192,7 @@ def simulate_reference(model, dies: range, sets: tuple[str, ...]) -> tuple[dict,
 
 def labels_for(spec: ModelSpec, store_voltages: str) -> dict[str, np.ndarray]:
     """Image set -> true class of each image, for the sets the run stores."""
-    model = _model(spec)
+    model = die_model(spec)
     return {name: model.images(name)[1] for name in VOLTAGE_SETS[store_voltages]}
 
 
@@ -219,12 +226,10 @@ def _check_layers(config: Config) -> None:
                           f"(0..{n_layers - 1})")
 
 
-def _weights_path(config: Config, own: Path | None) -> Path:
-    """The run's own weights (``own``: a resumed run's network.npz) or the user cache's
-    (``$YIELDMC_CACHE``, trained there once per network setting)."""
-    from yieldmc.die import _training_key, default_cache_dir
-
-    return own or default_cache_dir() / f"network-{_training_key(config)}.npz"
+def _weights_path(config: Config, own: Path | None, cache_dir: str | Path | None = None) -> Path:
+    """The run's own weights (``own``: a resumed run's network.npz) or the cache's
+    (trained there once per network setting, :func:`yieldmc.cache.network_cache_path`)."""
+    return own or network_cache_path(config, cache_dir)
 
 
 def _preparing_message(weights: Path) -> str:
@@ -378,7 +383,7 @@ def run_sample(
     backend: str = "auto",
     engine: str = "compiled",
     scheduler_address: str | None = None,
-    scheduler_file: str | None = None,
+    scheduler_file: str | Path | None = None,
     store_voltages: str = "test",
     compress: str | None = None,
     resume: bool = False,
@@ -386,6 +391,7 @@ def run_sample(
     threshold: float = DEFAULT_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Simulate ``n_dies`` dies of ``config`` into the run directory ``out``.
 
@@ -414,14 +420,17 @@ def run_sample(
         This process's threads, joblib's loky processes, or dask.distributed (a scheduler
         address or file, or a local cluster of ``jobs`` workers); ``auto``: ``threads``
         for the compiled engine, ``loky`` for the reference one (:mod:`yieldmc.backends`).
+    scheduler_address, scheduler_file : optional
+        The dask scheduler (one of them, and only with ``backend="dask"``); neither: a
+        local cluster.
     engine : {"compiled", "reference"}
         One compiled call per chunk, or the readable per-die path (the same dies; recorded
         in run.json and compared on resume). ``sinh`` dies take the reference path.
     store_voltages : {"none", "test", "all"}
         Which images' output voltages to keep in HDF5.
-    compress : {None, "lzf", "gzip"}
-        HDF5 filter of the stored voltages (None: uncompressed, the fastest; gzip with
-        shuffle is about 16 % smaller).
+    compress : {None, "none", "lzf", "gzip"}
+        HDF5 filter of the stored voltages (None or "none": uncompressed, the fastest; gzip
+        with shuffle is about 16 % smaller).
     threshold : float
         Accuracy threshold of the summary's yield.
     progress : callable, optional
@@ -430,6 +439,9 @@ def run_sample(
     log : callable, optional
         Called with one-line messages for the user: ``"warning: ..."`` (``jobs`` lowered)
         and a notice when preparing the model takes long (first run: numba compiles).
+    cache_dir : path, optional
+        Cache directory of the task data and the trained network
+        (:mod:`yieldmc.cache`); default :func:`yieldmc.cache.default_cache_dir`.
 
     Returns
     -------
@@ -446,10 +458,16 @@ def run_sample(
         A worker died or a file could not be written (disk full, read-only); finished
         chunks are kept and ``resume`` finishes the run.
     """
+    if scheduler_address and scheduler_file:
+        raise ConfigError("give --scheduler-address or --scheduler-file, not both")
+    if (scheduler_address or scheduler_file) and backend != "dask":
+        raise ConfigError("--scheduler-address/--scheduler-file need --backend dask")
+    scheduler_file = str(scheduler_file) if scheduler_file else None
     if isinstance(n_dies, bool) or not isinstance(n_dies, numbers.Integral) or n_dies < 1:
         raise ConfigError(f"--dies must be a positive integer, got {n_dies!r}")
     n_dies = int(n_dies)
     backend = resolve_backend(backend, engine, config)
+    compress = None if compress == "none" else compress
     if compress not in COMPRESSIONS:
         raise ConfigError(f"--compress must be lzf or gzip (or none), got {compress!r}")
     if store_voltages not in STORE_VOLTAGES:
@@ -478,13 +496,14 @@ def run_sample(
         return _sweep(config, n_dies, out, jobs=jobs, chunk_size=chunk_size, backend=backend,
                       engine=engine, compress=compress, client=client, stack=stack,
                       store_voltages=store_voltages, resume=resume, overwrite=overwrite,
-                      threshold=threshold, progress=progress, log=log)
+                      threshold=threshold, progress=progress, log=log,
+                      cache_dir=None if cache_dir is None else str(cache_dir))
 
 
 def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int | None, backend: str,
            engine: str, compress: str | None, client, stack: contextlib.ExitStack, store_voltages: str,
            resume: bool, overwrite: bool, threshold: float, progress: Callable[[int, int], None] | None,
-           log: Callable[[str], None] | None) -> dict[str, Any]:
+           log: Callable[[str], None] | None, cache_dir: str | None) -> dict[str, Any]:
     """:func:`run_sample` after its checks; ``client``: a connected dask client or None."""
     if chunk_size is None and resume and (out / RUN_FILE).exists():
         from yieldmc.store import read_run_info
@@ -506,12 +525,12 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
     hint = None  # the resume hint, once ``out`` holds a run
     try:
         own = store.network_path if store is not None and store.network_path.is_file() else None
-        weights = _weights_path(config, own)
+        weights = _weights_path(config, own, cache_dir)
         with _notice_if_slow(log, _preparing_message(weights)):
             with backends.thread_limits(1):  # as in the workers, where _chunk_task builds the model
                 from yieldmc.die import DieModel
 
-                model = DieModel.build(config, weights)  # a bad setting fails here
+                model = DieModel.build(config, weights, cache_dir=cache_dir)  # a bad setting fails here
             if store is None:
                 per_die = 4 * sum(model.images(name)[0].shape[0] for name in VOLTAGE_SETS[store_voltages]) \
                     * model.network.layer_sizes[-1]
@@ -534,9 +553,9 @@ def _sweep(config: Config, n_dies: int, out: Path, *, jobs: int, chunk_size: int
             workers = jobs if backend == "threads" else max(1, min(jobs, len(todo)))
             if todo and (workers > 1 or backend != "loky"):  # compile before workers start
                 _warm_up(model, range(store.chunk_range(todo[0]).start, n_dies), engine, store_voltages)
-        spec = ModelSpec(config, str(store.network_path), engine)
-        _MODELS.clear()
-        _MODELS[spec.key] = model  # the in-process path (jobs = 1) reuses it
+        # the in-process paths (threads, one loky worker) use ``model``; worker processes
+        # get the spec without it and build their own (die_model)
+        spec = ModelSpec(config, str(store.network_path), engine, cache_dir, model=model)
         return _run_chunks(store, spec, model, todo, done, workers=workers, backend=backend,
                            client=client, stack=stack, threshold=threshold, progress=progress)
     except YieldmcError:

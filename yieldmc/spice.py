@@ -1,10 +1,14 @@
-"""SPICE export of a crossbar and an ngspice runner, for cross-checking the engine.
+"""SPICE export of a crossbar, an ngspice runner, and the cross-check of the engine.
 
 The netlist follows the circuit convention of DESIGN.md section 4 element by element.
 Column currents are measured by 0 V sources (``Vsense_j``) between each column's last
 node and ground: the current through a voltage source is exactly what the virtual
 ground absorbs. A zero resistance is written as a 0 V source as well (ngspice rejects
 0 ohm resistors).
+
+:func:`spice_check` is ``yieldmc spice-check``: one random array solved by the engine
+(:func:`yieldmc.circuit.solve_device`) and by ngspice, compared against
+:data:`CHECK_RTOL`.
 """
 
 from __future__ import annotations
@@ -13,17 +17,29 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from yieldmc.circuit import solve_device
 from yieldmc.circuit.validate import check_inputs, check_network
-from yieldmc.devices import LinearDevice, SinhDevice
-from yieldmc.errors import YieldmcError
+from yieldmc.devices import DEVICE_MODELS, LinearDevice, SinhDevice
+from yieldmc.errors import ConfigError, YieldmcError
 
 #: ngspice's Newton tolerances for non-linear cells: its defaults (reltol 1e-3,
 #: vntol 1 uV) stop far from the 1e-7 agreement we check; these stop at round-off.
 NONLINEAR_OPTIONS = ".options reltol=1e-12 vntol=1e-15 abstol=1e-20 itl1=500"
+#: :func:`spice_check` passes when the worst |engine - ngspice| is below this share of the
+#: largest |column current|, per device model. Linear: both solve one linear system to
+#: round-off (measured 6e-14 at 32x32, docs/circuit.md section 4); sinh: ngspice's Newton
+#: stops at its ``reltol`` (:data:`NONLINEAR_OPTIONS`; measured 1.3e-11 at 16x16).
+CHECK_RTOL = {"linear": 1e-8, "sinh": 1e-7}
+#: Rows of :func:`spice_check`'s random array when none are given, per device model (a
+#: behavioural-source netlist is slower for ngspice).
+CHECK_ROWS = {"linear": 32, "sinh": 16}
+#: Voltage scale (V) of the sinh cells of :func:`spice_check` when none is given.
+CHECK_V0 = 0.25
 
 
 class SpiceError(YieldmcError, RuntimeError):
@@ -139,3 +155,98 @@ def run_ngspice(G, v, r_row: float = 1.0, r_col: float = 1.0, *, r_driver: float
         raise SpiceError(f"ngspice failed (exit {done.returncode}, {len(found)}/{n_cols} "
                          f"currents parsed): {tail}")
     return np.array([found[j] for j in range(n_cols)])
+
+
+@dataclass(frozen=True)
+class SpiceCheckResult:
+    """The outcome of :func:`spice_check`.
+
+    Attributes
+    ----------
+    rows, cols : int
+        Shape of the random array.
+    seed : int
+        Seed of its conductances and inputs.
+    device : str
+        Cell model (:data:`yieldmc.devices.DEVICE_MODELS`).
+    max_rel_error : float
+        ``max |I_engine - I_ngspice| / max |I_ngspice|`` over the columns (NaN if either
+        is NaN).
+    limit : float
+        The tolerance of ``device`` (:data:`CHECK_RTOL`).
+    passed : bool
+        ``max_rel_error < limit`` (False for NaN).
+    """
+
+    rows: int
+    cols: int
+    seed: int
+    device: str
+    max_rel_error: float
+    limit: float
+    passed: bool
+
+    def to_dict(self) -> dict:
+        """The JSON object of ``yieldmc spice-check --json``."""
+        return asdict(self)
+
+
+def _check_device(device: str, v0: float | None) -> LinearDevice | SinhDevice:
+    """The cell model named ``device``; ``v0`` (V) only for ``sinh`` (default :data:`CHECK_V0`)."""
+    if device not in DEVICE_MODELS:
+        raise ConfigError(f"--device must be one of {', '.join(DEVICE_MODELS)}, got {device!r}")
+    if v0 is not None and device != "sinh":
+        raise ConfigError("--v0 applies to --device sinh only")
+    v0 = CHECK_V0 if v0 is None else v0
+    if not v0 > 0:
+        raise ConfigError(f"--v0 must be > 0 V, got {v0!r}")
+    return SinhDevice(v0=v0) if device == "sinh" else LinearDevice()
+
+
+def spice_check(rows: int | None = None, cols: int | None = None, *, seed: int = 0, r_wire: float = 1.0,
+                r_sense: float = 0.0, device: str = "linear", v0: float | None = None) -> SpiceCheckResult:
+    """Solve one random crossbar with the engine and with ngspice; compare the column currents.
+
+    Conductances are log-uniform in [1e-6, 1e-4] S and inputs uniform in [0, 0.2] V, drawn
+    from ``numpy.random.default_rng(seed)``.
+
+    Parameters
+    ----------
+    rows, cols : int, optional
+        Array shape; ``rows`` defaults to :data:`CHECK_ROWS` of the device, ``cols`` to
+        ``rows``.
+    seed : int
+        Seed of the conductances and inputs.
+    r_wire : float
+        Row and column segment resistance (ohm).
+    r_sense : float
+        Sense-amplifier input impedance (ohm).
+    device : {"linear", "sinh"}
+        Cell model: ``R`` elements, or behavioural ``B`` elements and the Newton solver.
+    v0 : float, optional
+        ``sinh`` only: voltage scale of the non-linearity (V); default :data:`CHECK_V0`.
+
+    Returns
+    -------
+    SpiceCheckResult
+        ``passed`` when the worst relative error is below :data:`CHECK_RTOL` of the device.
+
+    Raises
+    ------
+    ConfigError
+        An unknown device, ``v0`` without ``sinh``, or ``v0 <= 0``.
+    SpiceError
+        ngspice is missing or fails.
+    """
+    cell = _check_device(device, v0)
+    rows = rows or CHECK_ROWS[device]
+    cols = cols or rows
+    rng = np.random.default_rng(seed)
+    G = np.exp(rng.uniform(np.log(1e-6), np.log(1e-4), (rows, cols)))
+    v = rng.uniform(0.0, 0.2, rows)
+    ours = solve_device(cell, G, v, r_wire, r_wire, r_sense=r_sense)
+    spice = run_ngspice(G, v, r_wire, r_wire, r_sense=r_sense, device=cell)
+    worst = float(np.max(np.abs(ours - spice)) / np.max(np.abs(spice)))
+    limit = CHECK_RTOL[device]
+    return SpiceCheckResult(rows=rows, cols=cols, seed=seed, device=device, max_rel_error=worst,
+                            limit=limit, passed=bool(worst < limit))

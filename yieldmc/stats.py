@@ -19,9 +19,10 @@ return ``nan`` bounds where ``n == 0`` (no dies, no information), so that a tabl
 never fails because one group is empty. :func:`yield_estimate` instead refuses an empty
 sample, and refuses NaN accuracies unless ``nan_policy="omit"``.
 
-:func:`yield_report` is what ``yieldmc yield`` prints: a whole threshold grid, overall or per
-group, computed at once (sorted accuracies, vectorised intervals), leaving out by default
-the dies whose circuit solve did not converge (their accuracy is not trustworthy).
+:func:`yield_report` computes a whole threshold grid, overall or per group, at once (sorted
+accuracies, vectorised intervals), leaving out by default the dies whose circuit solve did not
+converge (their accuracy is not trustworthy). :func:`yield_tables` is what ``yieldmc yield``
+prints: :func:`yield_report` of a run directory, before and after correction.
 """
 
 from __future__ import annotations
