@@ -1,4 +1,4 @@
-"""Correctors (yieldmc.corrector, yieldmc.corrector_batch).
+"""Corrector models (yieldmc.correctors: single, batched, many).
 
 The stand-in for defective dies needs no circuit simulator: digits are classified by a fixed
 linear map (least squares on the pixels, 95 % test accuracy), and each "die" distorts the ten
@@ -21,13 +21,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-import yieldmc.corrector_batch as cb
-from yieldmc.corrector import (
+import yieldmc.correctors.batched as cb
+from yieldmc.correctors import (
+    METHODS,
     BatchedRidgeCorrector,
     LinearCorrector,
     MLPCorrector,
     RidgeCorrector,
     fit_predict_many,
+    method_parameters,
     n_parameters,
 )
 from yieldmc.errors import ConfigError
@@ -343,3 +345,28 @@ def test_batched_input_validation():
     with pytest.raises(ConfigError, match="dies"):
         model.predict(X[:1])
     assert_allclose(model.score(X, y), (model.predict(X) == y).mean(axis=1))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_method_parameters_count_what_fit_predict_many_builds(method, ten_by_ten):
+    X, y = ten_by_ten
+    expected = {"rff-ridge": (256 + 1) * 10, "linear-ridge": (10 + 1) * 10, "mlp": 10 * 16 + 16 + 16 * 10 + 10}
+    assert method_parameters(method, X, y) == expected[method]
+    assert method_parameters("mlp", X, y, hidden=(4,)) == 10 * 4 + 4 + 4 * 10 + 10
+    with pytest.raises(ConfigError, match="method"):
+        method_parameters("svm", X, y)
+
+
+def test_the_model_modules_import_in_one_direction():
+    """batched imports no other corrector module, single only batched, many both: no cycle."""
+    import ast
+    from pathlib import Path
+
+    import yieldmc.correctors as pkg
+
+    imported = {}
+    for name in ("batched", "single", "many"):
+        tree = ast.parse((Path(pkg.__file__).parent / f"{name}.py").read_text())
+        imported[name] = {n.module.rsplit(".", 1)[-1] for n in ast.walk(tree)
+                          if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("yieldmc.correctors")}
+    assert imported == {"batched": set(), "single": {"batched"}, "many": {"batched", "single"}}

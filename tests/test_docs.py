@@ -112,7 +112,7 @@ def _absent(names: tuple[str, ...]) -> list[str]:
 @pytest.fixture(scope="module")
 def docs_dir(tmp_path_factory, network_cache):
     """A working directory with ``runs/demo``: a small mixed run and a per-die corrected table."""
-    from yieldmc.correct import correct_run
+    from yieldmc.correction import correct_run
     from yieldmc.montecarlo import run_sample
 
     root = tmp_path_factory.mktemp("docs")

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-import yieldmc.correct
+import yieldmc.correction
 import yieldmc.runlock
 import yieldmc.store
 from yieldmc import defect_params
@@ -479,7 +479,7 @@ def _corrected(store: RunStore, mode: str = "per-die") -> Path:
 
 
 def test_corrected_results_are_verified(tmp_path):
-    from yieldmc.correct import load_corrected
+    from yieldmc.correction import load_corrected
 
     store = full_run(tmp_path / "run")
     path = _corrected(store)
@@ -498,7 +498,7 @@ def test_corrected_results_are_verified(tmp_path):
 def test_sample_correct_overwrite_end_to_end(tmp_path, network_cache, monkeypatch):
     """The attacker's sequence on real commands: sample, correct, sample --overwrite."""
     from yieldmc.config import load_config
-    from yieldmc.correct import correct_run, corrected_path
+    from yieldmc.correction import correct_run, corrected_path
     from yieldmc.montecarlo import run_sample
 
     monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))
@@ -542,7 +542,7 @@ def _no_computing(*args, **kwargs):
 @pytest.mark.parametrize("how", ["monkeypatch", "ro-bind-mount"])
 def test_correct_on_a_read_only_run_fails_before_computing(tmp_path, monkeypatch, mount_point, how):
     store = full_run(tmp_path / "run")
-    monkeypatch.setattr(yieldmc.correct, "_compute", _no_computing)
+    monkeypatch.setattr(yieldmc.correction, "_compute", _no_computing)
     if how == "monkeypatch":
         def read_only(*args, **kwargs):
             raise OSError(errno.EROFS, "Read-only file system")
@@ -556,7 +556,7 @@ def test_correct_on_a_read_only_run_fails_before_computing(tmp_path, monkeypatch
         mount_point("-o", "remount,ro,bind", str(run))
     with pytest.raises(StoreWriteError, match=rf"read-only file system writing {run}/\S+; make {run} writable "
                                               r"and run `yieldmc correct .* --mode per-die` again") as info:
-        yieldmc.correct.correct_run(run, "per-die")
+        yieldmc.correction.correct_run(run, "per-die")
     assert info.value.exit_code == 1 and "\n" not in str(info.value)
 
 
@@ -635,7 +635,7 @@ def test_a_malformed_run_json_is_one_line(tmp_path, content, what):
         path.write_text(content)
     for call in (lambda: load_dies(store.path), lambda: read_run_info(store.path),
                  lambda: RunStore.create(store.path, run_info(), resume=True),
-                 lambda: yieldmc.correct.correct_run(store.path)):
+                 lambda: yieldmc.correction.correct_run(store.path)):
         with pytest.raises(ConfigError, match=what) as info_:
             call()
         assert str(path) in str(info_.value) and "\n" not in str(info_.value)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -10,7 +14,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from yieldmc import stats
+from yieldmc import schema, stats
 from yieldmc.cli import app
 from yieldmc.reproduce import OUTPUT_FILES, StudySettings, run_study
 from yieldmc.store import load_dies
@@ -46,6 +50,46 @@ def test_study_writes_every_file_with_the_documented_columns(study):
     gen = pd.read_csv(out / "generalization.csv")
     assert len(gen) == 7 * 6  # six types and "mixed" as training sets
     assert json.loads((out / "summary.json").read_text())["fault_free_accuracy"] == summary["fault_free_accuracy"]
+
+
+def test_study_files_match_their_declaration(study):
+    """Every CSV reads back with the types yieldmc.schema declares; voltages.h5 holds exactly
+    the declared datasets (dtype, axes) for every circuit, with the declared group attributes."""
+    out, _ = study
+    for table in schema.STUDY_TABLES:
+        assert list(table.read_csv(out / table.path).columns) == table.names == COLUMNS[table.path]
+    patterns = {d: re.compile(re.escape(d.path).replace(r"\{defect_type\}", r"[a-z_-]+")
+                              .replace(r"\{severity:g\}", r"[0-9.e+-]+").replace(r"\{die\}", r"[0-9]+") + "$")
+                for d in schema.STUDY_VOLTAGES}
+    seen = {d: 0 for d in schema.STUDY_VOLTAGES}
+    with h5py.File(out / "voltages.h5") as h5:
+        datasets = []
+        h5.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
+        for name in datasets:
+            (decl,) = [d for d, p in patterns.items() if p.match(name)]
+            seen[decl] += 1
+            assert h5[name].dtype == np.dtype(decl.dtype) and h5[name].ndim == len(decl.axes), name
+            if "{" in decl.path:
+                assert set(h5[name].parent.attrs) == set(schema.STUDY_GROUP_ATTRS), name
+                assert h5[name].attrs["units"] == decl.unit
+    circuits = 6 * len(TINY.severities) * TINY.n_instances
+    assert list(seen.values()) == [1, 1, circuits, circuits]
+
+
+def test_figures_are_drawn_without_pyplot_or_a_backend(study, tmp_path):
+    """report.py draws on Figure objects: a broken MPLBACKEND does not matter, pyplot is never imported."""
+    out, _ = study
+    code = ("import sys, pandas as pd\n"
+            "from yieldmc import report\n"
+            "report.plot_size_sweep(pd.read_csv(sys.argv[1]), sys.argv[2])\n"
+            "assert 'matplotlib.pyplot' not in sys.modules\n")
+    png = tmp_path / "sweep.png"
+    env = {**os.environ, "MPLBACKEND": "module://no_such_backend"}
+    subprocess.run([sys.executable, "-c", code, str(out / "size_sweep.csv"), str(png)], check=True, env=env,
+                   timeout=120)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("accuracy_by_type.png", "generalization.png", "size_sweep.png", "yield_curve.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
 
 
 def test_stored_voltages_reproduce_the_reported_defective_accuracy(study):

@@ -1,31 +1,41 @@
-"""Plots of the study (PNG, matplotlib Agg): one function per figure, no computation."""
+"""Plots of the study (PNG): one function per figure, no computation.
+
+Each figure is a :class:`matplotlib.figure.Figure` on its own Agg canvas: no pyplot, no
+backend to select, no global figure registry (as :mod:`yieldmc.gallery`), so importing this
+module changes nothing for other matplotlib users in the process.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from yieldmc.store import atomic_path
+from yieldmc.atomic import atomic_path
 
 
-def _save(fig, path: Path) -> None:
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+    """A figure of ``width`` x ``height`` inches on an Agg canvas, and its one axes."""
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
 
 
 def plot_accuracy_by_type(types: pd.DataFrame, severity: float, path: Path) -> None:
     """Bars of accuracy before/after correction per defect type at one severity."""
     t = types[types.severity == severity]
     x = np.arange(len(t))
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = _figure(8, 4)
     ax.bar(x - 0.2, t.accuracy_defective_mean, 0.4, yerr=t.accuracy_defective_std, label="defective", color="#d55e00")
     ax.bar(x + 0.2, t.accuracy_corrected_mean, 0.4, yerr=t.accuracy_corrected_std, label="corrected", color="#0072b2")
     ax.axhline(t.accuracy_fault_free.iloc[0], color="k", ls="--", lw=1, label="fault-free")
@@ -43,7 +53,7 @@ def plot_generalization(gen: pd.DataFrame, path: Path) -> None:
     order_c = list(dict.fromkeys(gen.test_type))
     order_r = list(dict.fromkeys(gen.train_type))
     m = m.loc[order_r, order_c]
-    fig, ax = plt.subplots(figsize=(7, 5.5))
+    fig, ax = _figure(7, 5.5)
     im = ax.imshow(m.to_numpy(), vmin=0, vmax=1, cmap="viridis")
     for (i, j), v in np.ndenumerate(m.to_numpy()):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
@@ -58,7 +68,7 @@ def plot_generalization(gen: pd.DataFrame, path: Path) -> None:
 
 def plot_size_sweep(sweep: pd.DataFrame, path: Path) -> None:
     """Corrected accuracy vs corrector parameter count, one line per defect type."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(7, 4)
     for kind, g in sweep.groupby("defect_type", sort=False):
         ax.errorbar(g.corrector_params, g.accuracy_corrected_mean, yerr=g.accuracy_corrected_std,
                     marker="o", capsize=2, label=kind)
@@ -74,7 +84,7 @@ def plot_size_sweep(sweep: pd.DataFrame, path: Path) -> None:
 
 def plot_yield_curve(curve: pd.DataFrame, path: Path) -> None:
     """Yield vs accuracy threshold with confidence bands, before and after correction."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure(7, 4)
     for stage, color in (("before", "#d55e00"), ("after", "#0072b2")):
         g = curve[curve.stage == stage]
         ax.plot(g.threshold, g["yield"], color=color, label=f"{stage} correction")

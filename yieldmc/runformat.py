@@ -10,7 +10,7 @@ Layout of a run directory ``<out>/`` (``docs/data.md`` documents it for users)::
     voltages/part-00000.h5      output voltages of chunk 0 (when store_voltages != "none")
     voltages/all.h5             HDF5 virtual datasets over every part (built when the run finishes)
     network.npz                 the network weights (written by the sweep, recorded at the end)
-    corrected/<mode>.parquet    written by yieldmc.correct
+    corrected/<mode>.parquet    written by yieldmc.correction
 
 Chunk ``c`` covers dies ``[c*chunk_size, min((c+1)*chunk_size, n_dies))``. manifest.json::
 

@@ -1,17 +1,26 @@
-"""What a run's files contain, as code: the per-die Parquet table and the HDF5 voltage layout.
+"""What yieldmc's files contain, as code: every table it writes, and the HDF5 layouts.
 
-:mod:`yieldmc.store` decides *where and when* files are written (run directory, atomic
-renames, manifest); this module decides *what is inside* them.
+:mod:`yieldmc.store` decides *where and when* a run's files are written (run directory,
+atomic renames, manifest); this module decides *what is inside* them, for every file
+yieldmc writes:
 
-Every column of ``<out>/dies/part-*.parquet`` is a :class:`Column` in :data:`DIE_COLUMNS`.
-:mod:`yieldmc.store` builds the Arrow schema from it (:func:`arrow_schema`), checks tables
-against it before writing (:func:`conform`) and files against it when reading
-(:func:`check_schema`, :func:`read_dies_part`); ``docs/data.md`` holds the tables
-:func:`schema_markdown` and :func:`params_markdown` render, and tests keep them identical.
+* ``<run>/dies/part-*.parquet``: every column is a :class:`Column` in :data:`DIE_COLUMNS`.
+  :mod:`yieldmc.store` builds the Arrow schema from it (:func:`arrow_schema`), checks
+  tables against it before writing (:func:`conform`) and files against it when reading
+  (:func:`check_schema`, :func:`read_dies_part`).
+* ``<run>/voltages/*.h5`` and the study's ``voltages.h5``: :mod:`yieldmc.h5layout`, re-exported here.
+* ``<run>/corrected/<mode>.parquet`` (:mod:`yieldmc.correction`) and the study's CSV files
+  (:mod:`yieldmc.reproduce`): each a :class:`Table` of :data:`TABLES`; writers write
+  :meth:`Table.build`, and :meth:`Table.check` / :meth:`Table.read_csv` check a file.
+
+``docs/data.md`` holds the tables :func:`schema_markdown`, :func:`params_markdown`,
+:meth:`Table.markdown` and :func:`study_markdown` render, and tests keep them identical.
 Regenerate the docs tables with::
 
-    python -m yieldmc.schema          # the per-die columns
-    python -m yieldmc.schema params   # the fields of defect_params
+    python -m yieldmc.schema            # the per-die columns
+    python -m yieldmc.schema params     # the fields of defect_params
+    python -m yieldmc.schema corrected  # corrected/<mode>.parquet
+    python -m yieldmc.schema study      # the study's files (yieldmc reproduce)
 
 Design choices
 --------------
@@ -35,31 +44,42 @@ Design choices
   in memory. ``kind`` and ``state`` are plain strings (Parquet dictionary-encodes them on
   disk), cell indices ``list<int32>`` rather than fixed-size lists (which not every reader
   maps), seeds ``int64``. A new kind with new parameters adds fields (and a format version).
-* Voltages go to HDF5, one file per chunk (:func:`write_voltage_file`): a group per image
-  set holding ``voltages`` float32 (dies, images, outputs) and ``labels``; after a run,
-  :func:`write_virtual_file` spans all parts with HDF5 virtual datasets. The axes carry
-  HDF5 dimension scales ``die``, ``image``, ``output`` (netCDF-4's dimensions), so xarray
-  opens a group (``engine="h5netcdf"``) with named dimensions and coordinates.
+* Voltages go to HDF5 (float32, volts), with netCDF-4 dimension scales (:mod:`yieldmc.h5layout`).
+* The study's CSV columns are ``int64``, ``double`` or ``string`` (what a CSV reader infers).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 import pyarrow as pa
 
 import yieldmc
-from yieldmc.defect_params import PARAMS_STRUCT, PARAMS_TYPE, params_array, params_from_json, params_to_python
+from yieldmc.defect_params import (
+    PARAMS_STRUCT,
+    PARAMS_TYPE,
+    is_earlier_type,
+    params_array,
+    params_from_json,
+    params_to_python,
+)
 from yieldmc.errors import ConfigError
+from yieldmc.h5layout import H5_CHUNK_BYTES as H5_CHUNK_BYTES  # re-exported: the HDF5 layouts
+from yieldmc.h5layout import STUDY_GROUP_ATTRS as STUDY_GROUP_ATTRS
+from yieldmc.h5layout import STUDY_VOLTAGES as STUDY_VOLTAGES
+from yieldmc.h5layout import H5Dataset as H5Dataset
+from yieldmc.h5layout import VoltageSets as VoltageSets
+from yieldmc.h5layout import check_voltages as check_voltages
+from yieldmc.h5layout import read_voltage_rows as read_voltage_rows
+from yieldmc.h5layout import study_voltages_markdown
+from yieldmc.h5layout import write_virtual_file as write_virtual_file
+from yieldmc.h5layout import write_voltage_file as write_voltage_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -279,7 +299,8 @@ def check_schema(schema: pa.Schema, columns: Iterable[str] | None = None, *, sou
                           "version of yieldmc or is damaged")
     wrong = [f"{n} is {schema.field(n).type}, expected {COLUMNS_BY_NAME[n].arrow_type}"
              for n in names if schema.field(n).type != COLUMNS_BY_NAME[n].arrow_type
-             and not (upgradable and schema.field(n).type in UPGRADABLE_TYPES.get(n, ()))]
+             and not (upgradable and (schema.field(n).type in UPGRADABLE_TYPES.get(n, ())
+                                      or n == "defect_params" and is_earlier_type(schema.field(n).type)))]
     if wrong:
         raise ConfigError(f"{source} has column(s) of the wrong type: {'; '.join(wrong)}")
 
@@ -376,7 +397,7 @@ def decode_layers(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
-# --- Parquet provenance and the HDF5 voltage layout -------------------------------------------
+# --- Parquet provenance ----------------------------------------------------------------------
 
 def parquet_metadata(run_id: str, seed: int, chunk: int, config: Mapping[str, Any]) -> dict[str, str]:
     """Key-value metadata of a chunk's Parquet file: provenance and column units."""
@@ -387,172 +408,167 @@ def parquet_metadata(run_id: str, seed: int, chunk: int, config: Mapping[str, An
             "yieldmc.units": json.dumps(column_units())}
 
 
-#: Target size of one HDF5 chunk of a voltage tensor (bytes); an HDF5 chunk is whole dies.
-H5_CHUNK_BYTES = 1 << 18
-_DIM_LABELS = ("die", "image", "output")
-_SCALE_ATTRS = ("DIMENSION_LIST", "DIMENSION_LABELS", "REFERENCE_LIST", "CLASS", "NAME")
-VoltageSets = dict[str, tuple[np.ndarray, np.ndarray]]
+# --- the other tables yieldmc writes -----------------------------------------------------------
 
+@dataclass(frozen=True)
+class Table:
+    """A table yieldmc writes besides the per-die parts: its file and columns.
 
-def check_voltages(voltages: Mapping[str, Any] | None, labels: Mapping[str, Any] | None, n_rows: int,
-                   mode: str) -> VoltageSets:
-    """Validate a chunk's voltages against the run's ``store_voltages`` ``mode``.
-
-    Returns ``{image set: (float32 (n_rows, images, outputs), int16 labels (images,))}``;
-    empty when ``mode`` is ``"none"``.
+    Attributes
+    ----------
+    name : str
+        Key in :data:`TABLES` (``"corrected"``, ``"types"``, ...).
+    path : str
+        The file, relative to a run directory (``corrected/<mode>.parquet``, written by
+        ``yieldmc correct``) or to the study's ``--out`` (``types.csv``, ``yieldmc reproduce``).
+    columns : tuple of Column
+        Every column, in file order.
     """
-    voltages, labels = dict(voltages or {}), dict(labels or {})
-    if mode == "none":
-        if voltages:
-            raise ConfigError("this run stores no voltages (store_voltages='none') but some were given")
-        return {}
-    if not voltages or (mode == "test" and set(voltages) != {"test"}):
-        want = "{'test': array}" if mode == "test" else "a dict of image set -> array"
-        raise ConfigError(f"store_voltages={mode!r} needs voltages={want}, got {sorted(voltages)}")
-    if set(labels) != set(voltages):
-        raise ConfigError(f"labels must have the keys of voltages {sorted(voltages)}, got {sorted(labels)}")
-    out = {}
-    for name, v in voltages.items():
-        v, y = np.asarray(v), np.asarray(labels[name])
-        if not re.fullmatch(r"[A-Za-z0-9_+-]+", name):
-            raise ConfigError(f"image set name {name!r} must be letters, digits, _, + or -")
-        if v.ndim != 3 or v.shape[0] != n_rows or 0 in v.shape:
-            raise ConfigError(f"voltages[{name!r}] must have shape ({n_rows}, images, outputs), got {v.shape}")
-        if y.shape != (v.shape[1],) or not np.issubdtype(y.dtype, np.integer) or \
-                (y.size and not 0 <= y.min() <= y.max() < 2**15):
-            raise ConfigError(f"labels[{name!r}] must be {v.shape[1]} class indices in [0, 32767]")
-        out[name] = (v.astype(np.float32, copy=False), y.astype(np.int16))
-    return out
+
+    name: str
+    path: str
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in file order."""
+        return [c.name for c in self.columns]
+
+    def arrow_schema(self, metadata: Mapping[str, str] | None = None) -> pa.Schema:
+        """The Arrow schema: every column with its unit and description in the field metadata."""
+        return pa.schema([c.field for c in self.columns], metadata=dict(metadata) if metadata else None)
+
+    def build(self, data: pa.Table | Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> pa.Table:
+        """``data`` (an Arrow table, a DataFrame or column name -> values) as exactly this table.
+
+        Raises
+        ------
+        ConfigError
+            Missing or unknown columns (named), or values that do not convert safely to a
+            column's type.
+        """
+        pd = sys.modules.get("pandas")
+        if pd is not None and isinstance(data, pd.DataFrame):
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        given = data.column_names if isinstance(data, pa.Table) else list(data)
+        unknown, missing = sorted(set(given) - set(self.names)), [n for n in self.names if n not in given]
+        if unknown or missing:
+            raise ConfigError(f"the {self.name} table ({self.path}) needs exactly the columns of "
+                              f"yieldmc.schema.TABLES; unknown {unknown}, missing {missing}")
+        arrays = []
+        for col in self.columns:
+            values = data.column(col.name) if isinstance(data, pa.Table) else data[col.name]
+            arrays.append(_cast(col, values if isinstance(values, (pa.Array, pa.ChunkedArray))
+                                else pa.array(np.asarray(values))))
+        return pa.Table.from_arrays(arrays, schema=self.arrow_schema(metadata))
+
+    def check(self, schema: pa.Schema, *, source: str | None = None) -> None:
+        """Raise :class:`ConfigError` unless ``schema`` has exactly these columns, in order, with their types."""
+        found = [(f.name, f.type) for f in schema]
+        want = [(c.name, c.arrow_type) for c in self.columns]
+        if found != want:
+            raise ConfigError(f"{source or self.path} does not hold the {self.name} table: columns "
+                              f"{[f'{n}: {t}' for n, t in found]}, expected {[f'{n}: {t}' for n, t in want]}")
+
+    def read_csv(self, path: str | os.PathLike) -> pd.DataFrame:
+        """Read a CSV file of this table with the declared types (after checking its header).
+
+        Raises
+        ------
+        ConfigError
+            The header is not this table's, or a value does not parse as its column's type.
+        """
+        import pandas as pd
+
+        header = list(pd.read_csv(path, nrows=0).columns)
+        if header != self.names:
+            raise ConfigError(f"{path} has columns {header}, expected {self.names} ({self.name} table)")
+        types = {c.name: str if pa.types.is_string(c.arrow_type) else c.arrow_type.to_pandas_dtype()
+                 for c in self.columns}
+        try:
+            return pd.read_csv(path, dtype=types, keep_default_na=False)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: a value does not parse as its column's type: {exc}") from None
+
+    def markdown(self) -> str:
+        """The Markdown table of the columns, as ``docs/data.md`` holds it."""
+        lines = ["| column | Arrow type | unit | description |", "|---|---|---|---|"]
+        lines += [f"| `{c.name}` | `{_type_name(c.arrow_type)}` | {c.unit or '-'} | {c.description} |"
+                  for c in self.columns]
+        return "\n".join(lines) + "\n"
 
 
-def _scale(parent: h5py.Group, name: str, data: np.ndarray, description: str) -> h5py.Dataset:
-    """A coordinate dataset ``parent/name`` made an HDF5 dimension scale named ``name``."""
-    ds = parent.create_dataset(name, data=data)
-    ds.attrs["description"] = description
-    ds.make_scale(name)
-    return ds
+def _share(name: str, description: str) -> Column:
+    return Column(name, pa.float64(), "1", description)
 
 
-def _attach(ds: h5py.Dataset, scales: Sequence[h5py.Dataset], labels: Sequence[str]) -> None:
-    """Label every axis of ``ds`` and attach its dimension scale (netCDF-4 / xarray dims)."""
-    for axis, (scale, label) in enumerate(zip(scales, labels, strict=True)):
-        ds.dims[axis].label = label
-        ds.dims[axis].attach_scale(scale)
+#: ``corrected/<mode>.parquet``, one row per corrected die (:mod:`yieldmc.correction`).
+CORRECTED_TABLE = Table("corrected", "corrected/<mode>.parquet", (
+    Column("die", pa.int64(), "", "Die index, as in the die table (join on it for `accuracy` before correction)."),
+    Column("accuracy_corrected", pa.float64(), "1", "Share of the test images the corrected die classifies "
+           "correctly (n_correct_corrected / images)."),
+    Column("n_correct_corrected", pa.int32(), "images", "Test images classified correctly after correction."),
+    Column("role", pa.string(), "", "`corrected` (per-die: the die's own corrector, trained on its "
+           "training-image voltages) or `evaluated` (population: a die of the held-out half, scored with the "
+           "corrector trained on the other half)."),
+    Column("mode", pa.string(), "", "`per-die` or `population` (the same on every row)."),
+    Column("method", pa.string(), "", "The corrector: `rff-ridge`, `linear-ridge` or `mlp` (population "
+           "mode: always `mlp`)."),
+    Column("corrector_params", pa.int32(), "", "Trainable parameters of one corrector."),
+))
+
+_TYPE = Column("defect_type", pa.string(), "", "Spatial defect kind of the circuits (`defects.SPATIAL_KINDS`).")
+_PARAMS = Column("corrector_params", pa.int64(), "", "Trainable parameters of one corrector.")
+
+#: The study's files (:mod:`yieldmc.reproduce`), relative to its ``--out``.
+STUDY_TABLES: tuple[Table, ...] = (
+    Table("types", "types.csv", (
+        _TYPE,
+        Column("severity", pa.float64(), "1", "Share of stuck cells on every array (`defects.severity = [s, s]`)."),
+        Column("layers", pa.string(), "", "Layers with defects: `all`."),
+        Column("n_instances", pa.int64(), "circuits", "Circuits of this type and severity (dies 0 .. n-1)."),
+        _share("accuracy_fault_free", "Test accuracy of the fault-free die (with IR drop)."),
+        _share("accuracy_defective_mean", "Mean over the circuits of the raw argmax test accuracy."),
+        _share("accuracy_defective_std", "Its sample standard deviation (ddof 1)."),
+        _share("accuracy_corrected_mean", "Mean test accuracy of each circuit's own corrector (MLP), "
+               "trained on that circuit's training-image voltages."),
+        _share("accuracy_corrected_std", "Its sample standard deviation (ddof 1)."),
+        _PARAMS,
+    )),
+    Table("generalization", "generalization.csv", (
+        Column("train_type", pa.string(), "", "Type the correctors were trained on, instance i of each "
+               "(`mixed`: instance i of every type, stacked)."),
+        Column("test_type", pa.string(), "", "Type they were tested on: instance (i + 1) mod n, another circuit."),
+        _share("accuracy_defective_mean", "Mean raw argmax test accuracy of the test circuits."),
+        _share("accuracy_corrected_mean", "Mean test accuracy of corrector i on test circuit (i + 1) mod n."),
+    )),
+    Table("size_sweep", "size_sweep.csv", (
+        _TYPE,
+        Column("hidden", pa.int64(), "neurons", "Width of the corrector's one hidden layer."),
+        _PARAMS,
+        _share("accuracy_corrected_mean", "Mean corrected test accuracy over the sweep's circuits."),
+        _share("accuracy_corrected_std", "Its sample standard deviation (0 for one circuit)."),
+    )),
+    Table("yield", "yield.csv", (
+        _share("threshold", "Accuracy a die must reach to count as good."),
+        Column("n", pa.int64(), "dies", "Dies of the population."),
+        Column("k", pa.int64(), "dies", "Dies at or above the threshold."),
+        _share("yield", "k / n."),
+        _share("lo", "Lower end of the 95 % interval of the yield."),
+        _share("hi", "Upper end of the 95 % interval of the yield."),
+        Column("method", pa.string(), "", "The interval: `wilson` or `clopper-pearson` (`stats.choose_method`)."),
+        Column("stage", pa.string(), "", "`before` (raw argmax) or `after` (per-die `rff-ridge` correction)."),
+    )),
+)
+
+#: Every table of :class:`Table` kind, by name.
+TABLES: dict[str, Table] = {t.name: t for t in (CORRECTED_TABLE, *STUDY_TABLES)}
 
 
-_DIE_DESCRIPTION = "die index of each slab along axis 0 of */voltages"
-_IMAGE_DESCRIPTION = "index of each image within its image set (axis 1 of voltages, axis 0 of labels)"
-_OUTPUT_DESCRIPTION = "class each output neuron stands for (axis 2 of voltages)"
-_LABELS_DESCRIPTION = "true class of each image (axis 1 of voltages)"
-_VOLTAGES_DESCRIPTION = ("output voltage of each die (axis 0), image (axis 1) and output neuron (axis 2); "
-                         "the prediction is the argmax over axis 2")
-
-
-def _set_scales(group: h5py.Group, dies: np.ndarray, n_images: int,
-                classes: np.ndarray) -> tuple[h5py.Dataset, h5py.Dataset, h5py.Dataset]:
-    """An image set's coordinates ``die``, ``image``, ``output``, each a dimension scale.
-
-    The group holds its own copy of ``die`` because netCDF readers opening one group
-    (xarray ``group="test"``) see only that group's coordinate variables.
-    """
-    die = _scale(group, "die", np.asarray(dies, dtype=np.int64), _DIE_DESCRIPTION)
-    image = _scale(group, "image", np.arange(n_images, dtype=np.int64), _IMAGE_DESCRIPTION)
-    output = _scale(group, "output", np.asarray(classes).astype(np.int16), _OUTPUT_DESCRIPTION)
-    return die, image, output
-
-
-def write_voltage_file(path: Any, dies: np.ndarray, sets: VoltageSets, attrs: Mapping[str, Any],
-                       output_classes: Sequence[int] | None = None, compression: str | None = None) -> None:
-    """Write one chunk's voltage file (the layout docs/data.md describes).
-
-    Root: ``die`` (int64 die indices) and ``attrs``; per image set ``name``:
-    ``name/voltages`` float32 (dies, images, outputs) in volts, HDF5 chunks
-    of whole dies, attributes ``units``, ``image_set``, ``output_classes``, ``description``;
-    ``name/labels`` int16 (images,); the coordinates ``name/die`` (a copy of ``die``),
-    ``name/image`` (int64 image index) and ``name/output`` (int16 class of each output),
-    HDF5 dimension scales attached to the axes of the same name, so netCDF-4 readers
-    (``xarray.open_dataset(path, engine="h5netcdf", group=name)``) see named dimensions with
-    coordinates. The root ``die`` is a dimension scale too (the root group's coordinate).
-    ``compression``: None (uncompressed, the default: fastest to write and read), ``"lzf"``
-    or ``"gzip"`` (both with the shuffle filter; gzip about 16 % smaller on output voltages).
-    """
-    with h5py.File(path, "w") as f:
-        f.attrs.update(dict(attrs))
-        dies = np.asarray(dies, dtype=np.int64)
-        _scale(f, "die", dies, _DIE_DESCRIPTION)
-        for name, (v, y) in sets.items():
-            classes = np.arange(v.shape[2]) if output_classes is None else np.asarray(output_classes)
-            if classes.shape != (v.shape[2],):
-                raise ConfigError(f"output_classes must have {v.shape[2]} entries, got {classes.shape}")
-            per_die = v.shape[1] * v.shape[2] * v.itemsize
-            chunks = (max(1, min(v.shape[0], H5_CHUNK_BYTES // per_die)),) + v.shape[1:]
-            group = f.create_group(name)
-            die, image, output = _set_scales(group, dies, v.shape[1], classes)
-            ds = group.create_dataset("voltages", data=v, chunks=chunks, compression=compression,
-                                      shuffle=compression is not None)
-            ds.attrs.update({"units": "V", "image_set": name, "output_classes": classes.astype(np.int16),
-                             "description": _VOLTAGES_DESCRIPTION})
-            _attach(ds, (die, image, output), _DIM_LABELS)
-            lab = group.create_dataset("labels", data=y)
-            lab.attrs["description"] = _LABELS_DESCRIPTION
-            _attach(lab, (image,), ("image",))
-
-
-
-def write_virtual_file(path: Any, parts: Sequence[tuple[str, int, int]], n_dies: int,
-                       attrs: Mapping[str, Any], *, folder: str | os.PathLike | None = None) -> None:
-    """Write ``<set>/voltages`` as HDF5 virtual datasets spanning chunk files, with coordinates.
-
-    ``parts`` lists ``(file name relative to folder, die_start, die_stop)``; ``folder``, where
-    the parts are, defaults to ``path``'s folder (give it when ``path`` is a file object, e.g.
-    an image built in memory). The virtual datasets refer to the parts by those relative
-    names, so the file must end up in ``folder``. The first part gives the image sets,
-    shapes, labels and output classes (parts written before the dimension scales existed
-    work too). ``die`` (root and in each set) is a plain int64 dataset ``0 .. n_dies-1``;
-    with each set's ``image`` and ``output`` it is a dimension scale attached to the virtual
-    datasets: the same layout as a part. Dies no part covers read as NaN.
-    """
-    folder = Path(path).parent if folder is None else Path(folder)
-    with h5py.File(folder / parts[0][0], "r") as f0:
-        sets = {}
-        for name in f0:
-            if not isinstance(f0[name], h5py.Group):
-                continue
-            ds = f0[f"{name}/voltages"]
-            set_attrs = {k: v for k, v in ds.attrs.items() if k not in _SCALE_ATTRS}
-            classes = (f0[f"{name}/output"][()] if f"{name}/output" in f0
-                       else set_attrs.get("output_classes", np.arange(ds.shape[2])))
-            sets[name] = (ds.shape[1:], f0[f"{name}/labels"][()], set_attrs, classes)
-    with h5py.File(path, "w", libver="latest") as f:
-        f.attrs.update(dict(attrs))
-        dies = np.arange(n_dies, dtype=np.int64)
-        _scale(f, "die", dies, _DIE_DESCRIPTION)
-        for name, (shape, labels, set_attrs, classes) in sets.items():
-            group = f.create_group(name)
-            die, image, output = _set_scales(group, dies, shape[0], classes)
-            layout = h5py.VirtualLayout((n_dies,) + shape, np.float32)
-            for part, start, stop in parts:
-                layout[start:stop] = h5py.VirtualSource(part, f"{name}/voltages", (stop - start,) + shape)
-            ds = group.create_virtual_dataset("voltages", layout, fillvalue=np.nan)
-            ds.attrs.update(set_attrs)
-            _attach(ds, (die, image, output), _DIM_LABELS)
-            lab = group.create_dataset("labels", data=labels)
-            lab.attrs["description"] = _LABELS_DESCRIPTION
-            _attach(lab, (image,), ("image",))
-
-
-def read_voltage_rows(path: Any, image_set: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Slabs ``rows`` (positions within the file, any order, repeats allowed) and the labels."""
-    with h5py.File(path, "r") as f:
-        if f"{image_set}/voltages" not in f:
-            raise ConfigError(f"image set {image_set!r} is not stored in {path}; stored: {sorted(f)}")
-        ds = f[f"{image_set}/voltages"]
-        uniq, inverse = np.unique(rows, return_inverse=True)
-        if uniq[-1] - uniq[0] + 1 == uniq.size:  # contiguous: one hyperslab, much faster than a list
-            block = ds[int(uniq[0]):int(uniq[-1]) + 1]
-        else:
-            block = ds[uniq.tolist()]
-        return block[inverse], f[f"{image_set}/labels"][()]
+def study_markdown() -> str:
+    """The Markdown of the study's files: every :data:`STUDY_TABLES`, then ``voltages.h5``."""
+    parts = [f"`{t.path}`:\n\n{t.markdown()}" for t in STUDY_TABLES]
+    return "\n".join([*parts, study_voltages_markdown()])
 
 
 # --- documentation -----------------------------------------------------------------------
@@ -587,4 +603,6 @@ def schema_markdown() -> str:
 if __name__ == "__main__":  # pragma: no cover
     from yieldmc.defect_params import params_markdown
 
-    print(params_markdown() if sys.argv[1:] == ["params"] else schema_markdown(), end="")
+    which = sys.argv[1:2]
+    text = {"params": params_markdown, "corrected": CORRECTED_TABLE.markdown, "study": study_markdown}
+    print(text.get(which[0], schema_markdown)() if which else schema_markdown(), end="")

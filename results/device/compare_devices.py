@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from yieldmc.config import load_config
-from yieldmc.correct import correct_run, load_corrected
+from yieldmc.correction import correct_run, load_corrected
 from yieldmc.die import DieModel
 from yieldmc.montecarlo import run_sample
 from yieldmc.stats import yield_estimate

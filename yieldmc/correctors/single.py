@@ -1,4 +1,4 @@
-"""Correctors: small classifiers that read a defective die's output voltages and recover the class.
+"""Single-die correctors: small classifiers that read one die's output voltages and recover the class.
 
 All three are scikit-learn estimators (``__init__`` only stores arguments; ``fit`` validates
 them; learned attributes end in ``_``), each a thin shell around a scikit-learn
@@ -7,7 +7,7 @@ them; learned attributes end in ``_``), each a thin shell around a scikit-learn
 * :class:`MLPCorrector` -- ``StandardScaler -> MLPClassifier`` (one hidden layer by default);
 * :class:`LinearCorrector` -- ``StandardScaler -> LogisticRegression`` (multinomial);
 * :class:`RidgeCorrector` -- ``StandardScaler -> random Fourier features -> RidgeClassifier``,
-  the one-die version of the batched population corrector in :mod:`yieldmc.corrector_batch`.
+  the one-die version of the batched population corrector in :mod:`yieldmc.correctors.batched`.
 
 :func:`n_parameters` counts trainable weights and biases of any of them (the scaler and the
 fixed random projection of the ridge model are not trained and not counted).
@@ -32,24 +32,14 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from yieldmc.corrector_batch import (
+from yieldmc.correctors.batched import (
     DEFAULT_N_FEATURES,
     DEFAULT_RIDGE_ALPHA,
     BatchedRidgeCorrector,
-    fit_predict_many,
     rff_features,
     rff_projection,
 )
 from yieldmc.errors import ConfigError
-
-__all__ = [
-    "BatchedRidgeCorrector",
-    "LinearCorrector",
-    "MLPCorrector",
-    "RidgeCorrector",
-    "fit_predict_many",
-    "n_parameters",
-]
 
 #: Default L2 penalty of :class:`MLPCorrector` (scikit-learn scales it by 1 / n_images).
 DEFAULT_MLP_ALPHA = 1.0
@@ -243,7 +233,7 @@ class LinearCorrector(_ProbaMixin, _PipelineCorrector):
 class RidgeCorrector(_PipelineCorrector):
     """Ridge regression on random Fourier features of one die's voltages (closed form).
 
-    The single-die twin of :class:`~yieldmc.corrector_batch.BatchedRidgeCorrector`: same
+    The single-die twin of :class:`~yieldmc.correctors.batched.BatchedRidgeCorrector`: same
     parameters, same projection for the same ``random_state``, same predictions.
     It has ``decision_function`` but no ``predict_proba`` (ridge scores are not
     probabilities).
@@ -252,7 +242,7 @@ class RidgeCorrector(_PipelineCorrector):
     ----------
     features : {"rff", "linear"}, default "rff"
         Random Fourier features (projection drawn by ``RBFSampler``, evaluated by
-        :func:`~yieldmc.corrector_batch.rff_features`) or the standardized voltages.
+        :func:`~yieldmc.correctors.batched.rff_features`) or the standardized voltages.
     n_features : int, default 256
         Random features ``F``; the trainable size is ``(F + 1) * n_classes``.
     alpha : float, default 0.01
@@ -312,7 +302,7 @@ def n_parameters(estimator) -> int:
 
     Counts the MLP's or linear model's weights and biases; a standardizing scaler and the
     fixed random projection of the ridge models are not trained and not counted. For a
-    :class:`~yieldmc.corrector_batch.BatchedRidgeCorrector` the count is per die.
+    :class:`~yieldmc.correctors.batched.BatchedRidgeCorrector` the count is per die.
 
     Parameters
     ----------

@@ -19,9 +19,12 @@ comes from one batched linear solve:
    on centred features and targets, solved for all dies with :func:`numpy.linalg.solve` on a
    stack of ``(F, F)`` systems.
 
-:class:`yieldmc.corrector.RidgeCorrector` is the same model for one die, built from the
-scikit-learn pieces named above (with :func:`rff_features` as the feature map); the tests check
-that both give the same predictions, and that :func:`rff_features` matches ``RBFSampler``.
+:class:`yieldmc.correctors.RidgeCorrector` (:mod:`~yieldmc.correctors.single`) is the same
+model for one die, built from the scikit-learn pieces named above (with :func:`rff_features` as
+the feature map); the tests check that both give the same predictions, and that
+:func:`rff_features` matches ``RBFSampler``. This module imports no other corrector module:
+:mod:`~yieldmc.correctors.single` builds on its feature maps, and
+:mod:`~yieldmc.correctors.many` dispatches a method name to either.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
 from sklearn.kernel_approximation import RBFSampler
 from sklearn.preprocessing import LabelBinarizer
@@ -41,7 +43,6 @@ from yieldmc.errors import ConfigError
 from yieldmc.rng import SeedLike
 
 FeatureKind = Literal["rff", "linear"]
-ManyMethod = Literal["rff-ridge", "linear-ridge", "mlp"]
 
 #: Default number of random Fourier features. Measured on 200 synthetic distorted-digits dies
 #: (1617 training, 180 test images, 10 outputs; tests/test_corrector.py), one BLAS thread, on a
@@ -56,7 +57,6 @@ DEFAULT_RIDGE_ALPHA = 0.01
 CHUNK_BYTES = 64 * 2**20
 
 _FEATURE_KINDS = ("rff", "linear")
-_METHODS = {"rff-ridge": "rff", "linear-ridge": "linear", "mlp": None}
 
 
 def standardize_stats(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +156,13 @@ def _check_features_args(features: str, n_features: int, alpha: float, gamma, th
         raise ConfigError(f"blas_threads must be None or a positive integer, got {threads!r}")
 
 
-def _check_stack(X, name: str, n_inputs: int | None = None) -> np.ndarray:
+def check_stack(X, name: str, n_inputs: int | None = None) -> np.ndarray:
+    """``X`` as a float64 stack of voltages (dies, images, outputs), checked.
+
+    Raises :class:`~yieldmc.errors.ConfigError` (naming ``name``) for another number of
+    axes, an empty axis, NaN or infinite values, or ``n_inputs`` outputs expected and others
+    given.
+    """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 3:
         raise ConfigError(f"{name} must have shape (dies, images, outputs), got shape {X.shape}")
@@ -175,7 +181,7 @@ class BatchedRidgeCorrector(BaseEstimator):
     """One ridge corrector per die, fitted for a stack of dies at once.
 
     Not a scikit-learn classifier (its inputs are 3-D); use
-    :class:`yieldmc.corrector.RidgeCorrector` for one die. Same parameters and math.
+    `yieldmc.correctors.RidgeCorrector` for one die. Same parameters and math.
 
     Parameters
     ----------
@@ -254,7 +260,7 @@ class BatchedRidgeCorrector(BaseEstimator):
         _check_features_args(
             self.features, self.n_features, self.alpha, self.gamma, self.blas_threads
         )
-        X = _check_stack(X, "X")
+        X = check_stack(X, "X")
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != X.shape[1]:
             raise ConfigError(
@@ -305,7 +311,7 @@ class BatchedRidgeCorrector(BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """Ridge scores, shape (D, m, T) (T = 1 for two classes, squeezed to (D, m))."""
         check_is_fitted(self, "coef_")
-        X = _check_stack(X, "X", self.n_features_in_)
+        X = check_stack(X, "X", self.n_features_in_)
         if X.shape[0] != self.n_dies_:
             raise ConfigError(f"X holds {X.shape[0]} dies; the model was fitted on {self.n_dies_}")
         D, m, _ = X.shape
@@ -327,99 +333,3 @@ class BatchedRidgeCorrector(BaseEstimator):
     def score(self, X, y) -> np.ndarray:
         """Accuracy of each die's corrector on images ``X`` (D, m, f) with labels ``y`` (m,)."""
         return (self.predict(X) == np.asarray(y)[None, :]).mean(axis=1)
-
-
-def _fit_predict_mlp(X_train, y_train, X_test, hidden, alpha, max_iter, seed, n_jobs):
-    from yieldmc.corrector import DEFAULT_MLP_ALPHA, MLPCorrector
-
-    alpha = DEFAULT_MLP_ALPHA if alpha is None else alpha
-
-    def one(d: int) -> np.ndarray:
-        # Small matrices: single-threaded BLAS is faster, and dies run in parallel instead.
-        with threadpool_limits(limits=1):
-            model = MLPCorrector(hidden=hidden, alpha=alpha, max_iter=max_iter, random_state=seed)
-            return model.fit(X_train[d], y_train).predict(X_test[d])
-
-    if n_jobs == 1:
-        rows = [one(d) for d in range(X_train.shape[0])]
-    else:
-        rows = Parallel(n_jobs=n_jobs)(delayed(one)(d) for d in range(X_train.shape[0]))
-    return np.stack(rows)
-
-
-def fit_predict_many(
-    X_train,
-    y_train,
-    X_test,
-    method: ManyMethod = "rff-ridge",
-    *,
-    n_features: int = DEFAULT_N_FEATURES,
-    alpha: float | None = None,
-    gamma: float | None = None,
-    hidden: tuple[int, ...] = (16,),
-    max_iter: int = 500,
-    random_state: SeedLike = None,
-    n_jobs: int = 1,
-    blas_threads: int | None = 1,
-) -> np.ndarray:
-    """Train one corrector per die on its training voltages and predict its test images.
-
-    Parameters
-    ----------
-    X_train : array_like, shape (D, n_train, f)
-        Output voltages (volts) of D dies for the training images.
-    y_train : array_like, shape (n_train,)
-        Training labels, shared by all dies.
-    X_test : array_like, shape (D, n_test, f)
-        Output voltages of the same dies for the test images.
-    method : {"rff-ridge", "linear-ridge", "mlp"}, default "rff-ridge"
-        Batched ridge on random Fourier features, batched ridge on the standardized voltages,
-        or a scikit-learn MLP (:class:`yieldmc.corrector.MLPCorrector`) per die in a loop
-        (the slow yardstick).
-    n_features : int, default 256
-        Random features (``"rff-ridge"`` only).
-    alpha : float or None
-        Ridge penalty (default 0.01) for the ridge methods; L2 penalty of the MLP
-        (default 1.0) for ``"mlp"``.
-    gamma : float or None
-        RBF width for ``"rff-ridge"``; None means ``1 / f``.
-    hidden, max_iter
-        MLP hidden layer sizes and iteration cap (``"mlp"`` only).
-    random_state : None, int or Generator
-        Ridge: seed of the projection shared by all dies. MLP: every die's network starts from
-        the same initial weights drawn from this seed. Either way a die's result does not
-        depend on which other dies are in the batch.
-    n_jobs : int, default 1
-        joblib workers for ``"mlp"``, each fitting with single-threaded BLAS (the ridge
-        methods use ``blas_threads``).
-    blas_threads : int or None, default 1
-        BLAS threads of the ridge methods (see :class:`BatchedRidgeCorrector`).
-
-    Returns
-    -------
-    ndarray, shape (D, n_test)
-        Predicted labels per die and test image.
-    """
-    if method not in _METHODS:
-        raise ConfigError(f"method must be one of {', '.join(_METHODS)}; got {method!r}")
-    X_train = _check_stack(X_train, "X_train")
-    X_test = _check_stack(X_test, "X_test", X_train.shape[2])
-    if X_test.shape[0] != X_train.shape[0]:
-        raise ConfigError(
-            f"X_train holds {X_train.shape[0]} dies but X_test holds {X_test.shape[0]}"
-        )
-    y_train = np.asarray(y_train)
-    if method == "mlp":
-        seed = as_sklearn_seed(random_state)
-        if isinstance(seed, np.random.RandomState):
-            seed = int(seed.randint(0, 2**31 - 1))  # one seed for all dies, not a shared stream
-        return _fit_predict_mlp(X_train, y_train, X_test, hidden, alpha, max_iter, seed, n_jobs)
-    model = BatchedRidgeCorrector(
-        features=_METHODS[method],
-        n_features=n_features,
-        alpha=DEFAULT_RIDGE_ALPHA if alpha is None else alpha,
-        gamma=gamma,
-        random_state=as_sklearn_seed(random_state),
-        blas_threads=blas_threads,
-    )
-    return model.fit(X_train, y_train).predict(X_test)
