@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 import yieldmc.circuit.solver as solver_mod
 from yieldmc.circuit import Resistances, _kernels, transfer_matrix, transfer_matrix_info
-from yieldmc.circuit.reference import _assemble
+from yieldmc.circuit.reference import assemble_mna
 
 from _machine import machine_record, write_record
 from _timing import faults, time_interleaved
@@ -148,7 +148,7 @@ def analysis(quick: bool, skip_lu_above: int) -> dict:
         G = conductances(rows, cols)
         with threadpool_limits(limits=1, user_api="blas"):  # CPU times of this thread
             t0 = time.thread_time()
-            A, drive, _, _ = _assemble(G, R_WIRE, R_WIRE, 0.0, 0.0)
+            A, drive, _, _ = assemble_mna(G, R_WIRE, R_WIRE, 0.0, 0.0)
             t1 = time.thread_time()
             lu = spla.splu(A, permc_spec=PERMC_SPEC)
             t2 = time.thread_time()

@@ -40,8 +40,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config("paper")
     model = DieModel.build(cfg)
-    spec = mc.ModelSpec(cfg, "unused")
-    mc._MODELS[spec.key] = model
+    spec = mc.ModelSpec(cfg, "unused", model=model)
     design = design_for(model)
     labels = mc.labels_for(spec, "test")
     (ROOT / "runs").mkdir(exist_ok=True)

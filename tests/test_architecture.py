@@ -17,12 +17,15 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "yieldmc"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "yieldmc"
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+#: Scripts outside the package that use it: they keep to the import rules too.
+SCRIPTS = sorted([*ROOT.glob("benchmarks/*.py"), *ROOT.glob("results/**/*.py")])
 
 
 def _module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -83,12 +86,25 @@ def _check_source(source: str, name: str, path: Path) -> list[str]:
         elif isinstance(node, ast.Global):
             found.append(f"{name}:{node.lineno} uses 'global {', '.join(node.names)}'")
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id in aliases and node.attr.startswith("_")
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_")
                 and not node.attr.startswith("__")):
-            found.append(f"{name}:{node.lineno} reaches private {aliases[node.value.id]}.{node.attr}")
+            continue
+        target = _dotted(node.value)
+        module = aliases.get(target) or (target if target in MODULES else None)
+        if module is not None and module != name:
+            found.append(f"{name}:{node.lineno} reaches private {module}.{node.attr}")
     found += _mutable_state(name, tree)
     return found
+
+
+def _dotted(node: ast.expr) -> str:
+    """``a.b.c`` for a chain of attribute accesses on a name; "" for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else ""
+    return ""
 
 
 _MUTABLE_CALLS = {"dict", "list", "set", "defaultdict", "OrderedDict", "Counter", "deque"}
@@ -135,10 +151,27 @@ def test_module_keeps_to_the_structure_rules(path: Path) -> None:
     assert _problems(path) == []
 
 
+@pytest.mark.parametrize("path", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_script_uses_only_public_names(path: Path) -> None:
+    """Benchmarks and results scripts use no underscore names of the package's modules. (They
+    may time a kernel module's functions, its helpers included, directly; their own
+    module-level state is theirs.)"""
+    found = [p for p in _problems(path) if "private" in p and not _is_kernel_module(_owner(p))]
+    assert found == []
+
+
+def _owner(problem: str) -> str:
+    """The module whose private name a problem line names."""
+    if " from " in problem:  # "... imports private name _x from yieldmc.m"
+        return problem.rsplit(" from ", 1)[1]
+    return problem.rsplit(" ", 1)[1].rsplit(".", 1)[0]  # "... reaches private yieldmc.m._x"
+
+
 def test_the_checker_finds_what_it_forbids() -> None:
     """Each rule fires on a module that breaks it (the checker itself can fail)."""
     source = (
         "from yieldmc.die import _private\n"
+        "import yieldmc.store\n"
         "from yieldmc import defects\n"
         "from yieldmc.engine import _chunk\n"
         "CACHE = {}\n"
@@ -147,9 +180,10 @@ def test_the_checker_finds_what_it_forbids() -> None:
         "    global X\n"
         "    CACHE['a'] = defects._check_weights(None)\n"
         "    _models.clear()\n"
+        "    yieldmc.store._probe(None)\n"
     )
     found = "\n".join(_check_source(source, "yieldmc.probe", PACKAGE / "probe.py"))
     for needle in ("private name _private", "kernel module yieldmc.engine._chunk", "global X",
                    "mutable '_models'", "mutates module-level CACHE", "mutates module-level _models",
-                   "reaches private yieldmc.defects._check_weights"):
+                   "reaches private yieldmc.defects._check_weights", "reaches private yieldmc.store._probe"):
         assert needle in found, (needle, found)

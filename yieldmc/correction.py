@@ -146,6 +146,7 @@ def correct_run(
     overwrite: bool = False,
     verify: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train correctors for the dies of a run and store the corrected accuracy per die.
 
@@ -166,6 +167,9 @@ def correct_run(
         Check the run's checksums and settings before reading it (``False``: sizes only).
     progress : callable, optional
         Called as ``progress(dies done, dies)``.
+    cache_dir : path, optional
+        Where the image data is cached (:func:`yieldmc.cache.obtain_dataset`; default
+        :func:`yieldmc.cache.default_cache_dir`); the network is the run's own.
 
     Returns
     -------
@@ -186,10 +190,11 @@ def correct_run(
 
     with threadpool_limits(1):  # small matrices: BLAS threads only oversubscribe the cores
         return _correct_run(run, mode, method=method, sample=sample, seed=seed, hidden=hidden,
-                            overwrite=overwrite, verify=verify, progress=progress)
+                            overwrite=overwrite, verify=verify, progress=progress, cache_dir=cache_dir)
 
 
-def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, verify, progress) -> dict[str, Any]:
+def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, verify, progress,
+                 cache_dir) -> dict[str, Any]:
     if mode not in MODES:
         raise ConfigError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
     if method not in METHODS:
@@ -208,7 +213,7 @@ def _correct_run(run, mode, *, method, sample, seed, hidden, overwrite, verify, 
         if os.path.lexists(out) and not store.wrote(rel):
             raise ConfigError(f"{out} was not written by `yieldmc correct` for this run; move it away and run again")
         return _compute(store, table, out, mode, method=method, sample=sample, seed=seed, hidden=hidden,
-                        progress=progress)
+                        progress=progress, cache_dir=cache_dir)
 
 
 def _select_dies(all_dies: np.ndarray, sample: int | None, seed: int) -> np.ndarray:
@@ -221,12 +226,12 @@ def _select_dies(all_dies: np.ndarray, sample: int | None, seed: int) -> np.ndar
 
 
 def _compute(store: RunStore, table: pd.DataFrame, out: Path, mode: str, *, method: str, sample: int | None,
-             seed: int, hidden: tuple[int, ...], progress) -> dict[str, Any]:
+             seed: int, hidden: tuple[int, ...], progress, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Correct the dies of ``table`` (the run's verified die table) and write ``out``."""
     from yieldmc.die import DieModel
 
     info = store.info
-    model = DieModel.build(from_dict(info["config"]), store.network_path)
+    model = DieModel.build(from_dict(info["config"]), store.network_path, cache_dir=cache_dir)
     dies = _select_dies(table["die"].to_numpy(), sample, seed)
     n_test = len(model.images("test")[1])
     start = time.perf_counter()

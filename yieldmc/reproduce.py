@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from yieldmc import defect_kinds
 from yieldmc.atomic import atomic_path
 from yieldmc.config import Config, load_config
-from yieldmc.defects import SPATIAL_KINDS
 from yieldmc.errors import ConfigError
 from yieldmc.schema import STUDY_TABLES, TABLES
 
@@ -155,7 +155,7 @@ def simulate_circuits(base: DieModel, settings: StudySettings) -> Circuits:
     from yieldmc.correction import die_voltages
 
     circuits: Circuits = {}
-    for kind in SPATIAL_KINDS:
+    for kind in defect_kinds.REGISTRY.spatial:
         for sev in settings.severities:
             v_train, v_test = die_voltages(instance_model(base, kind, sev), range(settings.n_instances),
                                            ("train", "test"))
@@ -177,7 +177,7 @@ def score_types(circuits: Circuits, labels: tuple[np.ndarray, np.ndarray], setti
 
     y_train, y_test = labels
     out = {}
-    for kind in SPATIAL_KINDS:
+    for kind in defect_kinds.REGISTRY.spatial:
         for sev in settings.severities:
             raw, fixed, n_params = [], [], 0
             for i in range(settings.n_instances):
@@ -200,13 +200,13 @@ def score_generalization(circuits: Circuits, labels: tuple[np.ndarray, np.ndarra
 
     y_train, y_test = labels
     sev, n = settings.main_severity, settings.n_instances
-    train_sets = {k: [(circuits[k, sev, i][0], y_train) for i in range(n)] for k in SPATIAL_KINDS}
-    train_sets["mixed"] = [(np.concatenate([circuits[k, sev, i][0] for k in SPATIAL_KINDS]),
-                            np.tile(y_train, len(SPATIAL_KINDS))) for i in range(n)]
+    train_sets = {k: [(circuits[k, sev, i][0], y_train) for i in range(n)] for k in defect_kinds.REGISTRY.spatial}
+    train_sets["mixed"] = [(np.concatenate([circuits[k, sev, i][0] for k in defect_kinds.REGISTRY.spatial]),
+                            np.tile(y_train, len(defect_kinds.REGISTRY.spatial))) for i in range(n)]
     out = {}
     for train_kind, sets in train_sets.items():
         models = [fits.get((train_kind, sev, i), settings.hidden, X, y) for i, (X, y) in enumerate(sets)]
-        for test_kind in SPATIAL_KINDS:
+        for test_kind in defect_kinds.REGISTRY.spatial:
             tests = [circuits[test_kind, sev, (i + 1) % n][1] for i in range(n)]
             out[train_kind, test_kind] = Scores([_raw(t, y_test) for t in tests],
                                                 [m.score(t, y_test) for m, t in zip(models, tests, strict=True)],
@@ -222,7 +222,7 @@ def score_size_sweep(circuits: Circuits, labels: tuple[np.ndarray, np.ndarray], 
     y_train, y_test = labels
     sev = settings.main_severity
     out = {}
-    for kind in SPATIAL_KINDS:
+    for kind in defect_kinds.REGISTRY.spatial:
         for h in settings.sweep_hidden:
             raw, fixed, n_params = [], [], 0
             for i in range(settings.sweep_instances):
@@ -360,7 +360,8 @@ def _check_out_dir(out: Path, overwrite: bool) -> None:
 
 
 def run_study(out: str | Path, settings: StudySettings | None = None, config: Config | None = None,
-              *, overwrite: bool = False, log: Callable[[str], Any] = print) -> dict[str, Any]:
+              *, overwrite: bool = False, log: Callable[[str], Any] = print,
+              cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Run the whole study and write its files into ``out`` (see module docstring).
 
     BLAS is limited to one thread: the correctors' matrices are small, and threads only
@@ -378,6 +379,9 @@ def run_study(out: str | Path, settings: StudySettings | None = None, config: Co
         Replace study files already in ``out``.
     log : callable
         Called with a line of progress after each stage.
+    cache_dir : path, optional
+        Where the image data and the trained network are cached
+        (:func:`yieldmc.cache.default_cache_dir` by default).
 
     Returns
     -------
@@ -404,7 +408,7 @@ def run_study(out: str | Path, settings: StudySettings | None = None, config: Co
         def done(what: str) -> None:
             log(f"{what} ({time.perf_counter() - t_start:.0f} s)")
 
-        base = DieModel.build(config or load_config("paper"))
+        base = DieModel.build(config or load_config("paper"), cache_dir=cache_dir)
         labels = (base.images("train")[1], base.images("test")[1])
         fault_free = base.fault_free_accuracy()
         fits = _Fits(settings.seed)

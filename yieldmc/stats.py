@@ -21,8 +21,9 @@ sample, and refuses NaN accuracies unless ``nan_policy="omit"``.
 
 :func:`yield_report` computes a whole threshold grid, overall or per group, at once (sorted
 accuracies, vectorised intervals), leaving out by default the dies whose circuit solve did not
-converge (their accuracy is not trustworthy). :func:`yield_tables` is what ``yieldmc yield``
-prints: :func:`yield_report` of a run directory, before and after correction.
+converge (their accuracy is not trustworthy). What ``yieldmc yield`` prints is
+:func:`yieldmc.runyield.yield_tables`: :func:`yield_report` of a run directory, before and
+after correction.
 """
 
 from __future__ import annotations

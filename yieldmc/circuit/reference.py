@@ -66,8 +66,25 @@ class _Stamper:
         ).tocsc()
 
 
-def _assemble(G: np.ndarray, r_row: float, r_col: float, r_driver: float, r_sense: float):
-    """MNA matrix of the crossbar and the map from input voltages to the right-hand side."""
+def assemble_mna(G: np.ndarray, r_row: float, r_col: float, r_driver: float, r_sense: float):
+    """Modified-nodal-analysis system of a crossbar: its matrix and how inputs drive it.
+
+    Parameters
+    ----------
+    G : numpy.ndarray, shape (M, N)
+        Cell conductances (S).
+    r_row, r_col, r_driver, r_sense : float
+        Wire segment, driver and sense resistances (ohm), as in :func:`solve_reference`.
+
+    Returns
+    -------
+    A : scipy.sparse.csc_matrix
+        The MNA matrix (row-wire nodes, column-wire nodes, then branch currents).
+    drive : scipy.sparse.csr_matrix, shape (unknowns, M)
+        Maps row input voltages to the right-hand side: ``b = drive @ v``.
+    row_node, col_node : numpy.ndarray of int, shape (M, N)
+        Index of each cell's row-wire and column-wire node in the unknowns.
+    """
     m_rows, n_cols = G.shape
     row_node = np.arange(m_rows * n_cols).reshape(m_rows, n_cols)
     col_node = row_node + m_rows * n_cols
@@ -101,7 +118,7 @@ def node_voltages_reference(
     """
     G, v, single = check_inputs(G, v)
     check_network(r_row, r_col, r_driver, r_sense)
-    A, drive, row_node, col_node = _assemble(G, r_row, r_col, r_driver, r_sense)
+    A, drive, row_node, col_node = assemble_mna(G, r_row, r_col, r_driver, r_sense)
     x = spla.splu(A, permc_spec="MMD_AT_PLUS_A").solve(np.asarray(drive @ v.T))  # one factorisation, all inputs at once
     row_v = x[row_node].transpose(2, 0, 1)
     col_v = x[col_node].transpose(2, 0, 1)
@@ -176,8 +193,8 @@ def solve_sinh_reference(
     """
     G, v2, single = check_inputs(G, v)
     check_network(r_row, r_col, r_driver, r_sense)
-    A_wires, drive, row_node, col_node = _assemble(np.zeros_like(G), r_row, r_col, r_driver, r_sense)
-    A_small, *_ = _assemble(G, r_row, r_col, r_driver, r_sense)
+    A_wires, drive, row_node, col_node = assemble_mna(np.zeros_like(G), r_row, r_col, r_driver, r_sense)
+    A_small, *_ = assemble_mna(G, r_row, r_col, r_driver, r_sense)
     n = A_wires.shape[0]
     m_rows, n_cols = G.shape
     cells = np.arange(G.size)
