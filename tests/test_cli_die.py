@@ -11,13 +11,11 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from tests.tolerances import PRINTED_3DP_ATOL, RANDOM_SHARE_ATOL, SPICE_RTOL, SPICE_SINH_RTOL
 from yieldmc.cli import app
 
 #: Cells of the paper die: 64x16 + 8x16 + 8x16 + 8x20 (DESIGN.md section 5).
 PAPER_CELLS = 64 * 16 + 8 * 16 + 8 * 16 + 8 * 20
-#: `random` defects at density s: the die's stuck share is binomial(PAPER_CELLS, s) / cells;
-#: 4 standard deviations at s = 0.02 is 0.015.
-RANDOM_SHARE_ATOL = 0.015
 #: Fault-free paper die with 1 ohm wires: at most this accuracy loss against software.
 IR_ACCURACY_LOSS = 0.02
 KEYS = {"software_accuracy", "circuit_accuracy", "ideal_wire_accuracy", "n_arrays",
@@ -155,7 +153,7 @@ def test_spice_check_command(device, rows):
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["device"] == device and out["rows"] == rows
-    assert out["max_rel_error"] < out["limit"] == (1e-7 if device == "sinh" else 1e-8)
+    assert out["max_rel_error"] < out["limit"] == (SPICE_SINH_RTOL if device == "sinh" else SPICE_RTOL)
     assert out["passed"] is True
 
 
@@ -259,7 +257,10 @@ def test_spice_check_says_pass_or_fail(monkeypatch, factor, verdict, code):
 
 
 def test_help_names_what_the_library_defines():
-    """Help texts that quote library constants: the defect kinds, the spice-check tolerances."""
+    """Help texts that quote library constants (written out, so that ``yieldmc --help`` does
+    not import scikit-learn or compile numba): the defect kinds, the corrector methods, the
+    spice-check tolerances."""
+    from yieldmc.correctors import METHODS
     from yieldmc.defects import KINDS
     from yieldmc.spice import CHECK_ROWS, CHECK_RTOL, CHECK_V0
 
@@ -270,3 +271,20 @@ def test_help_names_what_the_library_defines():
     assert quoted and tuple(map(float, quoted.groups())) == (CHECK_RTOL["linear"], CHECK_RTOL["sinh"])
     assert f"(default {CHECK_ROWS['linear']} linear, {CHECK_ROWS['sinh']} sinh)" in spice_help
     assert f"default {CHECK_V0}." in spice_help
+    correct_help = " ".join(CliRunner().invoke(app, ["correct", "--help"]).stdout.split())
+    assert f"Per-die corrector: {', '.join(METHODS[:-1])} or {METHODS[-1]}." in correct_help
+
+
+def test_demo_prints_the_library_demo():
+    """``yieldmc demo`` prints :func:`yieldmc.circuit.demo.ir_drop_demo`'s currents."""
+    from yieldmc.circuit.demo import ir_drop_demo
+
+    out = CliRunner().invoke(app, ["demo", "--rows", "6", "--cols", "3", "--r-wire", "2", "--seed", "4"])
+    assert out.exit_code == 0, out.output
+    d = ir_drop_demo(6, 3, r_wire=2.0, seed=4)
+    rows = [line.split() for line in out.stdout.splitlines()[3:]]
+    assert len(rows) == 3
+    for j, row in enumerate(rows):
+        assert [float(x) for x in row] == pytest.approx(
+            [j, 1e6 * d.ideal[j], 1e6 * d.wired[j], d.loss_percent[j]], abs=PRINTED_3DP_ATOL)
+    assert "G in [1e-6, 1e-4] S, v in [0, 0.2] V, wire 2.0 ohm" in out.stdout

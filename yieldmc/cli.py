@@ -19,6 +19,7 @@ import numpy as np
 import typer
 import typer.core
 
+from yieldmc.defects import KINDS
 from yieldmc.errors import YieldmcError
 
 app = typer.Typer(
@@ -142,15 +143,21 @@ def parse_layers(text: str | None) -> list[int] | None:
         raise ConfigError(f"--layers must be comma-separated layer indices or 'all', got {text!r}") from None
 
 
+def _die_config(preset: str, config: Path | None, sets: list[str] | None, defect: str | None,
+                severity: str | None, layers: str | None, seed: int | None, device: str | None):
+    """:func:`build_config` with the defect, seed and device flags of ``die`` and ``sample``."""
+    return build_config(preset, config, sets, **{
+        "defects.kind": defect, "defects.severity": parse_severity(severity),
+        "defects.layers": parse_layers(layers), "seed": seed, "device.model": device})
+
+
 @app.command(cls=_Command)
 @user_errors
 def die(
     preset: str = PresetOpt,
     config: Path = ConfigOpt,
     sets: list[str] = SetOpt,
-    defect: str = typer.Option(
-        None, "--defect",
-        help="Defect kind: circular, circular_complement, ring, row, column, checkerboard, random, mixed, none."),
+    defect: str = typer.Option(None, "--defect", help=f"Defect kind: {', '.join(KINDS)}."),
     severity: str = typer.Option(None, "--severity", help="Faulty share of each affected array: S or LO:HI."),
     layers: str = typer.Option(None, "--layers", help="Layers receiving defects, e.g. 0,2 or all."),
     seed: int = typer.Option(None, "--seed", min=0, help="Root seed of the run."),
@@ -159,53 +166,27 @@ def die(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Simulate one die and print its accuracy (software, fault-free, with and without IR drop)."""
+    from yieldmc.die import compare_die
 
-    from yieldmc.die import DieModel
-
-    cfg = build_config(preset, config, sets, **{
-        "defects.kind": defect, "defects.severity": parse_severity(severity),
-        "defects.layers": parse_layers(layers), "seed": seed, "device.model": device})
-    model = DieModel.build(cfg)
-    result = model.simulate(die_index)
-    ideal_cfg = cfg.replace(**{"wires.r_row": 0.0, "wires.r_col": 0.0})
-    ideal = DieModel(ideal_cfg, model.network, model.dataset).simulate(die_index)
-    summary = {
-        "preset": cfg.name,
-        "device": cfg.device.model,
-        "die": die_index,
-        "seed": cfg.seed,
-        "software_accuracy": model.software_accuracy(),
-        "fault_free_accuracy": model.fault_free_accuracy(),
-        "circuit_accuracy": result.accuracy,
-        "ideal_wire_accuracy": ideal.accuracy,
-        "n_arrays": len(model.layout.arrays),
-        "array_shapes": [list(s) for s in model.layout.shapes],
-        "defect_type": result.defect_type,
-        "fault_fraction": result.fault_fraction,
-        "n_stuck_on": result.n_stuck_on,
-        "n_stuck_off": result.n_stuck_off,
-        "layers_affected": result.layers_affected,
-        "solver_max_residual": result.solver_max_residual,
-        "solver_converged": result.solver_converged,
-        "ideal_wire_solver_converged": ideal.solver_converged,
-        "update_methods": result.methods,
-    }
+    cfg = _die_config(preset, config, sets, defect, severity, layers, seed, device)
+    comparison = compare_die(cfg, die_index)
+    summary = comparison.summary()
     if as_json:
         typer.echo(json.dumps(summary))
         return
+    result, ideal = comparison.result, comparison.ideal
     typer.echo(f"{cfg.name} die {die_index} (seed {cfg.seed}, {cfg.device.model} device): {summary['n_arrays']} arrays "
-               f"{', '.join('x'.join(map(str, s)) for s in model.layout.shapes)}")
+               f"{', '.join('x'.join(map(str, s)) for s in comparison.array_shapes)}")
     typer.echo(f"  software accuracy            {summary['software_accuracy']:.4f}")
     typer.echo(f"  fault-free die, IR drop      {summary['fault_free_accuracy']:.4f}")
     typer.echo(f"  this die ({result.defect_type}, {100 * result.fault_fraction:.2f}% stuck: "
                f"{result.n_stuck_on} ON, {result.n_stuck_off} OFF, layers {result.layers_affected})")
     typer.echo(f"    with IR drop               {result.accuracy:.4f}")
     typer.echo(f"    with ideal wires           {ideal.accuracy:.4f}")
-    for name, r in (("with IR drop", result), ("with ideal wires", ideal)):
-        if not r.solver_converged:
-            typer.echo(f"warning: a circuit solve of the die {name} stopped at relative residual "
-                       f"{r.solver_max_residual:.3g} above its tolerance: its accuracy is not trustworthy",
-                       err=True)
+    for name, r in comparison.unconverged():
+        typer.echo(f"warning: a circuit solve of the die {name} stopped at relative residual "
+                   f"{r.solver_max_residual:.3g} above its tolerance: its accuracy is not trustworthy",
+                   err=True)
 
 
 @app.command(cls=_Command)
@@ -279,13 +260,7 @@ def sample(
     """
     from yieldmc.montecarlo import RateMeter, run_sample
 
-    if scheduler_address and scheduler_file:
-        _fail("give --scheduler-address or --scheduler-file, not both")
-    if (scheduler_address or scheduler_file) and backend != "dask":
-        _fail("--scheduler-address/--scheduler-file need --backend dask")
-    cfg = build_config(preset, config, sets, **{
-        "defects.kind": defect, "defects.severity": parse_severity(severity),
-        "defects.layers": parse_layers(layers), "seed": seed, "device.model": device})
+    cfg = _die_config(preset, config, sets, defect, severity, layers, seed, device)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -317,9 +292,7 @@ def sample(
     try:
         summary = run_sample(
             cfg, dies, out, jobs=jobs, chunk_size=chunk_size, backend=backend, engine=engine,
-            compress=None if compress == "none" else compress,
-            scheduler_address=scheduler_address,
-            scheduler_file=str(scheduler_file) if scheduler_file else None,
+            compress=compress, scheduler_address=scheduler_address, scheduler_file=scheduler_file,
             store_voltages=store_voltages, resume=resume, overwrite=overwrite,
             threshold=threshold, progress=progress, log=log)
     except KeyboardInterrupt:
@@ -376,7 +349,7 @@ def correct(
     The die table is never rewritten. With --sample K, yields after correction are
     estimated on K dies (their interval is over K, not over the whole run).
     """
-    from yieldmc.correct import correct_run
+    from yieldmc.correction import correct_run
 
     with _progress_bar("correcting", quiet) as bar:
         task = bar.add_task("c", total=None)
@@ -413,6 +386,15 @@ def yield_(
         True, "--verify/--no-verify",
         help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
+    models: bool = typer.Option(
+        False, "--models",
+        help=("Fit yield models to a wafer run's dies instead (needs the columns wafer and n_defects of "
+              "`yieldmc sample --wafers W`): Poisson, Murphy, Seeds and negative binomial to pass/fail at "
+              "--threshold, Poisson and negative binomial to the defect counts; maximum likelihood, D0 and "
+              "alpha with intervals, log-likelihood, AIC.")),
+    die_area: float = typer.Option(
+        None, "--die-area",
+        help="With --models: die area in cm^2 (default: the run's wafer settings; else 1, D0 per die)."),
 ) -> None:
     """Yield = share of dies with accuracy >= threshold, with Wilson / Clopper-Pearson intervals.
 
@@ -421,35 +403,131 @@ def yield_(
     out of n unless --include-unconverged, and counted in the column excluded_unconverged.
     With --corrected, the 'after' rows cover the corrected dies only (a subsample if
     `yieldmc correct --sample` was used) and the 'before' rows are computed on those same dies.
+
+    With --models: one row per (data, model), best AIC first within each data set (pass_fail
+    or counts; AICs compare within one data set only). d0 is the defect density per cm^2
+    with its interval d0_lo..d0_hi; alpha the negative binomial's clustering shape (inf: no
+    clustering; "inf" in --json, NaN as null); yield the model's die yield.
     """
-    import pandas as pd
+    from yieldmc.runyield import yield_tables
 
-    from yieldmc import stats
-    from yieldmc.correct import load_corrected
-    from yieldmc.store import load_dies
+    if models:
+        _yield_models(run, threshold, confidence, include_unconverged, verify, as_json, die_area,
+                      thresholds is not None or by is not None or mode is not None)
+        return
+    if die_area is not None:
+        from yieldmc.errors import ConfigError
 
-    if threshold is not None and thresholds is not None:
-        _fail("give --threshold or --thresholds, not both")
-    grid = stats.parse_thresholds(thresholds) if thresholds else np.array([0.8 if threshold is None else threshold])
-    df = load_dies(run, verify=verify)
-    frames = {"before": df}
-    if mode:
-        fixed = load_corrected(run, mode, verify=verify)
-        merged = df.merge(fixed[["die", "accuracy_corrected"]], on="die", how="inner")
-        frames = {"before": merged, "after": merged.assign(accuracy=merged["accuracy_corrected"])}
-    result = pd.concat([stats.yield_report(frame, grid, by=by, confidence=confidence,
-                                           include_unconverged=include_unconverged).assign(stage=stage)
-                        for stage, frame in frames.items()], ignore_index=True)
-    unconverged = int((~frames["before"]["solver_converged"]).sum())
-    if unconverged:
-        typer.echo(f"note: {unconverged} dies whose circuit solve did not converge are "
+        raise ConfigError("--die-area goes with --models")
+    tables = yield_tables(run, thresholds, threshold=threshold, by=by, corrected=mode, confidence=confidence,
+                          include_unconverged=include_unconverged, verify=verify)
+    if tables.unconverged:
+        typer.echo(f"note: {tables.unconverged} dies whose circuit solve did not converge are "
                    + ("counted (--include-unconverged)" if include_unconverged
                       else "left out (--include-unconverged counts them)"), err=True)
+    result = tables.table
     if as_json:  # exact floats; NaN (a group without dies) as null
         records = result.astype(object).where(result.notna(), None).to_dict(orient="records")
         typer.echo(json.dumps(records))
         return
     typer.echo(result.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+
+
+def _yield_models(run: Path, threshold: float | None, confidence: float, include_unconverged: bool, verify: bool,
+                  as_json: bool, die_area: float | None, other: bool) -> None:
+    """``yieldmc yield --models``: print :func:`yieldmc.runyield.run_model_fits`' table."""
+    from yieldmc.errors import ConfigError
+    from yieldmc.runyield import run_model_fits
+
+    if other:
+        raise ConfigError("--models fits at one --threshold; leave out --thresholds, --by and --corrected")
+    fits = run_model_fits(run, threshold=threshold, area_cm2=die_area, confidence=confidence,
+                          include_unconverged=include_unconverged, verify=verify)
+    table = fits.table
+    if as_json:  # NaN (no alpha) as null, infinities as "inf"
+        records = [{k: (None if isinstance(v, float) and v != v else "inf" if v == float("inf") else v)
+                    for k, v in row.items()} for row in table.astype(object).to_dict(orient="records")]
+        typer.echo(json.dumps(records))
+        return
+    typer.echo(f"note: die area {fits.area_cm2:g} cm^2 ({fits.area_source}); pass/fail at accuracy >= "
+               f"{fits.threshold:g}", err=True)
+    typer.echo(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
+@app.command(cls=_Command)
+@user_errors
+def report(
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `yieldmc sample` (may be partial)."),
+    out: Path = typer.Option(
+        ..., "--out",
+        help="File to write: report.html (one self-contained page) or report.md (figures in report_files/)."),
+    fmt: str = typer.Option(None, "--format", help="html or markdown (default: from the --out suffix, .md: markdown)."),
+    threshold: float = typer.Option(0.8, "--threshold", help="Accuracy threshold of pass/fail."),
+    confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out (and its _files folder)."),
+    verify: bool = typer.Option(
+        True, "--verify/--no-verify",
+        help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
+) -> None:
+    """Write a report a person opens: settings, yield curves, groups, histogram, maps, model fits.
+
+    Sections: the run's settings and status (a partial run says "N of M dies finished" at the
+    top and covers its finished dies); yield vs threshold with Wilson / Clopper-Pearson
+    intervals; yield by defect type and by the layers with stuck cells; the accuracy
+    histogram; correction before/after (when RUN/corrected/ has a table); wafer maps, radial
+    and zone yield and fitted yield models (when the dies carry wafer columns). HTML embeds
+    the figures; Markdown writes them as PNG files into <name>_files/ beside it.
+    """
+    from yieldmc.runreport import write_report
+
+    summary = write_report(run, out, fmt=fmt, threshold=threshold, confidence=confidence, overwrite=overwrite,
+                           verify=verify)
+    if summary["partial"]:
+        typer.echo(f"warning: {run} is a partial run: {summary['dies']} of {summary['n_dies']} dies finished; "
+                   "the report covers those", err=True)
+    typer.echo(f"{summary['format']} report of {summary['dies']} dies, {summary['figures']} figures "
+               f"-> {summary['out']}")
+
+
+@app.command(cls=_Command)
+@user_errors
+def wafermap(
+    run: Path = typer.Argument(..., metavar="RUN", help="Run directory sampled on wafers (yieldmc sample --wafers W)."),
+    out: Path = typer.Option(..., "--out", help="Image file of the maps; the suffix names the format (.png, .svg)."),
+    npz: Path = typer.Option(
+        None, "--npz",
+        help="Also write the pass/fail maps as WM-811K-shaped uint8 arrays (0 no die, 1 pass, 2 fail) to this .npz."),
+    value: str = typer.Option("passed", "--value", help="passed (pass green / fail red) or accuracy (colour scale)."),
+    threshold: float = typer.Option(0.8, "--threshold", help="Accuracy threshold of pass/fail."),
+    mode: str = typer.Option(
+        None, "--corrected",
+        help="Draw the accuracy after correction of this mode (per-die or population; its dies only)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --out and --npz files."),
+    verify: bool = typer.Option(
+        True, "--verify/--no-verify",
+        help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary (zone and radial yield) as JSON."),
+) -> None:
+    """Draw one map per wafer (pass/fail or accuracy) and print zone and radial yield.
+
+    Needs the per-die columns wafer, x and y of a run sampled on wafers; other runs are refused
+    with one line (exit 2). Zones are equal-area center, middle and edge rings; radial yield
+    uses five rings of equal width; both with Wilson intervals. At most 100 wafers are drawn.
+    """
+    from yieldmc.runyield import write_wafer_maps
+
+    summary = write_wafer_maps(run, out, npz=npz, value=value, threshold=threshold, corrected=mode,
+                               overwrite=overwrite, verify=verify)
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    import pandas as pd
+
+    typer.echo(f"{summary['shown']} of {summary['wafers']} wafers ({summary['dies']} dies) -> {summary['out']}"
+               + (f", {summary['npz']}" if summary["npz"] else ""))
+    for key in ("zones", "radial"):
+        if key in summary:
+            typer.echo(pd.DataFrame(summary[key]).to_string(index=False, float_format=lambda x: f"{x:.4f}"))
 
 
 @app.command(cls=_Command)
@@ -487,20 +565,16 @@ def demo(
     seed: int = typer.Option(0, min=0, help="Seed of the random conductances and inputs."),
 ) -> None:
     """Solve a random crossbar with and without IR drop and print the column currents."""
-    from yieldmc.circuit import solve, transfer_matrix_info
+    from yieldmc.circuit.demo import DEMO_G_RANGE, DEMO_V_RANGE, ir_drop_demo
 
-    rng = np.random.default_rng(seed)
-    G = rng.uniform(1e-6, 1e-4, (rows, cols))
-    v = rng.uniform(0.0, 0.2, rows)
-    ideal = solve(G, v, 0.0, 0.0)
-    T, info = transfer_matrix_info(G, r_wire, r_wire)
-    wired = v @ T
-    typer.echo(f"{rows}x{cols} array, G in [1e-6, 1e-4] S, v in [0, 0.2] V, wire {r_wire} ohm")
-    typer.echo(f"solver: {info.iterations} CG iterations, residual {info.max_residual:.1e}")
+    d = ir_drop_demo(rows, cols, r_wire=r_wire, seed=seed)
+    g_lo, g_hi = (np.format_float_scientific(g, trim="-", exp_digits=1) for g in DEMO_G_RANGE)
+    v_lo, v_hi = DEMO_V_RANGE
+    typer.echo(f"{rows}x{cols} array, G in [{g_lo}, {g_hi}] S, v in [{v_lo:g}, {v_hi:g}] V, wire {r_wire} ohm")
+    typer.echo(f"solver: {d.info.iterations} CG iterations, residual {d.info.max_residual:.1e}")
     typer.echo(f"{'column':>6} {'ideal (uA)':>12} {'IR drop (uA)':>13} {'loss %':>7}")
-    for j in range(cols):
-        loss = 100 * (1 - wired[j] / ideal[j]) if ideal[j] else 0.0
-        typer.echo(f"{j:>6} {1e6 * ideal[j]:>12.4f} {1e6 * wired[j]:>13.4f} {loss:>7.3f}")
+    for j, (i0, i1, loss) in enumerate(zip(d.ideal, d.wired, d.loss_percent, strict=True)):
+        typer.echo(f"{j:>6} {1e6 * i0:>12.4f} {1e6 * i1:>13.4f} {loss:>7.3f}")
 
 
 @app.command("spice-check", cls=_Command)
@@ -522,36 +596,16 @@ def spice_check(
     PASS (exit 0) below 1e-8 (linear) or 1e-7 (sinh) of the largest column current,
     FAIL (exit 1) otherwise; --json gives "passed": true or false.
     """
-    from yieldmc.circuit import solve_device
-    from yieldmc.devices import DEVICE_MODELS, LinearDevice, SinhDevice
-    from yieldmc.errors import ConfigError
-    from yieldmc.spice import run_ngspice
+    from yieldmc.spice import spice_check as check
 
-    if device not in DEVICE_MODELS:
-        raise ConfigError(f"--device must be one of {', '.join(DEVICE_MODELS)}, got {device!r}")
-    if v0 is not None and device != "sinh":
-        raise ConfigError("--v0 applies to --device sinh only")
-    v0 = 0.25 if v0 is None else v0
-    if not v0 > 0:
-        raise ConfigError(f"--v0 must be > 0 V, got {v0!r}")
-    cell = SinhDevice(v0=v0) if device == "sinh" else LinearDevice()
-    rows = rows or (16 if device == "sinh" else 32)
-    cols = cols or rows
-    limit = 1e-7 if device == "sinh" else 1e-8
-    rng = np.random.default_rng(seed)
-    G = np.exp(rng.uniform(np.log(1e-6), np.log(1e-4), (rows, cols)))
-    v = rng.uniform(0.0, 0.2, rows)
-    ours = solve_device(cell, G, v, r_wire, r_wire, r_sense=r_sense)
-    spice = run_ngspice(G, v, r_wire, r_wire, r_sense=r_sense, device=cell)
-    worst = float(np.max(np.abs(ours - spice)) / np.max(np.abs(spice)))
-    passed = bool(worst < limit)  # False for NaN too
+    result = check(rows, cols, seed=seed, r_wire=r_wire, r_sense=r_sense, device=device, v0=v0)
     if as_json:
-        typer.echo(json.dumps({"rows": rows, "cols": cols, "seed": seed, "device": device,
-                               "max_rel_error": worst, "limit": limit, "passed": passed}))
+        typer.echo(json.dumps(result.to_dict()))
     else:
-        typer.echo(f"{'PASS' if passed else 'FAIL'}: {rows}x{cols} {device}, seed {seed}: worst relative "
-                   f"error vs ngspice {worst:.3e} (limit {limit:g})")
-    if not passed:
+        typer.echo(f"{'PASS' if result.passed else 'FAIL'}: {result.rows}x{result.cols} {result.device}, "
+                   f"seed {result.seed}: worst relative error vs ngspice {result.max_rel_error:.3e} "
+                   f"(limit {result.limit:g})")
+    if not result.passed:
         raise typer.Exit(1)
 
 
