@@ -144,11 +144,26 @@ def parse_layers(text: str | None) -> list[int] | None:
 
 
 def _die_config(preset: str, config: Path | None, sets: list[str] | None, defect: str | None,
-                severity: str | None, layers: str | None, seed: int | None, device: str | None):
-    """:func:`build_config` with the defect, seed and device flags of ``die`` and ``sample``."""
+                severity: str | None, layers: str | None, seed: int | None, device: str | None, **more):
+    """:func:`build_config` with the defect, seed and device flags of ``die`` and ``sample``
+    (and ``more`` overrides, e.g. ``sample``'s wafer flags)."""
     return build_config(preset, config, sets, **{
         "defects.kind": defect, "defects.severity": parse_severity(severity),
-        "defects.layers": parse_layers(layers), "seed": seed, "device.model": device})
+        "defects.layers": parse_layers(layers), "seed": seed, "device.model": device, **more})
+
+
+def parse_die_size(text: str | None) -> tuple[float | None, float | None]:
+    """``"10x10"`` (mm, width x height) -> ``(10.0, 10.0)``; None -> ``(None, None)``."""
+    from yieldmc.errors import ConfigError
+
+    if text is None:
+        return None, None
+    parts = text.lower().split("x")
+    try:
+        w, h = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--die-size is width x height in mm, e.g. 10x10, got {text!r}") from None
+    return w, h
 
 
 @app.command(cls=_Command)
@@ -192,10 +207,21 @@ def die(
 @app.command(cls=_Command)
 @user_errors
 def sample(
-    dies: int = typer.Option(..., "--dies", help="Number of dies to simulate (>= 1)."),
+    dies: int = typer.Option(
+        None, "--dies",
+        help="Number of dies to simulate (>= 1); with --wafers, every die site of the wafers (leave it out)."),
     defect: str = typer.Option(
         None, "--defect",
         help="Defect kind (mixed draws a spatial kind per die); default from the preset."),
+    wafers: int = typer.Option(
+        None, "--wafers", min=0,
+        help=("Place the dies on W wafers per lot (wafer.wafers; 0: no wafers): every die site is simulated, "
+              "and each die's defect count follows the clustered density of docs/wafer.md.")),
+    lots: int = typer.Option(None, "--lots", min=1, help="Lots of --wafers wafers each (wafer.lots; default 1)."),
+    wafer_diameter: float = typer.Option(
+        None, "--wafer-diameter", help="Wafer diameter in mm (wafer.diameter_mm; default 300)."),
+    die_size: str = typer.Option(
+        None, "--die-size", help="Die width x height in mm, e.g. 10x10 (wafer.die_w_mm, wafer.die_h_mm)."),
     preset: str = PresetOpt,
     config: Path = ConfigOpt,
     sets: list[str] = SetOpt,
@@ -253,6 +279,12 @@ def sample(
     solve did not converge (counted as unconverged). The first run on a machine compiles
     numba kernels (about a minute; a notice says so).
 
+    With --wafers W the dies sit on wafers (lots x W wafers, every die site; per-die columns
+    lot, wafer, x, y, r_mm, expected_defects, n_defects): each die's number of defects comes
+    from the lot/wafer density hierarchy (wafer.d0, wafer.alpha, wafer.signature; see
+    docs/wafer.md), and that many of its arrays receive the cell-level defects it would draw
+    in a --dies run. yieldmc report, wafermap and yield --models read such runs.
+
     Exit codes: 0 done; 2 bad input (an option, a setting, an --out in the way; a new run
     directory is not created); 1 a worker died, a disk is full or read-only, or another
     process writes --out; 130 Ctrl-C. After 1 or 130 the finished chunks are kept and
@@ -260,7 +292,10 @@ def sample(
     """
     from yieldmc.montecarlo import RateMeter, run_sample
 
-    cfg = _die_config(preset, config, sets, defect, severity, layers, seed, device)
+    die_w, die_h = parse_die_size(die_size)
+    cfg = _die_config(preset, config, sets, defect, severity, layers, seed, device, **{
+        "wafer.wafers": wafers, "wafer.lots": lots, "wafer.diameter_mm": wafer_diameter,
+        "wafer.die_w_mm": die_w, "wafer.die_h_mm": die_h})
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -283,7 +318,7 @@ def sample(
             started.append(True)
         meter.update(done, total)
         eta = "-:--:--" if meter.eta_s is None else _clock(meter.eta_s)
-        bar.update(task, completed=done, rate=f"{meter.rate:,.0f} dies/s" if meter.rate else "", eta=eta)
+        bar.update(task, completed=done, total=total, rate=f"{meter.rate:,.0f} dies/s" if meter.rate else "", eta=eta)
 
     def log(message: str) -> None:
         if not quiet or message.startswith("warning:"):

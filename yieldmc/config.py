@@ -24,6 +24,10 @@ from yieldmc.errors import ConfigError
 #: each (a test keeps them in step). Defect kinds come from :mod:`yieldmc.defect_kinds`, a
 #: leaf module: its registry is the one place that names them.
 DEVICE_MODELS = ("linear", "sinh")
+#: Spatial signatures a wafer may carry (:data:`yieldmc.wafer.SIGNATURES`, the same tuple: a
+#: test keeps them in step; config does not import the wafer library, which needs pandas
+#: and scipy, unless a run places dies on wafers).
+WAFER_SIGNATURES = ("none", "center", "edge_ring", "donut", "local", "scratch", "random")
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -258,6 +262,103 @@ class DefectConfig:
 
 
 @dataclass(frozen=True)
+class WaferConfig:
+    """Dies placed on wafers, and the wafers' clustered defect density (docs/wafer.md).
+
+    With ``wafers = 0`` (the default) a run has no wafers: ``--dies N`` dies, each with
+    defects on every array of ``defects.layers`` (a config without ``[wafer]`` is written
+    exactly as before this section existed). With ``wafers > 0`` the run holds every die
+    site of ``lots * wafers`` wafers (:func:`yieldmc.die.wafer_die_count`); each die draws
+    its number of killer defects from the density hierarchy of :mod:`yieldmc.wafer`, and
+    that many of its eligible arrays (those of ``defects.layers``) receive the die's
+    cell-level defects; a die without a defect is fault-free.
+
+    Attributes
+    ----------
+    wafers : int
+        Wafers per lot (0: no wafers). A FOUP holds 25.
+    lots : int
+        Lots (>= 1).
+    diameter_mm : float
+        Wafer diameter (mm). Default 300.
+    die_w_mm, die_h_mm : float
+        Die width (x) and height (y), scribe lanes included (mm). Default 10 x 10.
+    edge_exclusion_mm : float
+        Ring at the wafer's edge where no die may lie (mm, >= 0). Default 3.
+    d0 : float
+        Mean killer-defect density (defects per cm^2, >= 0). Default 0.5: on a 1 cm^2 die
+        0.5 defects on average, about 64 % of the dies defect-free with ``alpha = 2``.
+    alpha : float
+        Clustering shape: each wafer's density is Gamma(alpha, d0 / alpha) per cm^2, so the
+        dies' counts are negative-binomial with variance ``m + m^2 / alpha`` (``m`` the mean
+        count); small values cluster strongly. ``0``: no clustering (every wafer has density
+        ``d0``: Poisson counts). Default 2.
+    lot_alpha : float
+        Gamma shape of a per-lot density multiplier (mean 1, variance ``1 / lot_alpha``);
+        ``0`` (the default): every lot alike.
+    signature : str
+        Spatial signature of the wafers (:data:`WAFER_SIGNATURES`): ``"none"`` (the
+        default), ``"center"``, ``"edge_ring"``, ``"donut"``, ``"local"`` (a disc at a
+        random place), ``"scratch"`` (a random chord) or ``"random"`` (the whole wafer).
+    signature_strength : float
+        The density inside the signature is ``1 + signature_strength`` times the wafer's
+        (>= 0). Default 5.
+    signature_prob : float
+        Share of wafers that carry the signature, in [0, 1]. Default 1.
+    """
+
+    wafers: int = 0
+    lots: int = 1
+    diameter_mm: float = 300.0
+    die_w_mm: float = 10.0
+    die_h_mm: float = 10.0
+    edge_exclusion_mm: float = 3.0
+    d0: float = 0.5
+    alpha: float = 2.0
+    lot_alpha: float = 0.0
+    signature: str = "none"
+    signature_strength: float = 5.0
+    signature_prob: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name, low in (("wafers", 0), ("lots", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"wafer.{name} must be an integer >= {low}, got {v!r}")
+        for name in ("diameter_mm", "die_w_mm", "die_h_mm"):
+            _positive(f"wafer.{name}", getattr(self, name))
+        for name in ("edge_exclusion_mm", "d0", "alpha", "lot_alpha", "signature_strength", "signature_prob"):
+            _positive(f"wafer.{name}", getattr(self, name), allow_zero=True)
+        if self.signature_prob > 1:
+            raise ConfigError(f"wafer.signature_prob must lie in [0, 1], got {self.signature_prob!r}")
+        if self.signature not in WAFER_SIGNATURES:
+            raise ConfigError(f"unknown wafer.signature {self.signature!r}; valid: {', '.join(WAFER_SIGNATURES)}")
+        if self.wafers:
+            self.spec()  # the die must fit on the wafer (ConfigError naming the settings)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the run places its dies on wafers (``wafers > 0``)."""
+        return self.wafers > 0
+
+    def spec(self):
+        """The wafer geometry, a :class:`yieldmc.wafer.WaferSpec` (imports the wafer library)."""
+        from yieldmc.wafer import WaferSpec
+
+        return WaferSpec(diameter_mm=self.diameter_mm, die_w_mm=self.die_w_mm, die_h_mm=self.die_h_mm,
+                         edge_exclusion_mm=self.edge_exclusion_mm)
+
+    def density(self):
+        """The defect density, a :class:`yieldmc.wafer.DensitySpec` (``alpha``, ``lot_alpha``
+        of 0 become None: no clustering, lots alike)."""
+        from yieldmc.wafer import DensitySpec
+
+        return DensitySpec(d0=self.d0, alpha=self.alpha or None, lot_alpha=self.lot_alpha or None,
+                           signature=self.signature, strength=self.signature_strength,
+                           signature_prob=self.signature_prob)
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run: the die design, its defects and the root seed.
 
@@ -276,14 +377,22 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     arrays: ArrayConfig = field(default_factory=ArrayConfig)
     defects: DefectConfig = field(default_factory=DefectConfig)
+    wafer: WaferConfig = field(default_factory=WaferConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (JSON/TOML-serialisable; tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Plain nested dict (JSON/TOML-serialisable; tuples become lists).
+
+        ``wafer`` is left out while it holds its defaults (no wafers), so that a config
+        without wafers is written exactly as before the section existed (the run.json of
+        ``--dies`` runs, which ``--resume`` compares)."""
+        data = json.loads(json.dumps(dataclasses.asdict(self)))
+        if self.wafer == WaferConfig():
+            del data["wafer"]
+        return data
 
     def to_toml(self) -> str:
         """The config as TOML text that :func:`load_config` reads back to an equal Config."""
@@ -291,11 +400,16 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         """A copy with ``section.field`` style changes, e.g. ``{"wires.r_row": 2.0}``."""
-        return from_dict(apply_overrides(self.to_dict(), changes))
+        return from_dict(apply_overrides(_full_dict(self), changes))
 
 
 _SECTIONS = {"device": DeviceConfig, "wires": WireConfig, "network": NetworkConfig,
-             "arrays": ArrayConfig, "defects": DefectConfig}
+             "arrays": ArrayConfig, "defects": DefectConfig, "wafer": WaferConfig}
+
+
+def _full_dict(config: Config) -> dict[str, Any]:
+    """:meth:`Config.to_dict` with every section, ``wafer`` too (what overrides may name)."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def _build_section(cls, values: Any, section: str):
@@ -394,7 +508,7 @@ def load_config(preset: str = "paper", path: str | Path | None = None,
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         data = _merge(data, user)
     if overrides:
-        data = apply_overrides(_merge(Config().to_dict(), data), overrides)
+        data = apply_overrides(_merge(_full_dict(Config()), data), overrides)
     return from_dict(data)
 
 

@@ -16,12 +16,22 @@ The prediction is the argmax of the ten output voltages.
 With the ``sinh`` device (:mod:`yieldmc.devices`) an array has no transfer matrix: each
 array is a :class:`SinhArray` whose currents are a Newton solve per image batch, and
 its solver status is gathered by :meth:`DieModel.solver_status` after the forward pass.
+
+Which arrays a die's defects hit: without wafers, every array of ``defects.layers``
+(:attr:`DieModel.eligible`). On wafers (``config.wafer.wafers > 0``, docs/wafer.md) die
+``d`` is site ``d mod S`` of wafer ``(d // S) mod W`` of lot ``d // (W S)`` (``S`` sites
+per wafer, ``W`` wafers per lot: :func:`wafer_die_count`); it draws its killer-defect
+count from :mod:`yieldmc.wafer`'s streams, and that many of its eligible arrays, chosen
+at random, receive its defects (:func:`wafer_dies`). The cell-level defects of a hit
+array are those the die draws without wafers (every array's pattern is drawn whether or
+not it is hit), and a die without a defect is fault-free.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +46,143 @@ from yieldmc.errors import ConfigError, SolverError
 from yieldmc.mapping import DieLayout, map_network
 from yieldmc.network import ACTIVATIONS, Network
 from yieldmc.rng import die_generator
+
+#: Stream tag of the draws that choose a wafer die's hit arrays: the second entry of their
+#: seed list ``[seed, ARRAY_STREAM_TAG, lot, wafer]``, after :mod:`yieldmc.wafer`'s tags (1-4).
+ARRAY_STREAM_TAG = 5
+#: Per-die columns of a wafer run (:func:`wafer_dies`; declared in ``yieldmc.schema.WAFER_COLUMNS``).
+WAFER_COLUMN_TYPES = {"lot": np.int32, "wafer": np.int32, "x": np.int32, "y": np.int32, "r_mm": np.float64,
+                      "expected_defects": np.float64, "n_defects": np.int32}
+
+
+@dataclass(frozen=True)
+class WaferDies:
+    """Some dies of a wafer run: where they lie, their defects, which arrays those hit.
+
+    Attributes
+    ----------
+    columns : dict of str -> numpy.ndarray
+        One entry per die, in the order asked for: ``lot``, ``wafer`` (the wafer's id,
+        unique over the lots: ``lot * wafers + slot``, which keys its streams), ``x``,
+        ``y`` (die grid column and row), ``r_mm`` (distance of the die centre from the
+        wafer centre, mm), ``expected_defects`` (its Poisson mean) and ``n_defects``.
+    affected : numpy.ndarray of bool, shape (dies, arrays)
+        Arrays that receive the die's defects: ``min(n_defects, eligible)`` of the
+        eligible arrays (none for a die without a defect).
+    """
+
+    columns: dict[str, np.ndarray]
+    affected: np.ndarray
+
+
+def _wafer_layout(config: Config) -> tuple[object, object, int]:
+    """``(WaferSpec, DensitySpec, sites per wafer)`` of a wafer run's config."""
+    from yieldmc.wafer import die_sites
+
+    w = config.wafer
+    spec = w.spec()
+    return spec, w.density(), len(die_sites(spec))
+
+
+def wafer_die_count(config: Config) -> int:
+    """Dies of a wafer run: ``lots * wafers * sites per wafer`` (0 without wafers)."""
+    w = config.wafer
+    return w.lots * w.wafers * _wafer_layout(config)[2] if w.enabled else 0
+
+
+def array_uniforms(seed: int, lot: int, wafer: int, sites: np.ndarray, n: int) -> np.ndarray:
+    """``n`` uniforms in (0, 1) per die site of one wafer, a pure function of ``(seed, lot,
+    wafer, site)``: Philox keyed by ``SeedSequence([seed, ARRAY_STREAM_TAG, lot, wafer])``,
+    counter blocks ``site * ceil(n / 4)`` onwards (53-bit, centred: ``(k + 0.5) 2**-53``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(sites), n)
+    """
+    sites = np.asarray(sites, dtype=np.int64)
+    if sites.size == 0 or n == 0:
+        return np.empty((sites.size, n))
+    key = np.random.SeedSequence([seed, ARRAY_STREAM_TAG, lot, wafer]).generate_state(2, np.uint64)
+    blocks = -(-n // 4)
+    lo, hi = int(sites.min()), int(sites.max())
+    raw = np.random.Philox(key=key, counter=lo * blocks).random_raw(4 * blocks * (hi - lo + 1))
+    raw = raw.reshape(hi - lo + 1, 4 * blocks)[sites - lo, :n]
+    return ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def hit_arrays(n_defects: np.ndarray, eligible: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Which arrays the defects of each die hit: the ``min(n, eligible)`` eligible arrays
+    with the smallest uniforms ``u`` (dies x eligible arrays), each chosen at most once.
+
+    Parameters
+    ----------
+    n_defects : numpy.ndarray of int, shape (dies,)
+    eligible : numpy.ndarray of bool, shape (arrays,)
+        Arrays that may receive defects (``defects.layers``).
+    u : numpy.ndarray, shape (dies, eligible arrays)
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (dies, arrays)
+
+    >>> hit_arrays(np.array([0, 1, 5]), np.array([True, False, True]), np.array([[.1, .2], [.7, .3], [.5, .6]]))
+    array([[False, False, False],
+           [False, False,  True],
+           [ True, False,  True]])
+    """
+    idx = np.flatnonzero(eligible)
+    rank = np.argsort(np.argsort(u, axis=1, kind="stable"), axis=1, kind="stable")
+    out = np.zeros((len(n_defects), len(eligible)), dtype=np.bool_)
+    out[:, idx] = rank < np.asarray(n_defects)[:, None]
+    return out
+
+
+def wafer_dies(config: Config, eligible: Any, dies: Any) -> WaferDies:
+    """The wafer columns and hit arrays of dies ``dies`` of a wafer run.
+
+    Vectorised per wafer: one :func:`yieldmc.wafer.sample_wafer` (the wafer's density and
+    signature, its dies' expected and drawn counts) and one :func:`array_uniforms` per
+    wafer the dies lie on. Each die's values depend on ``(seed, lot, wafer, site)`` only.
+
+    Parameters
+    ----------
+    config : Config
+        A wafer run's settings (``wafer.wafers > 0``).
+    eligible : sequence of bool
+        One flag per array: may it receive defects (:attr:`DieModel.eligible`).
+    dies : sequence of int
+        Die indices in ``[0, wafer_die_count(config))``.
+
+    Raises
+    ------
+    ConfigError
+        No wafers in ``config``, or a die index outside the run.
+    """
+    from yieldmc.wafer import sample_wafer
+
+    w = config.wafer
+    if not w.enabled:
+        raise ConfigError("wafer_dies needs a wafer run (wafer.wafers > 0)")
+    spec, density, n_sites = _wafer_layout(config)
+    dies = np.asarray(dies, dtype=np.int64).reshape(-1)
+    total = w.lots * w.wafers * n_sites
+    if dies.size and (dies.min() < 0 or dies.max() >= total):
+        raise ConfigError(f"die indices must lie in [0, {total - 1}] for {w.lots} lot(s) of {w.wafers} wafer(s) of "
+                          f"{n_sites} dies, got {dies.min()}..{dies.max()}")
+    eligible = np.asarray(eligible, dtype=np.bool_)
+    n_eligible = int(eligible.sum())
+    wafer_index, site = np.divmod(dies, n_sites)  # wafer_index = lot * wafers + slot: the wafer's id
+    columns = {k: np.empty(dies.size, dtype=t) for k, t in WAFER_COLUMN_TYPES.items()}
+    affected = np.zeros((dies.size, eligible.size), dtype=np.bool_)
+    for wid in np.unique(wafer_index).tolist():
+        rows = np.flatnonzero(wafer_index == wid)
+        lot, slot = divmod(wid, w.wafers)
+        frame = sample_wafer(spec, density, config.seed, lot, wid, site[rows], slot=slot)
+        for k in columns:
+            columns[k][rows] = frame[k].to_numpy()
+        u = array_uniforms(config.seed, lot, wid, site[rows], n_eligible)
+        affected[rows] = hit_arrays(columns["n_defects"][rows], eligible, u)
+    return WaferDies(columns, affected)
 
 
 class SinhArray:
@@ -162,6 +309,8 @@ class DieModel:
         self.dataset = dataset
         self.layout: DieLayout = map_network(network.weights, config.device, config.arrays)
         self.affected = self.layout.arrays_of_layers(config.defects.layers)
+        #: One flag per array: may it receive defects (the arrays of ``defects.layers``).
+        self.eligible = np.array(defects.affected_flags(self.affected, len(self.layout.arrays)), dtype=np.bool_)
         self.wires = config.wires
         self.device = device_from_config(config.device)
         self.T0 = tuple(self._solve(a.G, self.wires) for a in self.layout.arrays)
@@ -247,13 +396,27 @@ class DieModel:
 
     # ---- one die -------------------------------------------------------------------
 
-    def die_conductances(self, die: int):
-        """The die's conductances per array and its defect draw (masks, params)."""
+    def wafer_dies(self, dies: Any) -> WaferDies:
+        """The wafer columns and hit arrays of some dies of a wafer run (:func:`wafer_dies`)."""
+        return wafer_dies(self.config, self.eligible, dies)
+
+    def die_affected(self, die: int) -> np.ndarray:
+        """One flag per array: does die ``die`` receive defects there (:attr:`eligible`
+        without wafers; the arrays its wafer defects hit on wafers)."""
+        if self.config.wafer.enabled:
+            return self.wafer_dies([die]).affected[0]
+        return self.eligible
+
+    def die_conductances(self, die: int, affected: Any = None):
+        """The die's conductances per array and its defect draw (masks, params).
+
+        ``affected``: the arrays that receive defects, as :func:`yieldmc.defects.sample_die`
+        takes them (default :meth:`die_affected`)."""
         cfg = self.config
         rng = die_generator(cfg.seed, die)
         d = cfg.defects
         masks, params = defects.sample_die(
-            d.kind, self.layout.shapes, rng, affected=self.affected,
+            d.kind, self.layout.shapes, rng, affected=self.die_affected(die) if affected is None else affected,
             severity=d.severity_arg, on_fraction=d.on_fraction, on_mode=d.on_mode,
         )
         dev = cfg.device
@@ -266,14 +429,15 @@ class DieModel:
             Gs.append(defects.apply(G, m, dev.g_on, dev.g_off) if m.any() else G)
         return Gs, masks, params
 
-    def die_transfers(self, die: int) -> tuple[list[np.ndarray | SinhArray], dict]:
+    def die_transfers(self, die: int, affected: Any = None) -> tuple[list[np.ndarray | SinhArray], dict]:
         """Arrays of die ``die`` and a summary of its defects and solves.
 
         For the linear device these are transfer matrices and the summary's solver
         fields are final; for ``sinh`` they are :class:`SinhArray` objects whose solves
         happen in :meth:`forward`: read the status with :meth:`solver_status` after it.
+        ``affected`` as in :meth:`die_conductances`.
         """
-        Gs, masks, params = self.die_conductances(die)
+        Gs, masks, params = self.die_conductances(die, affected)
         transfers, methods = [], []
         worst, converged = 0.0, True
         w = self.wires
@@ -312,11 +476,13 @@ class DieModel:
                 worst, converged = max(worst, T.max_residual), converged and T.converged
         return float(worst), bool(converged)
 
-    def die_outputs(self, die: int, xs, *, strict: bool = True) -> tuple[list[np.ndarray], dict]:
+    def die_outputs(self, die: int, xs, *, strict: bool = True,
+                    affected: Any = None) -> tuple[list[np.ndarray], dict]:
         """Output voltages (V) of die ``die`` for each image batch of ``xs``, and its summary.
 
-        The die is made once for all batches. The summary's ``solver_max_residual`` and
-        ``solver_converged`` cover every solve, the forward passes' Newton solves included.
+        The die is made once for all batches (``affected`` as in :meth:`die_conductances`).
+        The summary's ``solver_max_residual`` and ``solver_converged`` cover every solve,
+        the forward passes' Newton solves included.
 
         Raises
         ------
@@ -324,7 +490,7 @@ class DieModel:
             With ``strict``, if any solve of the die missed its tolerance (its outputs must
             not be used); without, the summary flags it (the sweep records the die).
         """
-        transfers, summary = self.die_transfers(die)
+        transfers, summary = self.die_transfers(die, affected)
         outputs = [self.forward(transfers, x) for x in xs]
         worst, converged = self.solver_status(transfers, summary)
         summary["solver_max_residual"], summary["solver_converged"] = worst, converged

@@ -5,6 +5,12 @@ its files (:meth:`RunStore.write_chunk_files`), return the small record; the par
 updates the manifest. Die ``d`` depends only on ``(config, seed, d)``, so results do not
 depend on workers, chunk size, backend or order.
 
+A run without wafers holds ``n_dies`` dies; a run on wafers (``config.wafer.wafers > 0``)
+every die site of its wafers, lot by lot, wafer by wafer, site by site
+(:func:`yieldmc.die.wafer_die_count`), with the wafer columns of
+:data:`yieldmc.schema.WAFER_COLUMNS`; a chunk's wafer draws are made once per wafer
+(:func:`yieldmc.die.wafer_dies`) and decide which arrays each die's defects hit.
+
 Two engines simulate a chunk, giving the same dies: ``compiled`` (default), one numba
 call per chunk (:mod:`yieldmc.engine.chunk`), and ``reference``, the readable per-die
 path of :class:`~yieldmc.die.DieModel`. The compiled engine covers the linear device
@@ -148,17 +154,27 @@ def simulate_chunk(spec: ModelSpec, dies: range, store_voltages: str = "test") -
     """
     model = die_model(spec)
     sets = VOLTAGE_SETS[store_voltages]
+    wafer = model.wafer_dies(np.arange(dies.start, dies.stop)) if model.config.wafer.enabled else None
+    affected = None if wafer is None else wafer.affected
     if effective_engine(spec.engine, model.config) == "compiled":
         from yieldmc.engine.chunk import design_for, simulate_chunk_compiled
 
         design = design_for(model, sets or ("test",))  # once per process
-        result = simulate_chunk_compiled(design, np.arange(dies.start, dies.stop, dtype=np.int64))
-        return result.columns(), result.voltages(sets)
-    return simulate_reference(model, dies, sets)
+        result = simulate_chunk_compiled(design, np.arange(dies.start, dies.stop, dtype=np.int64),
+                                         affected=affected)
+        columns, voltages = result.columns(), result.voltages(sets)
+    else:
+        columns, voltages = simulate_reference(model, dies, sets, affected)
+    if wafer is not None:
+        columns.update(wafer.columns)
+    return columns, voltages
 
 
-def simulate_reference(model, dies: range, sets: tuple[str, ...]) -> tuple[dict, dict]:
-    """:func:`simulate_chunk` on the readable path: :meth:`DieModel.die_outputs` die by die."""
+def simulate_reference(model, dies: range, sets: tuple[str, ...],
+                       affected: np.ndarray | None = None) -> tuple[dict, dict]:
+    """:func:`simulate_chunk` on the readable path: :meth:`DieModel.die_outputs` die by die
+    (``affected``: the arrays each die's defects hit, one row per die; default the
+    model's :meth:`~yieldmc.die.DieModel.die_affected`)."""
     x_test, y_test = model.images("test")
     extra = {name: model.images(name) for name in sets if name != "test"}
     rows: dict[str, list] = {k: [] for k in (
@@ -166,10 +182,11 @@ def simulate_reference(model, dies: range, sets: tuple[str, ...]) -> tuple[dict,
         "fault_fraction", "accuracy", "n_images", "n_correct", "solver_max_residual",
         "solver_converged", "elapsed_s")}
     volts: dict[str, list] = {name: [] for name in sets}
-    for die in dies:
+    for i, die in enumerate(dies):
         t0 = time.perf_counter()
         (out, *others), s = model.die_outputs(die, [x_test, *(x for x, _ in extra.values())],
-                                              strict=False)  # the table flags a failed solve
+                                              strict=False,  # the table flags a failed solve
+                                              affected=None if affected is None else affected[i])
         n_correct = int(np.count_nonzero(out.argmax(axis=1) == y_test))
         if "test" in volts:
             volts["test"].append(out.astype(np.float32))
@@ -362,6 +379,32 @@ def default_chunk_size(n_dies: int, jobs: int, bytes_per_die: int = 0) -> int:
     return size
 
 
+def check_dies_count(config: Config, n_dies: int | None) -> int:
+    """The number of dies of a run: ``n_dies``, or a wafer run's die count.
+
+    Raises
+    ------
+    ConfigError
+        ``n_dies`` not a positive integer; None without wafers; a wafer run's ``n_dies``
+        other than its die count.
+    """
+    given = n_dies is not None
+    if given and (isinstance(n_dies, bool) or not isinstance(n_dies, numbers.Integral) or n_dies < 1):
+        raise ConfigError(f"--dies must be a positive integer, got {n_dies!r}")
+    w = config.wafer
+    if not w.enabled:
+        if not given:
+            raise ConfigError("give the number of dies (--dies N), or place them on wafers (--wafers W)")
+        return int(n_dies)
+    from yieldmc.die import wafer_die_count
+
+    count = wafer_die_count(config)
+    if given and int(n_dies) != count:
+        raise ConfigError(f"--dies {n_dies} does not match the wafers: {w.lots} lot(s) x {w.wafers} wafer(s) x "
+                          f"{count // (w.lots * w.wafers)} dies = {count} dies; leave --dies out")
+    return count
+
+
 def resolve_backend(backend: str, engine: str, config: Config) -> str:
     """``auto`` -> ``threads`` when the compiled engine simulates the dies, else ``loky``."""
     if backend not in BACKENDS:
@@ -375,7 +418,7 @@ def resolve_backend(backend: str, engine: str, config: Config) -> str:
 
 def run_sample(
     config: Config,
-    n_dies: int,
+    n_dies: int | None,
     out: str | Path,
     *,
     jobs: int = 1,
@@ -398,9 +441,11 @@ def run_sample(
     Parameters
     ----------
     config : Config
-        The die design, defects and root seed.
-    n_dies : int
-        Dies in the run (>= 1).
+        The die design, defects and root seed; with ``config.wafer.wafers > 0`` the dies
+        lie on wafers (docs/wafer.md).
+    n_dies : int or None
+        Dies in the run (>= 1). A wafer run holds every die site of its wafers
+        (:func:`yieldmc.die.wafer_die_count`): None, or that number.
     out : path
         Run directory (see docs/data.md); refused if it exists and is not empty, unless
         ``resume`` (finish it) or ``overwrite`` (replace yieldmc's files there). Nothing is
@@ -463,9 +508,7 @@ def run_sample(
     if (scheduler_address or scheduler_file) and backend != "dask":
         raise ConfigError("--scheduler-address/--scheduler-file need --backend dask")
     scheduler_file = str(scheduler_file) if scheduler_file else None
-    if isinstance(n_dies, bool) or not isinstance(n_dies, numbers.Integral) or n_dies < 1:
-        raise ConfigError(f"--dies must be a positive integer, got {n_dies!r}")
-    n_dies = int(n_dies)
+    n_dies = check_dies_count(config, n_dies)
     backend = resolve_backend(backend, engine, config)
     compress = None if compress == "none" else compress
     if compress not in COMPRESSIONS:

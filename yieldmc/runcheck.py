@@ -251,7 +251,8 @@ def load_dies(out: str | os.PathLike, columns: Sequence[str] | None = None, *, v
     out : path
         Run directory.
     columns : sequence of str, optional
-        Columns to read (default all of :data:`yieldmc.schema.DIE_COLUMNS`).
+        Columns to read (default all of :data:`yieldmc.schema.DIE_COLUMNS`, and of
+        :data:`yieldmc.schema.WAFER_COLUMNS` for a run on wafers).
     verify : bool
         Check before reading: the sha256 of every Parquet part, run.json's settings against
         the manifest's checksum, each part's metadata (run_id, chunk, seed, config) and
@@ -275,10 +276,16 @@ def load_dies(out: str | os.PathLike, columns: Sequence[str] | None = None, *, v
     >>> df = load_dies("runs/demo")  # doctest: +SKIP
     >>> df.groupby("defect_type").accuracy.mean()  # doctest: +SKIP
     """
-    names = [c.name for c in schema.DIE_COLUMNS] if columns is None else list(columns)
-    schema.check_schema(schema.arrow_schema(), names)  # unknown names fail here, even without chunks
+    if columns is not None:  # unknown names fail here, even without chunks
+        schema.check_schema(schema.arrow_schema(wafer=True), list(columns))
     store, chunks = open_checked(out, verify=verify, allow_partial=allow_partial,
                                  checksum=lambda rel: rel.endswith(".parquet"))
+    wafer = schema.is_wafer_run(store.info["config"])
+    names = [c.name for c in schema.die_columns(wafer)] if columns is None else list(columns)
+    on_wafers = [n for n in names if n in {c.name for c in schema.WAFER_COLUMNS}]
+    if on_wafers and not wafer:
+        raise ConfigError(f"run {store.path} has no wafers, so no column(s) {on_wafers}; "
+                          "sample the dies on wafers (yieldmc sample --wafers W)")
     read = names if "die" in names else names + ["die"]
     tables = []
     for c in chunks:
@@ -294,7 +301,7 @@ def load_dies(out: str | os.PathLike, columns: Sequence[str] | None = None, *, v
     if tables:
         table = pa.concat_tables(tables).sort_by("die")
     else:
-        table = schema.empty_table().select(read)
+        table = schema.empty_table(wafer=wafer).select(read)
     return schema.dies_to_pandas(table.select(names))
 
 

@@ -18,6 +18,7 @@ yieldmc writes:
 Regenerate the docs tables with::
 
     python -m yieldmc.schema            # the per-die columns
+    python -m yieldmc.schema wafer      # the per-die columns of a wafer run
     python -m yieldmc.schema params     # the fields of defect_params
     python -m yieldmc.schema corrected  # corrected/<mode>.parquet
     python -m yieldmc.schema study      # the study's files (yieldmc reproduce)
@@ -157,7 +158,26 @@ DIE_COLUMNS: tuple[Column, ...] = (
     Column("elapsed_s", pa.float64(), "s", "Wall time spent simulating the die.", deterministic=False),
 )
 
+#: The optional group of a run whose dies lie on wafers (``config.wafer.wafers > 0``:
+#: :func:`is_wafer_run`), in file order; they follow ``chunk``. Runs without wafers do not
+#: have them (their files are as before the group existed).
+WAFER_COLUMNS: tuple[Column, ...] = (
+    Column("lot", pa.int32(), "", "Lot of the die's wafer, 0 .. lots-1."),
+    Column("wafer", pa.int32(), "", "Wafer id, unique over the lots: lot * wafers + slot (slot: the wafer's "
+           "position in its lot); it keys the wafer's random streams (yieldmc.wafer)."),
+    Column("x", pa.int32(), "", "Die grid column on the wafer (yieldmc.wafer.die_sites)."),
+    Column("y", pa.int32(), "", "Die grid row on the wafer."),
+    Column("r_mm", pa.float64(), "mm", "Distance of the die centre from the wafer centre."),
+    Column("expected_defects", pa.float64(), "defects", "Expected killer defects on the die: the local "
+           "density (its wafer's, raised inside the wafer's signature) x the die area."),
+    Column("n_defects", pa.int32(), "defects", "Killer defects on the die, ~ Poisson(expected_defects); "
+           "min(n_defects, eligible arrays) of the arrays of defects.layers receive the die's defects, "
+           "and a die with none is fault-free."),
+)
+
 COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in DIE_COLUMNS}
+#: Every column a part may hold: :data:`DIE_COLUMNS` and :data:`WAFER_COLUMNS`.
+ALL_COLUMNS_BY_NAME: dict[str, Column] = {c.name: c for c in (*DIE_COLUMNS, *WAFER_COLUMNS)}
 
 #: Columns that differ between two runs with the same config and seed; drop them to
 #: compare runs for reproducibility.
@@ -169,22 +189,41 @@ EXECUTION_COLUMNS: tuple[str, ...] = tuple(
     c.name for c in DIE_COLUMNS if not (c.deterministic and c.chunk_invariant))
 
 
-def arrow_schema(metadata: Mapping[str, str] | None = None) -> pa.Schema:
-    """The Arrow schema of the per-die table, with optional key-value metadata."""
-    return pa.schema([c.field for c in DIE_COLUMNS], metadata=dict(metadata) if metadata else None)
+def die_columns(wafer: bool = False) -> tuple[Column, ...]:
+    """The per-die columns in file order: :data:`DIE_COLUMNS`, and with ``wafer`` the
+    :data:`WAFER_COLUMNS` after ``chunk``."""
+    if not wafer:
+        return DIE_COLUMNS
+    at = [c.name for c in DIE_COLUMNS].index("chunk") + 1
+    return (*DIE_COLUMNS[:at], *WAFER_COLUMNS, *DIE_COLUMNS[at:])
 
 
-def column_units() -> dict[str, str]:
+def is_wafer_run(config: Mapping[str, Any]) -> bool:
+    """Whether a run's config (run.json's ``config``, a nested dict) places its dies on
+    wafers: its parts then hold :data:`WAFER_COLUMNS`."""
+    section = config.get("wafer") if isinstance(config, Mapping) else None
+    wafers = section.get("wafers", 0) if isinstance(section, Mapping) else 0
+    return isinstance(wafers, int) and not isinstance(wafers, bool) and wafers > 0
+
+
+def arrow_schema(metadata: Mapping[str, str] | None = None, *, wafer: bool = False) -> pa.Schema:
+    """The Arrow schema of the per-die table (with ``wafer``, of a wafer run's), with
+    optional key-value metadata."""
+    return pa.schema([c.field for c in die_columns(wafer)], metadata=dict(metadata) if metadata else None)
+
+
+def column_units(wafer: bool = False) -> dict[str, str]:
     """``{column name: unit}`` for every column (stored in the Parquet metadata)."""
-    return {c.name: c.unit for c in DIE_COLUMNS}
+    return {c.name: c.unit for c in die_columns(wafer)}
 
 
-def empty_table() -> pa.Table:
-    """A table with every column and no rows."""
-    return arrow_schema().empty_table()
+def empty_table(*, wafer: bool = False) -> pa.Table:
+    """A table with every column (with ``wafer``, the wafer columns too) and no rows."""
+    return arrow_schema(wafer=wafer).empty_table()
 
 
-def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | None = None) -> pa.Table:
+def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | None = None,
+            wafer: bool | None = None) -> pa.Table:
     """Return ``table`` with exactly the registry's columns, in order, cast to their types.
 
     Parameters
@@ -194,6 +233,9 @@ def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | No
     fill : mapping, optional
         Values for columns the caller may leave out (a scalar repeated on every row).
         Where ``table`` has the column already, every row must equal the value.
+    wafer : bool, optional
+        Whether the rows are a wafer run's, with :data:`WAFER_COLUMNS` (:func:`die_columns`);
+        default: when ``table`` has any of them.
 
     Raises
     ------
@@ -215,15 +257,21 @@ def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | No
         table = pa.table({k: _as_arrow(k, v) for k, v in dict(table).items()})
     present = set(table.column_names)
     fill = dict(fill or {})
-    unknown = sorted(present - set(COLUMNS_BY_NAME))
+    if wafer is None:
+        wafer = any(c.name in present for c in WAFER_COLUMNS)
+    columns = die_columns(wafer)
+    unknown = sorted(present - {c.name for c in columns})
+    if unknown and all(n in ALL_COLUMNS_BY_NAME for n in unknown):
+        raise ConfigError(f"per-die column(s) {unknown} are a wafer run's (yieldmc.schema.WAFER_COLUMNS), "
+                          "and this run has no wafers")
     if unknown:
         raise ConfigError(f"unknown per-die column(s) {unknown}; add them to yieldmc.schema.DIE_COLUMNS "
                           "first (and regenerate docs/data.md)")
-    missing = [c.name for c in DIE_COLUMNS if c.name not in present and c.name not in fill]
+    missing = [c.name for c in columns if c.name not in present and c.name not in fill]
     if missing:
         raise ConfigError(f"per-die table lacks column(s) {missing}")
     arrays = []
-    for col in DIE_COLUMNS:
+    for col in columns:
         if col.name in present:
             arr = _cast(col, table.column(col.name))
             if col.name in fill:
@@ -235,11 +283,11 @@ def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | No
         else:
             arr = _cast(col, pa.array([fill[col.name]] * table.num_rows))
         arrays.append(arr)
-    return pa.Table.from_arrays(arrays, schema=arrow_schema())
+    return pa.Table.from_arrays(arrays, schema=arrow_schema(wafer=wafer))
 
 
 def _as_arrow(name: str, values: Any) -> pa.Array:
-    col = COLUMNS_BY_NAME.get(name)
+    col = ALL_COLUMNS_BY_NAME.get(name)
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values
     if name == "defect_params":
@@ -288,17 +336,18 @@ def check_schema(schema: pa.Schema, columns: Iterable[str] | None = None, *, sou
     (a file name) says where. With ``upgradable``, the older types of
     :data:`UPGRADABLE_TYPES` pass too (a part of an older run format, which
     :func:`upgrade_table` converts after reading: :func:`read_dies_part` does both).
+    ``columns`` may name :data:`WAFER_COLUMNS` too (a wafer run's).
     """
     names = list(columns) if columns is not None else [c.name for c in DIE_COLUMNS]
-    unknown = [n for n in names if n not in COLUMNS_BY_NAME]
+    unknown = [n for n in names if n not in ALL_COLUMNS_BY_NAME]
     if unknown:
-        raise ConfigError(f"unknown per-die column(s) {unknown}; valid: {[c.name for c in DIE_COLUMNS]}")
+        raise ConfigError(f"unknown per-die column(s) {unknown}; valid: {list(ALL_COLUMNS_BY_NAME)}")
     missing = [n for n in names if schema.get_field_index(n) < 0]
     if missing:
         raise ConfigError(f"{source} lacks per-die column(s) {missing}; it was not written by this "
                           "version of yieldmc or is damaged")
-    wrong = [f"{n} is {schema.field(n).type}, expected {COLUMNS_BY_NAME[n].arrow_type}"
-             for n in names if schema.field(n).type != COLUMNS_BY_NAME[n].arrow_type
+    wrong = [f"{n} is {schema.field(n).type}, expected {ALL_COLUMNS_BY_NAME[n].arrow_type}"
+             for n in names if schema.field(n).type != ALL_COLUMNS_BY_NAME[n].arrow_type
              and not (upgradable and (schema.field(n).type in UPGRADABLE_TYPES.get(n, ())
                                       or n == "defect_params" and is_earlier_type(schema.field(n).type)))]
     if wrong:
@@ -353,7 +402,8 @@ def read_dies_part(path: str | os.PathLike, columns: Sequence[str] | None = None
     path : path
         A ``dies/part-*.parquet`` file, of any run format this yieldmc reads.
     columns : sequence of str, optional
-        Columns to read (default all of :data:`DIE_COLUMNS`).
+        Columns to read (default all of :data:`DIE_COLUMNS`, and of :data:`WAFER_COLUMNS`
+        when the part is a wafer run's).
 
     Raises
     ------
@@ -363,8 +413,12 @@ def read_dies_part(path: str | os.PathLike, columns: Sequence[str] | None = None
     """
     import pyarrow.parquet as pq
 
-    names = [c.name for c in DIE_COLUMNS] if columns is None else list(columns)
-    check_schema(pq.read_schema(path), names, source=str(path), upgradable=True)
+    file_schema = pq.read_schema(path)
+    if columns is None:
+        names = [c.name for c in die_columns(file_schema.get_field_index(WAFER_COLUMNS[0].name) >= 0)]
+    else:
+        names = list(columns)
+    check_schema(file_schema, names, source=str(path), upgradable=True)
     return upgrade_table(pq.read_table(path, columns=names))
 
 
@@ -400,12 +454,13 @@ def decode_layers(text: str) -> list[int]:
 # --- Parquet provenance ----------------------------------------------------------------------
 
 def parquet_metadata(run_id: str, seed: int, chunk: int, config: Mapping[str, Any]) -> dict[str, str]:
-    """Key-value metadata of a chunk's Parquet file: provenance and column units."""
+    """Key-value metadata of a chunk's Parquet file: provenance and column units (of a
+    wafer run's columns too when ``config`` places the dies on wafers)."""
     return {"yieldmc.run_id": run_id, "yieldmc.version": yieldmc.__version__,
             "yieldmc.format_version": str(FORMAT_VERSION), "yieldmc.seed": str(seed),
             "yieldmc.chunk": str(chunk), "yieldmc.config": json.dumps(config, sort_keys=True),
             "yieldmc.device": str(config.get("device", {}).get("model", "linear")),
-            "yieldmc.units": json.dumps(column_units())}
+            "yieldmc.units": json.dumps(column_units(is_wafer_run(config)))}
 
 
 # --- the other tables yieldmc writes -----------------------------------------------------------
@@ -589,11 +644,12 @@ def _type_name(t: pa.DataType) -> str:
     return str(t)
 
 
-def schema_markdown() -> str:
-    """The Markdown table of every per-die column, as ``docs/data.md`` holds it."""
+def schema_markdown(columns: Sequence[Column] = DIE_COLUMNS) -> str:
+    """The Markdown table of every per-die column (or of ``columns``, e.g.
+    :data:`WAFER_COLUMNS`), as ``docs/data.md`` holds it."""
     lines = ["| column | Arrow type | unit | reproducible | description |",
              "|---|---|---|---|---|"]
-    for c in DIE_COLUMNS:
+    for c in columns:
         unit = c.unit or "-"
         desc = c.description.replace("|", "\\|")
         lines.append(f"| `{c.name}` | `{_type_name(c.arrow_type)}` | {unit} | {_reproducible(c)} | {desc} |")
@@ -604,5 +660,6 @@ if __name__ == "__main__":  # pragma: no cover
     from yieldmc.defect_params import params_markdown
 
     which = sys.argv[1:2]
-    text = {"params": params_markdown, "corrected": CORRECTED_TABLE.markdown, "study": study_markdown}
+    text = {"params": params_markdown, "corrected": CORRECTED_TABLE.markdown, "study": study_markdown,
+            "wafer": lambda: schema_markdown(WAFER_COLUMNS)}
     print(text.get(which[0], schema_markdown)() if which else schema_markdown(), end="")

@@ -505,7 +505,9 @@ class RunStore:
         chunk : int
             Chunk index; its rows must be exactly the dies of :meth:`chunk_range`, ascending.
         table : pyarrow.Table, pandas.DataFrame or dict of column -> array-like
-            One row per die with the columns of :data:`yieldmc.schema.DIE_COLUMNS`;
+            One row per die with the columns of :data:`yieldmc.schema.DIE_COLUMNS` (and of
+            :data:`yieldmc.schema.WAFER_COLUMNS` when the run's config places its dies on
+            wafers: :func:`yieldmc.schema.is_wafer_run`);
             ``run_id``, ``seed`` and ``chunk`` may be left out (the store fills them).
             Values are cast safely to the schema's types.
         voltages : dict of str -> numpy.ndarray, optional
@@ -531,7 +533,8 @@ class RunStore:
             The disk is full, read-only or forbidden (one line); no temporary file is left.
         """
         dies = self.chunk_range(chunk)
-        tbl = schema.conform(table, fill={"run_id": self.run_id, "seed": self.info["seed"], "chunk": chunk})
+        tbl = schema.conform(table, fill={"run_id": self.run_id, "seed": self.info["seed"], "chunk": chunk},
+                             wafer=schema.is_wafer_run(self.info["config"]))
         got = tbl.column("die").to_numpy()
         if not np.array_equal(got, np.arange(dies.start, dies.stop)):
             raise ConfigError(f"chunk {chunk} must hold dies {dies.start}..{dies.stop - 1} in ascending order, "

@@ -30,7 +30,8 @@ numba cannot hand tuples of arrays to a ``prange`` body, so :func:`run_chunk` ta
 array on its own and packs the groups inside the block. The groups :func:`_die` takes:
 
 * ``samp``: ``(shapes, cell_off, logr, consts, cum, affected)`` and the scalars
-  ``kind, has_sev, sev_lo, sev_hi, q, pattern`` (the sampler's inputs);
+  ``kind, has_sev, sev_lo, sev_hi, q, pattern`` (the sampler's inputs; ``affected``: the
+  die's own flags, one per array, row ``d`` of :func:`run_chunk`'s (dies x arrays) matrix);
 * ``lay``: ``(layer_of, row0, col0, max_rank, g0, t0)`` per array (flat ``g0``, ``t0`` at
   ``cell_off``), ``layer_sizes``, ``g_scales``, ``biases`` (layers x max outputs);
 * ``cache``: ``(w, w_off, wdev, rt, rt_off, cr, cr_off)``: every array's dense inverse
@@ -309,7 +310,8 @@ def run_chunk(upto, seed, dies, shapes, cell_off, logr, consts, cum, affected, k
               die_kind, n_draws, code, n_on, n_off, layers, n_correct, residual, converged, route,
               rank, volts, volts64, preds):
     """Many dies in parallel (``n_blocks`` contiguous blocks); row ``d`` of every output is
-    die ``dies[d]``'s (``upto``: :data:`STAGE_ALL`, or an earlier stage for benchmarks).
+    die ``dies[d]``'s, whose defects hit the arrays of ``affected[d]`` (``affected``: dies x
+    arrays, bool) (``upto``: :data:`STAGE_ALL`, or an earlier stage for benchmarks).
     ``masks`` (dies x cells) is written with ``keep_masks`` only, and
     ``volts64`` (dies x images x outputs, float64) only when its image axis is not empty."""
     n_dies = dies.shape[0]
@@ -317,7 +319,6 @@ def run_chunk(upto, seed, dies, shapes, cell_off, logr, consts, cum, affected, k
     for blk in numba.prange(nb):
         d0 = (blk * n_dies) // nb
         d1 = ((blk + 1) * n_dies) // nb
-        samp = (shapes, cell_off, logr, consts, cum, affected)
         lay = (layer_of, row0, col0, max_rank, g0, t0)
         cache = (wflat, w_off, wdev, rtflat, rt_off, crflat, cr_off)
         img = (x, labels, p0flat, p0_off, vrflat, vr_off)
@@ -326,6 +327,7 @@ def run_chunk(upto, seed, dies, shapes, cell_off, logr, consts, cum, affected, k
         for d in range(d0, d1):
             mrow = masks[d] if keep_masks else own
             key = die_key(seed, dies[d])
+            samp = (shapes, cell_off, logr, consts, cum, affected[d])
             (n_draws[d], die_kind[d], code[d], n_on[d], n_off[d], layers[d], n_correct[d],
              residual[d], converged[d]) = _die(
                 upto, key, samp, kind, has_sev, sev_lo, sev_hi, q, pattern, lay, layer_sizes, g_scales,

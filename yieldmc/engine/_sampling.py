@@ -467,10 +467,11 @@ def sample_chunk(seed, dies, shapes, cell_off, logr, consts, kind, cum, has_sev,
                   n_draws):
     """The defects of many dies, in parallel over dies (``n_blocks`` contiguous blocks).
 
-    Die ``d`` (index ``dies[d]``, stream ``die_key(seed, dies[d])``) writes row ``d`` of
-    ``masks`` (D, cells), ``fpar`` (D, A, NF), ``ipar`` (D, A, NI), ``lines`` (D, A, L),
-    ``die_kind`` (D,) and ``n_draws`` (D,). A die's rows depend only on its index and the
-    settings: the same bits for any chunk, block count or thread count.
+    Die ``d`` (index ``dies[d]``, stream ``die_key(seed, dies[d])``, the arrays it hits
+    ``affected[d]``: a (D, A) bool matrix) writes row ``d`` of ``masks`` (D, cells),
+    ``fpar`` (D, A, NF), ``ipar`` (D, A, NI), ``lines`` (D, A, L), ``die_kind`` (D,) and
+    ``n_draws`` (D,). A die's rows depend only on its index, its flags and the settings:
+    the same bits for any chunk, block count or thread count.
     """
     n_dies = dies.shape[0]
     n_arrays = shapes.shape[0]
@@ -491,6 +492,6 @@ def sample_chunk(seed, dies, shapes, cell_off, logr, consts, kind, cum, has_sev,
             key = die_key(seed, dies[d])
             ctr, drawn = sample_die(
                 key, shapes, cell_off, logr, consts, kind, cum, has_sev, sev_lo, sev_hi, q,
-                pattern, affected, xbuf, perm, d2, cnt, masks[d], fpar[d], ipar[d], lines[d])
+                pattern, affected[d], xbuf, perm, d2, cnt, masks[d], fpar[d], ipar[d], lines[d])
             n_draws[d] = ctr
             die_kind[d] = drawn

@@ -48,6 +48,7 @@ from yieldmc.engine.lowrank import MAX_CACHE_CELLS, LowRankCache, max_rank
 from yieldmc.engine.sampling import (
     check_dies,
     check_twins,
+    die_flags,
     kind_indices,
     log_aspect,
     mixed_weights,
@@ -124,7 +125,9 @@ class EngineDesign:
         ``Rt x`` (MN x images), flat, and their offsets per array (empty spans elsewhere,
         and everywhere with programming noise).
     samp, samp_scalars : tuple
-        The defect sampler's arrays and scalars (:mod:`yieldmc.engine._sampling`).
+        The defect sampler's arrays and scalars (:mod:`yieldmc.engine._sampling`); the
+        last array, ``affected`` (bool, A), flags the arrays of ``defects.layers``: every
+        die's flags unless :func:`simulate_chunk_compiled` is given flags per die.
     phys : tuple
         Device, wire, solver and neuron scalars (:mod:`yieldmc.engine._chunk`), among them
         the programming noise's standard deviation ``programming_noise * (g_on - g_off)``
@@ -299,10 +302,11 @@ class EngineDesign:
         return (sum(a.nbytes for a in arrays)
                 + sum(c.nbytes for c in self.caches if c is not None))
 
-    def kernel_args(self) -> tuple:
+    def kernel_args(self, affected: np.ndarray) -> tuple:
         """The design's arguments of :func:`yieldmc.engine._chunk.run_chunk`, in order (from
-        ``shapes`` to ``phys``)."""
-        return (*self.samp, *self.samp_scalars, self.layer_of, self.row0, self.col0,
+        ``shapes`` to ``phys``), with ``affected`` (dies x arrays, bool) for the sampler's
+        per-array flags."""
+        return (*self.samp[:-1], affected, *self.samp_scalars, self.layer_of, self.row0, self.col0,
                 self.max_rank, self.g0, self.t0, self.layer_sizes, self.g_scales, self.biases,
                 *self.flat_cache, self.x, self.labels, *self.p0, *self.vr, self.phys)
 
@@ -509,9 +513,9 @@ def _bits(mask: int) -> list[int]:
     return [b for b in range(64) if mask >> b & 1]
 
 
-def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | None = None,
-                            keep_masks: bool = False, keep_float64: bool = False,
-                            upto: int = K.STAGE_ALL) -> ChunkResult:
+def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, affected: Any = None,
+                            n_blocks: int | None = None, keep_masks: bool = False,
+                            keep_float64: bool = False, upto: int = K.STAGE_ALL) -> ChunkResult:
     """Simulate the dies ``dies`` of ``design`` in one compiled call (threads across dies).
 
     Parameters
@@ -519,6 +523,11 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | 
     design : EngineDesign
     dies : sequence of int
         Die indices in ``[0, 2**63)``, any order; die ``d`` draws from ``DieStream(seed, d)``.
+    affected : numpy.ndarray of bool (dies x arrays), optional
+        The arrays each die's defects hit (a wafer run's: :func:`yieldmc.die.wafer_dies`),
+        row ``i`` for ``dies[i]``; default every array of ``defects.layers`` on every die.
+        A die draws every array's pattern whatever its flags: the flags only decide which
+        patterns it keeps, so a hit array's defects are those of the die without wafers.
     n_blocks : int, optional
         Contiguous blocks of dies, handed to numba's threads one at a time (default
         :data:`BLOCKS_PER_THREAD` per thread, 1 on one thread); results do not depend on it.
@@ -537,9 +546,10 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | 
     Raises
     ------
     ConfigError
-        Bad die indices or ``n_blocks``.
+        Bad die indices, flags or ``n_blocks``.
     """
     dies = check_dies(dies)
+    flags = die_flags(design.samp[-1] if affected is None else affected, dies.size, design.n_arrays)
     threads = numba.get_num_threads()
     if n_blocks is None:  # a few blocks per thread, handed out as threads free up
         n_blocks = 1 if threads == 1 else BLOCKS_PER_THREAD * threads
@@ -570,7 +580,7 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, n_blocks: int | 
     t = time.perf_counter()
     if n:
         with numba.parallel_chunksize(1):  # dynamic: a thread slowed down takes fewer blocks
-            K.run_chunk(int(upto), np.uint64(design.seed), dies.astype(np.uint64), *design.kernel_args(),
+            K.run_chunk(int(upto), np.uint64(design.seed), dies.astype(np.uint64), *design.kernel_args(flags),
                      nb_eff, keep_masks, masks, fpar, ipar, lines, die_kind, n_draws, code, n_on, n_off,
                      layers, n_correct, residual, converged, route, rank, volts, volts64, preds)
     elapsed = time.perf_counter() - t

@@ -136,6 +136,26 @@ def check_dies(dies: Any) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def die_flags(affected: Any, n_dies: int, n_arrays: int) -> np.ndarray:
+    """The kernels' ``affected``: a C-contiguous, writable bool matrix (dies x arrays).
+
+    ``affected`` is one setting for every die (as :func:`yieldmc.defects.sample_die` takes
+    it: None, indices or one flag per array) or a 2-d array of flags, one row per die.
+
+    Raises
+    ------
+    ConfigError
+        Flags of the wrong shape or type, or bad indices.
+    """
+    if isinstance(affected, np.ndarray) and affected.ndim == 2:
+        if affected.shape != (n_dies, n_arrays) or affected.dtype != np.bool_:
+            raise ConfigError(f"affected per die must be a bool array of shape ({n_dies}, {n_arrays}) "
+                              f"(dies x arrays), got {affected.dtype} {affected.shape}")
+        return affected.copy(order="C")  # writable and contiguous: one kernel signature
+    row = np.array(defects.affected_flags(affected, n_arrays), dtype=np.bool_)
+    return np.broadcast_to(row, (n_dies, n_arrays)).copy(order="C")
+
+
 def typed_params(dies: np.ndarray, shapes: np.ndarray, cell_off: np.ndarray, fpar: np.ndarray,
                  ipar: np.ndarray, lines: np.ndarray, die_kind: np.ndarray,
                  n_draws: np.ndarray) -> dict[str, np.ndarray]:
@@ -167,8 +187,12 @@ def sample_chunk(kind: str, shapes: Sequence[Sequence[int]], seed: int, dies: An
 
     Parameters
     ----------
-    kind, shapes, affected, severity, on_fraction, on_mode, weights
+    kind, shapes, severity, on_fraction, on_mode, weights
         As in :func:`yieldmc.defects.sample_die` (validated the same way).
+    affected : None, sequence of int or bool, or 2-d bool array
+        As in :func:`yieldmc.defects.sample_die`, the same for every die; or one row of
+        flags per die (dies x arrays): die ``dies[i]`` draws as ``sample_die`` with
+        ``affected=affected[i]``.
     seed : int
         Root seed in ``[0, 2**64)``.
     dies : sequence of int
@@ -201,11 +225,11 @@ def sample_chunk(kind: str, shapes: Sequence[Sequence[int]], seed: int, dies: An
     """
     shape_list = [defects.check_shape(s) for s in shapes]
     q, sev = defects.check_draw_settings(kind, on_fraction, on_mode, severity)
-    flags = np.array(defects.affected_flags(affected, len(shape_list)), dtype=np.bool_)
     code = check_twins(kind)
     cum = mixed_weights(kind, weights)
     seed = check_index("seed", seed)
     dies = check_dies(dies)
+    flags = die_flags(affected, dies.size, len(shape_list))
     shp = np.array(shape_list, dtype=np.int64).reshape(-1, 2)
     sizes = shp[:, 0] * shp[:, 1]
     cell_off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
