@@ -9,8 +9,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
-from tests.tolerances import ENGINE_RTOL, SUBNORMAL_STEP
+from tests.reference.circuit import dense_wire_operator, scaled_operator_product, scaled_system
+from tests.tolerances import (
+    CG_BITWISE_TOL2,
+    CG_CLOSED_FORM_RTOL,
+    CG_TIGHT_TOL2,
+    CLOSED_FORM_RTOL,
+    DENSE_CG_RTOL,
+    DIRECT_SOLVE_RTOL,
+    ENGINE_RTOL,
+    KCL_ATOL,
+    OPERATOR_RTOL,
+    SUBNORMAL_STEP,
+    SUPERPOSITION_RTOL,
+    WIRE_DIAGONAL_RTOL,
+    ZERO_SCALE_FLOOR,
+)
 from yieldmc.circuit import (
+    SOLVER_RTOL,
     Resistances,
     _kernels,
     _wires,
@@ -133,18 +149,18 @@ def test_reference_ideal_limit_and_kcl(rng):
     """The oracle itself: ideal wires give v @ G; every row node obeys Kirchhoff's law."""
     G = random_conductances(rng, (6, 9))
     v = rng.uniform(0, 0.2, 6)
-    assert_allclose(solve_reference(G, v, 0.0, 0.0), v @ G, rtol=1e-12)
+    assert_allclose(solve_reference(G, v, 0.0, 0.0), v @ G, rtol=DIRECT_SOLVE_RTOL)
     r = 2.0
     row_v, col_v = node_voltages_reference(G, v, r, r)
     cell = G * (row_v - col_v)
     # Row node (i, j): current in from the left = current out to the right + cell current.
     left = np.concatenate([v[:, None], row_v[:, :-1]], axis=1)
     right = np.concatenate([row_v[:, 1:], row_v[:, -1:]], axis=1)  # open far end
-    assert_allclose((left - row_v) / r - (row_v - right) / r, cell, atol=1e-15)
+    assert_allclose((left - row_v) / r - (row_v - right) / r, cell, atol=KCL_ATOL)
     # Column node (i, j): from above + cell = down to the next (ground below the last).
     above = np.concatenate([col_v[:1, :], col_v[:-1, :]], axis=0)  # open far end
     below = np.concatenate([col_v[1:, :], np.zeros((1, 9))], axis=0)
-    assert_allclose((above - col_v) / r + cell, (col_v - below) / r, atol=1e-15)
+    assert_allclose((above - col_v) / r + cell, (col_v - below) / r, atol=KCL_ATOL)
 
 
 def test_hand_computed_single_cell():
@@ -153,7 +169,7 @@ def test_hand_computed_single_cell():
     for r_row, r_col, r_drv, r_snk in [(1.0, 2.0, 3.0, 4.0), (0.0, 0.0, 0.0, 0.0)]:
         expected = v / (1 / g + r_row + r_col + r_drv + r_snk)
         got = solve([[g]], [v], r_row, r_col, r_driver=r_drv, r_sense=r_snk)
-        assert_allclose(got, [expected], rtol=1e-13)
+        assert_allclose(got, [expected], rtol=CLOSED_FORM_RTOL)
 
 
 def test_hand_computed_two_cells_on_one_row():
@@ -164,7 +180,7 @@ def test_hand_computed_two_cells_on_one_row():
     i_total = v / (r + z_branch)
     v0 = v - r * i_total
     expected = [v0 * g1, v0 / (r + 1 / g2)]
-    assert_allclose(solve([[g1, g2]], [v], r, 0.0), expected, rtol=1e-12)
+    assert_allclose(solve([[g1, g2]], [v], r, 0.0), expected, rtol=CG_CLOSED_FORM_RTOL)
 
 
 def test_all_cells_stuck_and_zero_conductance(rng):
@@ -172,7 +188,7 @@ def test_all_cells_stuck_and_zero_conductance(rng):
         v = rng.uniform(0, 0.2, (3, G.shape[0]))
         ref = solve_reference(G, v, 1.0, 1.0)
         got = solve(G, v, 1.0, 1.0)
-        assert_allclose(got, ref, rtol=0, atol=ENGINE_RTOL * max(np.abs(ref).max(), 1e-30))
+        assert_allclose(got, ref, rtol=0, atol=ENGINE_RTOL * max(np.abs(ref).max(), ZERO_SCALE_FLOOR))
 
 
 @pytest.mark.parametrize("corner", [(0, 0), (0, -1), (-1, 0), (-1, -1)])
@@ -192,7 +208,7 @@ def test_extreme_on_off_ratio(rng):
 def test_non_convergence_is_reported_not_hidden(rng):
     G = random_conductances(rng, (32, 32))
     T, info = transfer_matrix_info(G, 10.0, 10.0, max_iter=1, raise_on_failure=False)
-    assert not info.converged and info.max_residual > 1e-12
+    assert not info.converged and info.max_residual > SOLVER_RTOL
     with pytest.raises(SolverError, match="residual"):
         transfer_matrix_info(G, 10.0, 10.0, max_iter=1)
 
@@ -254,8 +270,9 @@ def test_superposition(shape, seed, r, a, b):
     v1, v2 = rng.uniform(-0.2, 0.2, (2, shape[0]))
     combined = solve(G, a * v1 + b * v2, r, r)
     parts = a * solve(G, v1, r, r) + b * solve(G, v2, r, r)
-    scale = max(np.abs(combined).max(), np.abs(parts).max(), 1e-30)
-    assert np.max(np.abs(combined - parts)) <= 10 * ENGINE_RTOL * scale
+    scale = max(np.abs(combined).max(), np.abs(parts).max(), ZERO_SCALE_FLOOR)
+    # three solves, each within ENGINE_RTOL, weighted by up to 3: SUPERPOSITION_RTOL is 10x
+    assert np.max(np.abs(combined - parts)) <= SUPERPOSITION_RTOL * scale
 
 
 @pytest.mark.parametrize("scale", [1e-300, 1e-245, 1e-160, 1e100])
@@ -316,15 +333,7 @@ CORE_WIRES = [(1.5, 2.0, 3.0, 4.0), (2.0, 0.0, 0.0, 0.0), (0.0, 2.0, 0.0, 0.0),
               (0.0, 0.0, 7.0, 0.0), (0.0, 0.0, 0.0, 7.0)]  # (r_row, r_col, r_driver, r_sense)
 
 
-def dense_wire_operator(m_rows, n_cols, wires):
-    """``A`` (MN x MN, flat index ``i N + j``) from docs/circuit.md's min-kernels."""
-    r_row, r_col, r_driver, r_sense = wires
-    k_row = r_driver + r_row * (np.minimum.outer(np.arange(n_cols), np.arange(n_cols)) + 1.0)
-    k_col = r_sense + r_col * (m_rows - np.maximum.outer(np.arange(m_rows), np.arange(m_rows)))
-    return np.kron(np.eye(m_rows), k_row) + np.kron(k_col, np.eye(n_cols))
-
-
-def assert_close_to(got, expected, rtol=1e-13):
+def assert_close_to(got, expected, rtol=OPERATOR_RTOL):
     assert np.abs(got - expected).max() <= rtol * np.abs(expected).max(), rtol
 
 
@@ -349,14 +358,14 @@ def test_wire_operator_against_its_dense_matrix(rng, shape, wires):
     dots = np.empty(k)
     for s in (s_cell, s_input):
         s3 = np.broadcast_to(s.reshape(m, n, -1), (m, n, k)).reshape(m * n, k)
-        expected = flat + s3 * (A @ (s3 * flat))
+        expected = scaled_operator_product(A, s3, flat)
         _wires.apply_wires(p, w, out, work, s)
         assert_close_to(out.reshape(m * n, k), expected)
         _wires.apply_wires(p, w, out, work, s, dots)
         assert_close_to(out.reshape(m * n, k), expected)
         assert_close_to(dots, np.sum(flat * expected, axis=0))
     diag = np.array([[_wires.wire_diagonal(w, i, j, m) for j in range(n)] for i in range(m)])
-    assert_allclose(diag.ravel(), np.diag(A), rtol=1e-15)
+    assert_allclose(diag.ravel(), np.diag(A), rtol=WIRE_DIAGONAL_RTOL)
 
 
 def test_a_scale_per_input_runs_the_linear_engines_arithmetic(rng):
@@ -373,7 +382,8 @@ def test_a_scale_per_input_runs_the_linear_engines_arithmetic(rng):
         out, dots, work = np.empty((m, n, k)), np.empty(k), np.empty((3, n, k))
         _wires.apply_wires(p, w, out, work, scale, dots)
         z, r = np.zeros((m, n, k)), p.copy()
-        its = _wires.cg_iterations(scale, pre, w, np.full(k, 1e-30), np.ones(k, bool), 100, True, z, r,
+        tol2 = np.full(k, CG_BITWISE_TOL2)
+        its = _wires.cg_iterations(scale, pre, w, tol2, np.ones(k, bool), 100, True, z, r,
                                    np.empty((m, n, k)), np.empty((m, n, k)), work)
         results.append((out, dots, z, r, its))
     for a, b in zip(*results, strict=True):
@@ -397,18 +407,18 @@ def test_block_cg_solves_the_scaled_system(rng, per_input):
     solutions = []
     for fused_dot in (True, False):
         z, r = np.zeros((m, n, k)), b.copy()
-        tol2 = 1e-28 * np.sum(b * b, axis=(0, 1))
+        tol2 = CG_TIGHT_TOL2 * np.sum(b * b, axis=(0, 1))
         active = np.array([True, True, True, False])
         its = _wires.cg_iterations(s, dinv, w, tol2, active, 500, fused_dot, z, r, np.empty((m, n, k)),
                                    np.empty((m, n, k)), np.empty((3, n, k)))
         assert 0 < its < 500 and active.tolist() == [True, True, True, False]  # the caller's
         for c in (0, 2):
-            H = np.eye(m * n) + s3[:, c, None] * A * s3[None, :, c]
-            assert_close_to(z[:, :, c].ravel(), np.linalg.solve(H, b[:, :, c].ravel()), 1e-12)
+            H = scaled_system(A, s3[:, c])
+            assert_close_to(z[:, :, c].ravel(), np.linalg.solve(H, b[:, :, c].ravel()), DENSE_CG_RTOL)
         assert not z[:, :, 1].any() and not z[:, :, 3].any()
         assert_array_equal(r[:, :, 3], b[:, :, 3])
         solutions.append(z)
-    assert_close_to(solutions[0], solutions[1], 1e-12)
+    assert_close_to(solutions[0], solutions[1], DENSE_CG_RTOL)
 
 
 @pytest.mark.parametrize("block", [1, 3, 32])
@@ -423,10 +433,10 @@ def test_block_driver_gives_every_kind_of_right_hand_side(rng, block):
     t_cols, t_rows = np.empty((m, n)), np.empty((m, n))
     u = np.empty((m, n, m * n))
     ci, cj = np.divmod(np.arange(m * n), n)
-    for worst, its in (_kernels.transfer_by_columns(G, w, 1e-12, 2000, block, t_cols),
-                       _kernels.solve_inputs(G, np.eye(m), w, 1e-12, 2000, block, t_rows),
-                       _kernels.cell_responses(G, ci, cj, w, 1e-12, 2000, block, u)):
-        assert worst <= 1e-12 and its > 0
+    for worst, its in (_kernels.transfer_by_columns(G, w, SOLVER_RTOL, 2000, block, t_cols),
+                       _kernels.solve_inputs(G, np.eye(m), w, SOLVER_RTOL, 2000, block, t_rows),
+                       _kernels.cell_responses(G, ci, cj, w, SOLVER_RTOL, 2000, block, u)):
+        assert worst <= SOLVER_RTOL and its > 0
     assert rel_err(t_cols, ref) < ENGINE_RTOL
     assert rel_err(t_rows, ref) < ENGINE_RTOL
     # a unit source in series with each cell of row i, summed: the row driven at 1 V

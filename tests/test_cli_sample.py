@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.tolerances import ARITHMETIC_RTOL
 from yieldmc import schema
 from yieldmc.cli import app
 from yieldmc.store import MANIFEST_FILE, load_dies, load_voltages, read_run_info, sha256_file
@@ -213,7 +214,7 @@ def test_json_summary(tmp_path):
     acc = load_dies(out)["accuracy"].to_numpy()
     assert summary["dies"] == 12
     assert summary["threshold"] == 0.6
-    assert summary["mean_accuracy"] == pytest.approx(acc.mean(), rel=1e-12, abs=0)
+    assert summary["mean_accuracy"] == pytest.approx(acc.mean(), rel=ARITHMETIC_RTOL, abs=0)
     assert summary["yield"] == np.mean(acc >= 0.6)
     assert summary["elapsed_s"] > 0 and summary["dies_per_s"] > 0
 

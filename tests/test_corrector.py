@@ -22,6 +22,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
 import yieldmc.correctors.batched as cb
+from tests.tolerances import BATCH_ATOL, RFF_ATOL
 from yieldmc.correctors import (
     METHODS,
     BatchedRidgeCorrector,
@@ -34,11 +35,6 @@ from yieldmc.correctors import (
 )
 from yieldmc.errors import ConfigError
 
-#: Batched numpy ridge vs scikit-learn's pipeline: both solve the same normal equations in
-#: float64 (LU here, Cholesky there), so scores agree to rounding of well-conditioned systems.
-BATCH_ATOL = 1e-8
-#: rff_features (float32 cosine) vs RBFSampler (float64): phase rounding, |phase| < 40 here.
-RFF_ATOL = 40 * 2**-24 * (2 / 64) ** 0.5
 #: A corrector must beat the raw argmax by at least this much (accuracy fraction).
 MIN_GAP = 0.20
 

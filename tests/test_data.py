@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from tests.tolerances import PIXEL_ATOL, UPSAMPLE_MEAN_RTOL
 from yieldmc.data import (
     Dataset,
     load_dataset,
@@ -102,12 +103,12 @@ def test_digits_upsample(digits):
     assert up.x_train.min() >= 0.0 and up.x_train.max() <= 1.0
     assert_array_equal(up.y_test, digits.y_test)  # same split
     # Bilinear interpolation keeps the mean brightness roughly (within 15 %).
-    assert_allclose(up.x_test.mean(), digits.x_test.mean(), rtol=0.15)
+    assert_allclose(up.x_test.mean(), digits.x_test.mean(), rtol=UPSAMPLE_MEAN_RTOL)
     # Corners are kept exactly (zoom aligns the corner pixels).
     img8 = digits.x_test.reshape(-1, 8, 8)
     img28 = up.x_test.reshape(-1, 28, 28)
-    assert_allclose(img28[:, 0, 0], img8[:, 0, 0], atol=1e-12)
-    assert_allclose(img28[:, -1, -1], img8[:, -1, -1], atol=1e-12)
+    assert_allclose(img28[:, 0, 0], img8[:, 0, 0], atol=PIXEL_ATOL)
+    assert_allclose(img28[:, -1, -1], img8[:, -1, -1], atol=PIXEL_ATOL)
 
 
 def test_upsample_zero_keeps_size(digits):
@@ -119,7 +120,7 @@ def test_resize_constant_image_is_constant():
     img = np.full((2, 8, 8), 0.25)
     out = resize_images(img, 20)
     assert out.shape == (2, 20, 20)
-    assert_allclose(out, 0.25, atol=1e-12)
+    assert_allclose(out, 0.25, atol=PIXEL_ATOL)
 
 
 def test_resize_rejects_bad_size():

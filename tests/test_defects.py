@@ -1,4 +1,5 @@
-"""Tests of yieldmc.defects: geometry against a slow reference, statistics, reproducibility."""
+"""Tests of yieldmc.defects: geometry against a slow reference (tests/reference/defects.py),
+statistics, reproducibility."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage, stats
 
+from tests.reference.defects import naive_faulty
+from tests.tolerances import CHECKER_TOL, COLOUR_ATOL, LINE_SHARE_ROUNDING_ATOL, WIDTH_ROUNDING_ATOL
 from yieldmc.defects import (
     HEALTHY,
     KINDS,
@@ -30,40 +33,9 @@ from yieldmc.rng import die_generator
 SHAPES = [(64, 16), (8, 16), (8, 20), (32, 32), (1, 1), (3, 50)]
 REFERENCE_DIE = [(64, 16), (8, 16), (8, 16), (8, 20)]
 ALPHA = 1e-6  # false-alarm probability of each statistical check
-CHECKER_TOL = 0.02  # documented checkerboard severity tolerance (share of cells)
 
 
-# ----------------------------------------------------------------------------- reference
-def naive_faulty(kind: str, shape: tuple[int, int], p: dict) -> np.ndarray:
-    """Slow, obvious version of the faulty-cell map: one loop iteration per cell."""
-    m, n = shape
-    out = np.zeros(shape, dtype=bool)
-    for i in range(m):
-        for j in range(n):
-            x, y = (j + 0.5) / n, (i + 0.5) / m  # normalized cell centre
-            if kind in ("circular", "circular_complement", "ring"):
-                d2 = (x - p["cx"]) * (x - p["cx"]) + (y - p["cy"]) * (y - p["cy"])
-                inside = d2 <= p["radius"] * p["radius"]
-                if kind == "circular":
-                    out[i, j] = inside
-                elif kind == "circular_complement":
-                    out[i, j] = not inside
-                else:
-                    r_in = max(p["radius"] - p["width"], 0.0)
-                    out[i, j] = inside and d2 > r_in * r_in
-            elif kind == "row":
-                out[i, j] = i in p["rows"]
-            elif kind == "column":
-                out[i, j] = j in p["columns"]
-            elif kind == "checkerboard":
-                r0, c0, h, w = p["region"]
-                b, (pi, pj) = p["block"], p["phase"]
-                in_region = r0 <= i < r0 + h and c0 <= j < c0 + w
-                colour = ((i - r0 + pi) // b + (j - c0 + pj) // b) % 2
-                out[i, j] = in_region and colour == 0
-    return out
-
-
+# ----------------------------------------------------------------------------- helpers
 def draws(kind, shape, n, seed=0, **kw):
     """``n`` independent samples from the dies of root seed ``seed``."""
     return [sample(kind, shape, die_generator(seed, d), **kw) for d in range(n)]
@@ -167,7 +139,7 @@ def test_rings_have_holes_when_they_fit(shape, severity):
 def test_default_ring_wall_is_at_least_a_cell_thick():
     for shape in [(64, 16), (8, 20), (8, 16)]:
         for _, p in draws("ring", shape, 40, seed=6):
-            assert p["width"] >= max(1 / shape[0], 1 / shape[1]) - 1e-15
+            assert p["width"] >= max(1 / shape[0], 1 / shape[1]) - WIDTH_ROUNDING_ATOL
             assert p["width"] <= p["radius"]
 
 
@@ -276,7 +248,7 @@ def test_lines_meet_severity_within_half_a_line(kind, shape):
     size = shape[0] if kind == "row" else shape[1]
     for s in (0.0, 0.1, 0.5, 1.0):
         for m, _ in draws(kind, shape, 10, seed=15, severity=s):
-            assert abs((m > 0).mean() - s) <= 0.5 / size + 1e-12
+            assert abs((m > 0).mean() - s) <= 0.5 / size + LINE_SHARE_ROUNDING_ATOL
 
 
 @pytest.mark.parametrize("shape", [(64, 16), (8, 20), (32, 32), (8, 16), (16, 16), (3, 50)])
@@ -505,7 +477,7 @@ def test_gallery_writes_a_png_with_both_stuck_colours(tmp_path):
     assert rgb.shape[0] > 2 * rgb.shape[1]  # nine rows (kinds), one column (example)
     for colour in (ON_COLOUR, OFF_COLOUR):
         target = np.array([int(colour[k:k + 2], 16) / 255 for k in (1, 3, 5)])
-        assert (np.abs(rgb - target).max(axis=-1) < 0.02).sum() > 100, colour
+        assert (np.abs(rgb - target).max(axis=-1) < COLOUR_ATOL).sum() > 100, colour
 
 
 @pytest.mark.parametrize("suffix, magic", [

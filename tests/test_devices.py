@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from tests.tolerances import ARITHMETIC_RTOL, CLOSED_FORM_RTOL
 from yieldmc.config import DeviceConfig, load_config
 from yieldmc.devices import LinearDevice, SinhDevice, device_from_config
 
@@ -13,7 +14,7 @@ from yieldmc.devices import LinearDevice, SinhDevice, device_from_config
 def test_gap_and_conductance_are_inverse(rng):
     dev = SinhDevice(i0=2e-3, gap0=0.3, v0=0.4)
     gaps = rng.uniform(0.1, 1.7, 50)
-    assert_allclose(dev.gap(dev.conductance(gaps)), gaps, rtol=1e-13)
+    assert_allclose(dev.gap(dev.conductance(gaps)), gaps, rtol=CLOSED_FORM_RTOL)
 
 
 def test_sinh_current_is_the_gap_model(rng):
@@ -22,10 +23,10 @@ def test_sinh_current_is_the_gap_model(rng):
     dev = SinhDevice(i0, gap0, v0)
     gaps, V = rng.uniform(0.1, 1.7, 20), rng.uniform(-0.3, 0.3, 20)
     assert_allclose(dev.current(dev.conductance(gaps), V), i0 * np.exp(-gaps / gap0) * np.sinh(V / v0),
-                    rtol=1e-13)
+                    rtol=CLOSED_FORM_RTOL)
     # the small-signal slope at 0 V is G; at 0.2 V the current is sinh(0.8) / 0.8 = 1.11 x G V
     G = dev.conductance(1.0)
-    assert dev.current(G, 1e-9) / 1e-9 == pytest.approx(G, rel=1e-12)
+    assert dev.current(G, 1e-9) / 1e-9 == pytest.approx(G, rel=ARITHMETIC_RTOL)
     assert dev.current(G, 0.2) / (G * 0.2) == pytest.approx(np.sinh(0.8) / 0.8)
 
 

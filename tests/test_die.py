@@ -14,17 +14,17 @@ import numpy as np
 import pytest
 
 import yieldmc.circuit.update as update
+from tests.tolerances import DIE_RESIDUAL_MAX, IDEAL_RTOL, ROUTE_RTOL, SMALL_SIGNAL_RTOL
 from yieldmc.circuit import transfer_matrix
+from yieldmc.circuit.nonlinear import NEWTON_RTOL
 from yieldmc.circuit.solver import SOLVER_RTOL
 from yieldmc.config import load_config
 from yieldmc.die import DieComparison, DieModel, compare_die
 from yieldmc.errors import ConfigError
 from yieldmc.network import Network, save_network
 
-#: Ideal wires: analog outputs vs output_gain * software logits, as a share of the largest
-#: |output|. Float64 rounding only (g_off cancels in I+ - I-, then a division by g_scale).
-#: Measured 2e-15; element-wise relative error is larger on logits near 0, hence "of max".
-IDEAL_RTOL = 1e-12
+# The float tolerances used here (IDEAL_RTOL, ROUTE_RTOL, SMALL_SIGNAL_RTOL, ...) and their
+# reasons are in tests/tolerances.py; the bounds below are claims about the die.
 #: 1 ohm wires, fault-free paper die: the largest |output - ideal output| as a share of the
 #: largest |ideal output|. Measured 0.030 (seed 0 network): the 64x16 layer-0 array loses a
 #: few % of its column currents to IR drop (up to ~64 cells of ~1e-5 S feed 64 1-ohm
@@ -36,11 +36,6 @@ IR_DEVIATION_MIN = 0.003
 IR_ACCURACY_LOSS = 0.02
 #: Accuracy floor of the paper preset (the publication's network reaches ~0.95).
 PAPER_MIN_ACCURACY = 0.90
-#: Woodbury update vs fresh solve inside a die, as a share of the largest |output|: both
-#: routes solve to SOLVER_RTOL = 1e-12; the engine promises 1e-9 of max |I| per array and
-#: the network's gain (|W| <= ~6 over 8 inputs) does not amplify that beyond 1e-9 here.
-#: Measured 5e-12.
-ROUTE_RTOL = 1e-9
 #: Mean accuracy over N_DIES dies must fall by at least this much per severity step.
 #: Measured (seeds 0-3): falls of >= 0.11 from 0.005 to 0.02 and >= 0.44 from 0.02 to 0.1;
 #: the standard error of one 30-die mean is <= 0.035.
@@ -121,7 +116,7 @@ def test_ir_drop_stays_close_to_the_ideal_die(paper):
     assert IR_DEVIATION_MIN <= dev <= IR_DEVIATION_MAX, dev
     assert res.accuracy >= model.software_accuracy() - IR_ACCURACY_LOSS
     assert res.accuracy == model.fault_free_accuracy()
-    assert res.solver_converged and res.solver_max_residual <= 1e-9
+    assert res.solver_converged and res.solver_max_residual <= DIE_RESIDUAL_MAX
 
 
 def test_more_wire_resistance_moves_further_from_ideal(paper):
@@ -369,10 +364,6 @@ def test_defect_layers_out_of_range(paper, layers):
 # ---- the sinh (gap-model) device -----------------------------------------------------
 
 SINH = {"device.model": "sinh"}
-#: A sinh die with v0 = 1 kV against the linear die, as a share of the largest |output|:
-#: the device deviates by (0.2 V / v0)^2 / 6 = 7e-9 per cell; layer gains of order 10
-#: keep it below 1e-6. Measured 1e-8.
-SMALL_SIGNAL_RTOL = 1e-6
 
 
 def test_sinh_die_in_the_small_signal_limit_is_the_linear_die(paper):
@@ -412,7 +403,7 @@ def test_sinh_fault_free_arrays_raise_and_die_arrays_flag_a_failed_solve(paper, 
     with pytest.raises(SolverError, match="Newton"):
         sinh.fault_free_accuracy()
     result = sinh.simulate(2)  # recorded, not raised
-    assert not result.solver_converged and result.solver_max_residual > 1e-12
+    assert not result.solver_converged and result.solver_max_residual > NEWTON_RTOL
     with pytest.raises(SolverError, match="die 2"):
         sinh.die_outputs(2, [sinh.images("test")[0]])
     outputs, summary = sinh.die_outputs(2, [sinh.images("test")[0]], strict=False)

@@ -3,7 +3,7 @@
 The oracle is :class:`yieldmc.die.DieModel` itself, drawing from the same counter-based
 streams (:func:`yieldmc.rng.die_generator` is ``DieStream(seed, die)``). For every die the compiled call
 must give bit-identical masks and defect parameters, the same per-die columns, the same
-predictions, and output voltages within :data:`VOLT_RTOL` of the largest |V|. With
+predictions, and output voltages within ``VOLT_RTOL`` (tests/tolerances.py) of the largest |V|. With
 programming noise the conductances and transfer matrices themselves are compared bit for bit.
 """
 
@@ -14,9 +14,12 @@ import dataclasses
 import numba
 import numpy as np
 import pytest
-from scipy.special import expit
 
 import yieldmc.defects as defects
+from tests.reference.chunk import changed_cells
+from tests.reference.forward import exp, hard_sigmoid, logistic
+from tests.reference.lowrank import update_from_scratch
+from tests.tolerances import EXP_RTOL, FLOAT32_STEPS, LOGISTIC_ATOL, REORDERED_UPDATE_RTOL, SHORTCUT_RTOL, VOLT_RTOL
 from yieldmc import defect_params, montecarlo, schema
 from yieldmc.circuit import SOLVER_RTOL, Resistances
 from yieldmc.circuit.solver import SOLVER_MAX_ITER
@@ -29,10 +32,6 @@ from yieldmc.engine.sampling import TWIN_CODES, die_masks
 from yieldmc.engine.streams import die_key
 from yieldmc.errors import ConfigError
 
-#: Output voltages, compiled vs reference, as a share of the die's largest |V|: the
-#: promise of DESIGN.md section 11. Measured <= 3e-13: the reference's CG and Woodbury
-#: routes stop at a relative residual of 1e-12, the rank-k update is exact to rounding.
-VOLT_RTOL = 1e-9
 #: Dies per setting of the kind x on_mode x severity matrix (9 x 2 x 3 settings).
 N_MATRIX = 8
 DIES = np.array([0, 1, 2, 3, 10**6 + 7, 2**40 + 3, 2**62 + 1, 123456789])
@@ -187,7 +186,7 @@ def test_shortcut_and_train_images(paper):
     fast = assert_equivalent(paper, dies, images=("train",), shortcut=True)
     assert fast.set_bounds == {"test": (0, 180), "train": (180, 180 + 1617)}
     assert np.array_equal(full.predictions, fast.predictions)
-    assert np.abs(full.volts64 - fast.volts64).max() <= 1e-12 * np.abs(full.volts64).max()
+    assert np.abs(full.volts64 - fast.volts64).max() <= SHORTCUT_RTOL * np.abs(full.volts64).max()
     v = fast.voltages()
     assert v["train"].shape == (4, 1617, 10) and v["train"].flags.c_contiguous
 
@@ -219,7 +218,7 @@ def test_columns_equal_montecarlo_reference(paper):
     assert np.all(cols["solver_max_residual"] <= SOLVER_RTOL)
     assert volts["test"].dtype == np.float32 and volts["test"].shape == ref_volts["test"].shape
     diff = np.abs(volts["test"].astype(np.float64) - ref_volts["test"])
-    assert np.all(diff <= 2 * np.spacing(np.abs(ref_volts["test"]).astype(np.float32)))
+    assert np.all(diff <= FLOAT32_STEPS * np.spacing(np.abs(ref_volts["test"]).astype(np.float32)))
     assert design_for(paper) is design_for(paper)
 
 
@@ -253,12 +252,6 @@ def test_chunk_split_and_thread_invariance(paper):
 NOISY = [(0.02, "mixed"), (0.02, "random"), (0.02, "none"), (0.1, "row"), (0.1, "mixed")]
 #: Dies per noisy setting (30 x 10 settings).
 NOISY_DIES = np.concatenate([np.arange(24), DIES[4:], [7 * 10**9, 2**33]])
-
-
-def changed_cells(model: DieModel, die: int) -> list[int]:
-    """Per array, the reference's cells whose conductance differs from the fault-free G."""
-    Gs = model.die_conductances(die)[0]
-    return [int(np.count_nonzero(G != s.G)) for s, G in zip(model.layout.arrays, Gs, strict=True)]
 
 
 @pytest.mark.parametrize("wires", ["resistive", "ideal"])
@@ -381,19 +374,19 @@ def test_update_scratch_holds_the_solve(paper):
     sel, lu, x, scale = _lowrank.scratch(cells.size, *G0.shape)
     status = _lowrank.update_one(*cache.kernel_args(), cells, g_new, sel, lu, x, scale, out)
     assert status == _lowrank.STATUS_OK
-    recon = cache.T0 - cache.Rt[cells].T @ x[:cells.size, :G0.shape[1]]
-    assert np.abs(recon - out).max() <= 1e-13 * np.abs(out).max()
+    recon = update_from_scratch(cache.T0, cache.Rt, cells, x)
+    assert np.abs(recon - out).max() <= REORDERED_UPDATE_RTOL * np.abs(out).max()
 
 
 def test_vectorised_exp_and_logistic():
     x = np.linspace(-40.0, 40.0, 400_001)
     got = np.array([_forward._exp(v) for v in x[::97]])
-    assert np.max(np.abs(got / np.exp(x[::97]) - 1)) < 2e-14
+    assert np.max(np.abs(got / exp(x[::97]) - 1)) < EXP_RTOL
     z = np.concatenate([np.linspace(-60.0, 60.0, 20_001), [-1e308, -745.0, 0.0, 745.0, 1e308]])
     sig = np.array([_forward._logistic(v) for v in z])
-    assert np.max(np.abs(sig - expit(z))) <= 1e-15
+    assert np.max(np.abs(sig - logistic(z))) <= LOGISTIC_ATOL
     hard = np.array([_forward._hard_sigmoid(v) for v in z])
-    assert np.array_equal(hard, np.clip(0.5 + 0.25 * z, 0.0, 1.0))
+    assert np.array_equal(hard, hard_sigmoid(z))
 
 
 def test_report_worst_error():

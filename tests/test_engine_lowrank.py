@@ -1,8 +1,9 @@
 """The rank-k update of the chunk engine against a fresh direct solve of the faulty array.
 
 The oracle is :func:`yieldmc.circuit.solve_reference` (scipy sparse direct solve of the
-nodal system) of the faulty conductances themselves, driven by the M unit inputs: it
-knows nothing of ``K0``, ``W`` or Woodbury.
+nodal system) of the faulty conductances themselves, driven by the M unit inputs
+(:func:`tests.reference.lowrank.transfer_reference`): it knows nothing of ``K0``, ``W`` or
+Woodbury.
 """
 
 from __future__ import annotations
@@ -11,8 +12,16 @@ import numba
 import numpy as np
 import pytest
 
-from tests.tolerances import ENGINE_RTOL
-from yieldmc.circuit import solve_reference, transfer_matrix
+from tests.reference.lowrank import dense_solve, transfer_reference, wdev_first_order
+from tests.tolerances import (
+    CACHE_T0_RTOL,
+    ENGINE_RTOL,
+    EXTREME_RTOL,
+    LU_RTOL,
+    REORDERED_UPDATE_RTOL,
+    WDEV_FIRST_ORDER_RTOL,
+)
+from yieldmc.circuit import transfer_matrix
 from yieldmc.engine import _lowrank
 from yieldmc.engine.lowrank import (
     MAX_RANK_ALPHA,
@@ -28,10 +37,6 @@ from yieldmc.engine.lowrank import (
 from yieldmc.errors import ConfigError
 
 G_ON, G_OFF = 1e-4, 1e-6
-#: Cache T0 vs the CG engine: CG stops at a relative residual of 1e-12 (SOLVER_RTOL); the
-#: measured difference is up to 4e-12 of max |T| (the dense inverse agrees with an
-#: independent dense solve to 1e-15), so 1e-11 leaves room without hiding a wrong T0.
-CG_RTOL = 1e-11
 
 #: (r_row, r_col, r_driver, r_sense) in ohm: plain, strong wires, periphery only, one wire
 #: direction only, and all of them.
@@ -47,11 +52,6 @@ NETWORKS = [
 
 def _g(rng, shape, lo=G_OFF, hi=G_ON):
     return np.exp(rng.uniform(np.log(lo), np.log(hi), shape))
-
-
-def _reference_T(G, net):
-    r_row, r_col, r_driver, r_sense = net
-    return solve_reference(G, np.eye(G.shape[0]), r_row, r_col, r_driver=r_driver, r_sense=r_sense)
 
 
 def _cache(G0, net):
@@ -83,8 +83,8 @@ def test_cache_T0_equals_the_engine_and_the_reference(shape, net):
     cache = _cache(G0, net)
     r_row, r_col, r_driver, r_sense = net
     T_cg = transfer_matrix(G0, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
-    _assert_close(cache.T0, T_cg, CG_RTOL)
-    _assert_close(cache.T0, _reference_T(G0, net))
+    _assert_close(cache.T0, T_cg, CACHE_T0_RTOL)
+    _assert_close(cache.T0, transfer_reference(G0, net))
     n = G0.size
     assert cache.W.shape == (n, n) and cache.Rt.shape == (n, shape[0]) and cache.Cr.shape == (n, shape[1])
     assert np.array_equal(cache.W, cache.W.T)
@@ -98,12 +98,10 @@ def test_cache_diagonal_deviation_is_accurate(rng):
     G0 = _g(rng, (8, 6))
     r = 1e-7  # ohm: G a ~ 1e-12, so diag(W) - G0 computed as a difference would keep 4 digits
     cache = LowRankCache.from_conductances(G0, r, r)
-    m, n = G0.shape
     # diag(K^-1) - G = -G^2 a_cc + O(G^3 a^2) with a_cc = r (j + 1) + r (M - i): the second
     # order is 1e-12 of the first here.
-    i, j = np.divmod(np.arange(m * n), n)
-    first_order = -G0.ravel() ** 2 * r * (j + 1 + m - i)
-    assert np.allclose(cache.wdev, first_order, rtol=1e-9, atol=0)
+    first_order = wdev_first_order(G0, r)
+    assert np.allclose(cache.wdev, first_order, rtol=WDEV_FIRST_ORDER_RTOL, atol=0)
 
 
 def test_cache_is_read_only(rng):
@@ -137,8 +135,8 @@ def test_lu_kernel_against_numpy_on_symmetric_indefinite_systems(rng):
         x = np.zeros((k + 2, 5))
         x[:k] = B
         assert _lowrank._lu_solve_inplace(lu, x, k, 5) == _lowrank.STATUS_OK
-        expect = np.linalg.solve(S, B)
-        assert np.max(np.abs(x[:k] - expect)) < 1e-10 * np.max(np.abs(expect))
+        expect = dense_solve(S, B)
+        assert np.max(np.abs(x[:k] - expect)) < LU_RTOL * np.max(np.abs(expect))
 
 
 def test_lu_kernel_reports_singular_and_non_finite_systems():
@@ -175,7 +173,7 @@ def test_update_equals_direct_solve_small(shape, seed):
         idx = rng.choice(n, k, replace=False)
         # stuck cells and arbitrary new values (up and down) alike
         G1.flat[idx] = np.where(rng.random(k) < 0.5, _g(rng, k), np.where(rng.random(k) < 0.5, G_ON, G_OFF))
-        _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, net))
+        _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, net))
 
 
 @pytest.mark.parametrize("net", [NETWORKS[0], NETWORKS[5]])
@@ -185,7 +183,7 @@ def test_update_equals_direct_solve_64x16(net):
     cache = _cache(G0, net)
     for k in (1, 21, 307):  # one cell, a typical die, 30 % of the array
         G1 = _stuck(rng, G0, k)
-        _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, net))
+        _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, net))
 
 
 # ---- named edge cases --------------------------------------------------------------
@@ -212,7 +210,7 @@ def test_whole_row_changed(array_8x16):
     for row in (0, 5, 7):
         G1 = G0.copy()
         G1[row, :] = G_ON
-        _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, net))
+        _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, net))
 
 
 @pytest.mark.parametrize("corner", [(0, 0), (0, -1), (-1, 0), (-1, -1), "all"])
@@ -222,13 +220,13 @@ def test_defect_in_each_corner(array_8x16, corner, g):
     G1 = G0.copy()
     for c in ([(0, 0), (0, -1), (-1, 0), (-1, -1)] if corner == "all" else [corner]):
         G1[c] = g
-    _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, net))
+    _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, net))
 
 
 def test_all_cells_stuck(array_8x16):
     G0, net, cache = array_8x16
     G1 = np.where(np.random.default_rng(1).random(G0.shape) < 0.5, G_ON, G_OFF)
-    _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, net))
+    _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, net))
 
 
 def test_cell_changed_to_its_own_value_changes_nothing(array_8x16):
@@ -247,13 +245,7 @@ def test_open_cell_at_zero_siemens(array_8x16):
     G1 = G0.copy()
     G1[2, 3] = G1[7, 15] = G1[0, 0] = 0.0
     G1[4, 4] = G_ON
-    _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, net))
-
-
-#: With cells from 1 nS to 1 mS the diagonal of the k x k system spans 12 decades; the
-#: kernel scales it to a unit diagonal first. Measured: <= 3.4e-13 of max |T| against the
-#: oracle with the scaling, up to 7e-11 without; 1e-11 tells the two apart.
-EXTREME_RTOL = 1e-11
+    _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, net))
 
 
 @pytest.mark.parametrize("net", [NETWORKS[0], NETWORKS[1], NETWORKS[5]])
@@ -266,7 +258,7 @@ def test_extreme_on_off_ratio(net):
         G1 = G0.copy()
         idx = rng.choice(G0.size, 38, replace=False)
         G1.flat[idx] = np.where(rng.random(idx.size) < 0.5, 1e-3, 1e-9)
-        _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, net), EXTREME_RTOL)
+        _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, net), EXTREME_RTOL)
 
 
 def test_unchanged_cells_at_zero_siemens_are_fine(rng):
@@ -277,7 +269,7 @@ def test_unchanged_cells_at_zero_siemens_are_fine(rng):
     assert np.all(cache.W[1 * 6 + 2] == 0)
     G1 = G0.copy()
     G1[0, 0], G1[3, 3] = G_ON, G_OFF
-    _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, net))
+    _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, net))
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (8, 16), (64, 16)])
@@ -298,7 +290,7 @@ def test_not_ideal_when_only_the_periphery_resists(rng):
     cache = LowRankCache.from_conductances(G0, 0.0, 0.0, r_sense=100.0)
     assert not cache.ideal
     G1 = _stuck(rng, G0, 3)
-    _assert_close(lowrank_transfer(cache, G1), _reference_T(G1, (0.0, 0.0, 0.0, 100.0)))
+    _assert_close(lowrank_transfer(cache, G1), transfer_reference(G1, (0.0, 0.0, 0.0, 100.0)))
     assert not np.array_equal(lowrank_transfer(cache, G1), G1)
 
 
@@ -334,7 +326,7 @@ def test_chunk_equals_single_die_bit_for_bit(shape):
         single = lowrank_transfer(cache, G1)
         # The single-die path sorts the cells (flatnonzero): same bits only when the chunk
         # lists them sorted too; unsorted cells give the same T to rounding.
-        _assert_close(whole[d], single, 1e-13)
+        _assert_close(whole[d], single, REORDERED_UPDATE_RTOL)
     order = [np.argsort(c) for c in cells_list]
     offsets, cells, g_new = pack_changes([c[o] for c, o in zip(cells_list, order, strict=True)],
                                          [g[o] for g, o in zip(g_list, order, strict=True)])

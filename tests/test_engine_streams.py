@@ -1,9 +1,10 @@
 """Counter-based per-die streams: numpy twin == numba twin bit for bit, and good randomness.
 
 The oracles are independent of the code under test where possible: plain Python-int
-splitmix64 for the raw bits, scipy's ``ndtri`` and ``math.log`` for the normal quantile,
-scipy.stats for the distributions. Every statistical bound is checked on fixed seeds, so
-a test either always passes or always fails for a given implementation.
+splitmix64 for the raw bits (tests/reference/streams.py), scipy's ``ndtri`` and
+``math.log`` for the normal quantile, scipy.stats for the distributions. Every statistical
+bound is checked on fixed seeds, so a test either always passes or always fails for a given
+implementation.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pytest
 import scipy.special
 import scipy.stats
 
+from tests.reference.streams import cell_stream_bits, die_uniform, fisher_yates
+from tests.tolerances import LOG_RTOL, PPND_RTOL
 from yieldmc import defect_kinds, defects
 from yieldmc.engine import _streams
 from yieldmc.engine.streams import (
@@ -32,21 +35,6 @@ from yieldmc.rng import die_generator
 
 SEEDS = [0, 1, 2**53 - 1, 2**63 + 5, 2**64 - 1]
 DIES = [0, 1, 10**9, 2**63 - 1]
-MASK = (1 << 64) - 1
-
-
-def _splitmix(z: int) -> int:
-    """The textbook splitmix64 output for state ``z`` (already incremented)."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
-
-
-def _oracle_uniform(seed: int, die: int, i: int) -> float:
-    """Draw i written from the documented formula with Python ints only."""
-    inner = _splitmix(((seed ^ STREAM_TAG) + 0x9E3779B97F4A7C15) & MASK)
-    key = _splitmix(((inner ^ die) + 0x9E3779B97F4A7C15) & MASK)
-    return (_splitmix((key + (i + 1) * 0x9E3779B97F4A7C15) & MASK) >> 11) / 2.0**53
 
 
 def test_constants_are_those_of_the_per_cell_streams():
@@ -60,7 +48,7 @@ def test_draws_follow_the_documented_formula(seed):
     for die in DIES:
         s = DieStream(seed, die, counter=5)
         got = [s.random() for _ in range(3)]
-        assert got == [_oracle_uniform(seed, die, i) for i in (5, 6, 7)]
+        assert got == [die_uniform(seed, die, i) for i in (5, 6, 7)]
         assert die_key(seed, die) == int(_streams.die_key(np.uint64(seed), np.uint64(die)))
 
 
@@ -96,10 +84,7 @@ def test_uniform_and_permutation_algorithms():
     assert s.uniform(0.2, 0.8) == 0.2 + (0.8 - 0.2) * u[0]
     assert _streams._uniform_between(np.uint64(s.key), 0, 0.2, 0.8) == 0.2 + (0.8 - 0.2) * u[0]
     assert np.array_equal(s.uniform(-1.0, 3.0, size=(2, 3)), (-1.0 + 4.0 * u[1:7]).reshape(2, 3))
-    perm = list(range(6))  # Fisher-Yates from the top, written out
-    for t, i in enumerate(range(5, 0, -1)):
-        j = int(u[7 + t] * (i + 1))
-        perm[i], perm[j] = perm[j], perm[i]
+    perm = fisher_yates(u[7:], 6)  # Fisher-Yates from the top, written out
     assert s.permutation(6).tolist() == perm and s.counter == 12
     out = np.empty(6, dtype=np.int64)
     assert _streams.permute(np.uint64(s.key), 7, out, 6) == 12 and out.tolist() == perm
@@ -142,11 +127,7 @@ def test_die_streams_are_apart_from_the_per_cell_streams():
     die streams start from mix64(mix64(s ^ TAG) ^ d): no shared values, no correlation."""
     n = 20_000
     for seed in (0, 1, 2**53 - 1):
-        cells = {}
-        for stream in (0, 1):
-            off = defect_kinds.mix64(defect_kinds.mix64(seed) ^ stream)
-            z = np.arange(n, dtype=np.uint64) * np.uint64(GOLDEN) + np.uint64(off)
-            cells[stream] = np.array([_splitmix(int(v)) for v in z], dtype=np.uint64)
+        cells = {stream: cell_stream_bits(seed, stream, n) for stream in (0, 1)}
         for die in (0, 1):
             bits = DieStream(seed, die)._take(n)
             for stream in (0, 1):
@@ -187,7 +168,7 @@ def test_normal_quantile_against_scipy_and_symmetry():
                         2**53 - np.arange(1, 2**12, 2)])
     p = j.astype(np.float64) * 2.0**-53
     z, ref = _ppnd(p), scipy.special.ndtri(p)
-    assert np.max(np.abs(z - ref) / np.maximum(1.0, np.abs(ref))) < 4e-15
+    assert np.max(np.abs(z - ref) / np.maximum(1.0, np.abs(ref))) < PPND_RTOL
     assert np.array_equal(_ppnd(1.0 - p), -z)  # p and 1 - p are both on the grid
     assert np.array_equal([_streams._ppnd(v) for v in p[::97]], z[::97])
 
@@ -199,7 +180,7 @@ def test_log_is_fdlibm_accurate_and_libm_free():
     x = x[x > 0]
     got = _log(x)
     ref = np.array([math.log(v) for v in x])
-    assert np.max(np.abs(got - ref) / np.abs(ref)) < 3e-16
+    assert np.max(np.abs(got - ref) / np.abs(ref)) < LOG_RTOL
     assert np.array_equal([_streams._log(v) for v in x[::50]], got[::50])
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.tolerances import VOLT_RTOL
 from yieldmc import schema
 from yieldmc.circuit import SOLVER_RTOL
 from yieldmc.config import load_config
@@ -56,13 +57,13 @@ def table(out: Path) -> pd.DataFrame:
 
 
 def assert_close_voltages(v: np.ndarray, w: np.ndarray) -> None:
-    """float32 roundings of values within 1e-9 of each die's largest |V| (the engines'
-    promise): at most that plus one float32 step apart."""
+    """float32 roundings of values within VOLT_RTOL (1e-9) of each die's largest |V| (the
+    engines' promise): at most that plus one float32 step apart."""
     assert v.shape == w.shape and v.dtype == w.dtype == np.float32
     v, w = v.astype(np.float64), w.astype(np.float64)
     scale = np.abs(w).max(axis=(1, 2), keepdims=True)
     step = np.spacing(np.maximum(np.abs(v), np.abs(w)).astype(np.float32)).astype(np.float64)
-    assert np.all(np.abs(v - w) <= 1e-9 * scale + step)
+    assert np.all(np.abs(v - w) <= VOLT_RTOL * scale + step)
 
 
 def assert_same_dies(out: Path, other: Path, *, exact_voltages: bool = True) -> None:

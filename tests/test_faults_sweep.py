@@ -21,6 +21,7 @@ import typer
 from typer.testing import CliRunner
 
 import yieldmc.montecarlo as mc
+from tests.tolerances import ARITHMETIC_RTOL
 from yieldmc.cli import app, user_errors
 from yieldmc.config import load_config
 from yieldmc.errors import ConfigError
@@ -363,11 +364,13 @@ def test_rate_and_eta_count_from_the_first_finished_chunk():
     meter.update(20, 100, now=30.5)  # too soon after the first chunk to say
     assert meter.rate is None
     meter.update(30, 100, now=32.0)
-    assert meter.rate == pytest.approx(10.0, rel=1e-12) and meter.eta_s == pytest.approx(7.0, rel=1e-12)
+    assert meter.rate == pytest.approx(10.0, rel=ARITHMETIC_RTOL)
+    assert meter.eta_s == pytest.approx(7.0, rel=ARITHMETIC_RTOL)
     meter.update(100, 100, now=39.0)
     assert meter.eta_s == 0.0
     resumed = mc.RateMeter()  # a resumed run starts at its finished dies
     resumed.update(60, 100, now=0.0)
     resumed.update(70, 100, now=5.0)
     resumed.update(80, 100, now=7.0)
-    assert resumed.rate == pytest.approx(5.0, rel=1e-12) and resumed.eta_s == pytest.approx(4.0, rel=1e-12)
+    assert resumed.rate == pytest.approx(5.0, rel=ARITHMETIC_RTOL)
+    assert resumed.eta_s == pytest.approx(4.0, rel=ARITHMETIC_RTOL)

@@ -11,15 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.tolerances import DIFF_RTOL, G_RTOL, GRID_HALF_STEP_SLACK, GRID_INDEX_ATOL
 from yieldmc.config import ArrayConfig, DeviceConfig
 from yieldmc.errors import ConfigError
 from yieldmc.mapping import layer_conductances, map_network, quantize, tiles
-
-#: I+ - I- against g_scale * v @ W with ideal wires, relative to the largest current
-#: difference: float64 rounding of g_off + x - g_off and of two dot products of <= 64 terms.
-DIFF_RTOL = 1e-12
-#: Comparing a conductance with g_on / g_off: one rounding of g_off + g_scale * |W|.
-G_RTOL = 1e-14
 
 DEVICE = DeviceConfig()  # 1e-4 / 1e-6 S
 
@@ -77,12 +72,12 @@ def test_quantized_conductances_use_at_most_levels_values_on_the_grid(rng, level
     assert len(np.unique(G)) <= levels
     step = (device.g_on - device.g_off) / (levels - 1)
     k = (G - device.g_off) / step
-    np.testing.assert_allclose(k, np.round(k), atol=1e-9)  # on the grid g_off + k * step
+    np.testing.assert_allclose(k, np.round(k), atol=GRID_INDEX_ATOL)  # on the grid g_off + k * step
     assert G.min() >= device.g_off and G.max() <= device.g_on
     np.testing.assert_allclose(G.max(), device.g_on, rtol=G_RTOL)
     # each conductance is the grid level nearest to its continuous value
     G_cont, _ = layer_conductances(W, DEVICE)
-    assert np.all(np.abs(G - G_cont) <= step / 2 * (1 + 1e-9))
+    assert np.all(np.abs(G - G_cont) <= step / 2 * (1 + GRID_HALF_STEP_SLACK))
 
 
 def test_continuous_devices_are_not_quantized(rng):

@@ -21,6 +21,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
+from tests.tolerances import ARITHMETIC_RTOL, VOLT_RTOL
 from yieldmc import schema
 from yieldmc.config import load_config
 from yieldmc.errors import ConfigError
@@ -410,9 +411,9 @@ def test_store_voltages_all_keeps_train_and_test_images(config, reference, tmp_p
     assert np.array_equal(test.voltages, load_voltages(reference[0], dies=range(n)).voltages)
     for d in range(n):  # the train voltages are the same die's outputs on the train images
         transfers, _ = model.die_transfers(d)
-        ref = model.forward(transfers, x_train)  # the readable path: equal to 1e-9 and float32 rounding
+        ref = model.forward(transfers, x_train)  # the readable path: equal to VOLT_RTOL and float32 rounding
         top = np.abs(ref).max()
-        assert np.abs(train.voltages[d] - ref).max() <= 1e-9 * top + np.spacing(np.float32(top))
+        assert np.abs(train.voltages[d] - ref).max() <= VOLT_RTOL * top + np.spacing(np.float32(top))
     with h5py.File(out / "voltages" / "part-00000.h5", "r") as f:
         assert set(f) >= {"train", "test"} and f["train/voltages"].attrs["units"] == "V"
 
@@ -429,7 +430,7 @@ def test_summary_matches_the_table(config, reference, tmp_path, which):
     summary = run_sample(config, N_DIES, out, chunk_size=N_DIES, threshold=float(threshold))
     acc = load_dies(out)["accuracy"].to_numpy()
     assert summary["dies"] == N_DIES == summary["dies_simulated_now"]
-    assert summary["mean_accuracy"] == pytest.approx(acc.mean(), rel=1e-12, abs=0)
+    assert summary["mean_accuracy"] == pytest.approx(acc.mean(), rel=ARITHMETIC_RTOL, abs=0)
     assert summary["yield"] == np.mean(acc >= threshold)
     assert summary["threshold"] == threshold
     assert summary["elapsed_s"] > 0 and summary["dies_per_s"] > 0
@@ -473,7 +474,7 @@ def test_summary_leaves_unconverged_dies_out(config, tmp_path, better_half_uncon
     acc = table["accuracy"].to_numpy()
     assert 0 < summary["unconverged_dies"] == int((~ok).sum()) < N_DIES
     assert summary["dies"] == N_DIES
-    assert summary["mean_accuracy"] == pytest.approx(acc[ok].mean(), rel=1e-12, abs=0)
+    assert summary["mean_accuracy"] == pytest.approx(acc[ok].mean(), rel=ARITHMETIC_RTOL, abs=0)
     assert summary["yield"] == 0.0  # every converged die is below the cut; over all dies it is > 0
     assert np.mean(acc >= cut) > 0
     line = CliRunner().invoke(app, ["sample", "--seed", "7", "--dies", str(N_DIES), "-q",

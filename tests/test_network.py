@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from tests.reference.network import forward_loops
+from tests.tolerances import NETWORK_ATOL, NETWORK_RTOL, SOFTMAX_RTOL
 from yieldmc.data import load_digits_split
 from yieldmc.errors import ConfigError
 from yieldmc.network import (
@@ -20,7 +22,6 @@ from yieldmc.network import (
     train_network,
 )
 
-RTOL, ATOL = 1e-12, 1e-12  # forward passes are the same float64 products as sklearn's
 MIN_SOFTWARE_ACCURACY = 0.90  # the analog die loses a little; the software net must clear this
 
 
@@ -96,29 +97,28 @@ def test_forward_matches_sklearn(digits):
     assert logits.shape == (180, 10)
     assert_array_equal(net.predict(digits.x_test), clf.predict(digits.x_test))
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    assert_allclose(e / e.sum(axis=1, keepdims=True), clf.predict_proba(digits.x_test), rtol=1e-9, atol=1e-12)
+    assert_allclose(e / e.sum(axis=1, keepdims=True), clf.predict_proba(digits.x_test), rtol=SOFTMAX_RTOL,
+                    atol=NETWORK_ATOL)
     assert net.accuracy(digits.x_test, digits.y_test) == pytest.approx(clf.score(digits.x_test, digits.y_test))
 
 
 def test_forward_plain_loops():
-    """The forward pass equals a slow, obvious per-neuron loop."""
+    """The forward pass equals a slow, obvious per-neuron loop (tests/reference/network.py)."""
     net = _random_net(3, sizes=(4, 3, 2, 3))
     x = np.random.default_rng(4).random((5, 4))
     logits, hidden = net.forward(x, return_hidden=True)
     for n in range(len(x)):
-        h = list(x[n])
-        for layer, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-            z = [sum(h[i] * w[i, j] for i in range(w.shape[0])) + b[j] for j in range(w.shape[1])]
-            last = layer == len(net.weights) - 1
-            h = z if last else [1.0 / (1.0 + np.exp(-v)) for v in z]
-            target = logits[n] if last else hidden[layer][n]
-            assert_allclose(target, h, rtol=RTOL, atol=ATOL)
+        layers = forward_loops(net.weights, net.biases, x[n])
+        assert len(layers) == len(net.weights)
+        for layer, h in enumerate(layers):
+            target = logits[n] if layer == len(layers) - 1 else hidden[layer][n]
+            assert_allclose(target, h, rtol=NETWORK_RTOL, atol=NETWORK_ATOL)
 
 
 def test_forward_single_vector_and_bad_shape():
     net = _random_net()
     x = np.random.default_rng(0).random((3, 5))
-    assert_allclose(net.forward(x[1]), net.forward(x)[1], rtol=RTOL, atol=ATOL)
+    assert_allclose(net.forward(x[1]), net.forward(x)[1], rtol=NETWORK_RTOL, atol=NETWORK_ATOL)
     with pytest.raises(ConfigError, match=r"\(B, 5\)"):
         net.forward(np.zeros((2, 4)))
 

@@ -9,6 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
+from tests.reference.nonlinear import gap_model_currents, ideal_wire_currents, kvl_residual
 from tests.test_circuit import (
     SMALLEST_NORMAL,
     TINY,
@@ -21,7 +22,21 @@ from tests.test_circuit import (
     shapes,
     tiny_batch,
 )
-from tests.tolerances import ENGINE_RTOL
+from tests.tolerances import (
+    ASINH_RTOL,
+    CLOSED_FORM_RTOL,
+    ENGINE_RTOL,
+    IDEAL_SINH_RTOL,
+    KVL_ATOL,
+    NEWTON_CG_RESIDUAL_RTOL,
+    NEWTON_CG_TOL2,
+    ODD_SYMMETRY_ATOL,
+    ROUND_OFF_FLOOR,
+    SECOND_ORDER_RATIO_RTOL,
+    SMALL_SIGNAL_BOUND_FACTOR,
+    WIRE_VOLTAGE_ATOL,
+    WIRE_VOLTAGE_RTOL,
+)
 from yieldmc.circuit import Resistances, _newton, _wires, solve, solve_sinh, solve_sinh_info, solve_sinh_reference
 from yieldmc.circuit.nonlinear import NEWTON_RTOL
 from yieldmc.config import load_config
@@ -63,8 +78,8 @@ def test_ideal_wires_are_the_device_law(rng):
     G = random_conductances(rng, (6, 5))
     v = rng.uniform(-0.2, 0.2, (3, 6))
     got = solve_sinh(G, v, V0, 0.0, 0.0)
-    expected = np.einsum("bi,ij->bj", V0 * np.sinh(v / V0), G)
-    assert_allclose(got, expected, rtol=1e-14, atol=0)
+    expected = ideal_wire_currents(G, v, V0)
+    assert_allclose(got, expected, rtol=IDEAL_SINH_RTOL, atol=0)
 
 
 def test_gap_model_currents_without_wires(rng):
@@ -74,9 +89,9 @@ def test_gap_model_currents_without_wires(rng):
     dev = SinhDevice()
     gaps = rng.uniform(0.1, 1.7, (4, 3))
     v = rng.uniform(0.0, 0.3, 4)
-    direct = (dev.i0 * np.exp(-gaps / dev.gap0) * np.sinh(v[:, None] / dev.v0)).sum(axis=0)
+    direct = gap_model_currents(dev, gaps, v)
     got = solve_sinh(dev.conductance(gaps), v, dev.v0, 0.0, 0.0)
-    assert_allclose(got, direct, rtol=1e-13)
+    assert_allclose(got, direct, rtol=CLOSED_FORM_RTOL)
 
 
 @pytest.mark.parametrize("wires", [(1.0, 1.0, 0.0, 0.0), (2.0, 0.5, 10.0, 30.0)])
@@ -90,8 +105,8 @@ def test_small_signal_limit_is_the_linear_engine(rng, wires):
     for v0 in (10.0, 100.0, 1000.0):
         got = solve_sinh(G, v, v0, r_row, r_col, r_driver=r_driver, r_sense=r_sense)
         gaps.append(rel_err(got, linear))
-        assert gaps[-1] < (0.2 / v0) ** 2 / 6 * 1.01 + ENGINE_RTOL
-    assert gaps[0] / gaps[1] == pytest.approx(100, rel=0.05)  # second order in 1/v0
+        assert gaps[-1] < (0.2 / v0) ** 2 / 6 * SMALL_SIGNAL_BOUND_FACTOR + ENGINE_RTOL
+    assert gaps[0] / gaps[1] == pytest.approx(100, rel=SECOND_ORDER_RATIO_RTOL)  # second order in 1/v0
 
 
 def test_sinh_cells_conduct_more_than_linear_ones(rng):
@@ -106,7 +121,7 @@ def test_sinh_cells_conduct_more_than_linear_ones(rng):
 def test_odd_symmetry_and_zero_input(rng):
     G = random_conductances(rng, (9, 7))
     v = rng.uniform(-0.2, 0.2, (3, 9))
-    assert_allclose(solve_sinh(G, -v, V0), -solve_sinh(G, v, V0), rtol=0, atol=1e-20)
+    assert_allclose(solve_sinh(G, -v, V0), -solve_sinh(G, v, V0), rtol=0, atol=ODD_SYMMETRY_ATOL)
     assert_array_equal(solve_sinh(G, np.zeros(9), V0), np.zeros(7))
 
 
@@ -182,7 +197,7 @@ def test_an_unreachable_tolerance_stalls_early_and_is_reported(rng):
     v = rng.uniform(0.0, 0.2, (3, 16))
     out, info = solve_sinh_info(G, v, V0, rtol=0.0, raise_on_failure=False)
     assert not info.converged and info.iterations < 20  # measured 6 (of 50 allowed)
-    assert info.max_residual < 1e-14  # it did get to the floor
+    assert info.max_residual < ROUND_OFF_FLOOR  # it did get to the floor
     assert rel_err(out, solve_sinh_reference(G, v, V0)) < ENGINE_RTOL
 
 
@@ -223,7 +238,7 @@ def test_wire_operator_matches_the_circuit_oracle(rng):
     x = ((row_v - col_v) * G)[:, :, None]
     w = np.empty_like(x)
     _wires.apply_wires(x, Resistances(1.5, 2.0, r_driver=3.0, r_sense=4.0), w, np.empty((3, 4, 1)))
-    assert_allclose(v[:, None] - w[:, :, 0], row_v - col_v, rtol=1e-10, atol=1e-15)
+    assert_allclose(v[:, None] - w[:, :, 0], row_v - col_v, rtol=WIRE_VOLTAGE_RTOL, atol=WIRE_VOLTAGE_ATOL)
 
 
 
@@ -233,7 +248,7 @@ def test_fast_asinh_is_accurate_to_round_off():
     u = np.concatenate([np.geomspace(1e-300, 1e300, 6000), np.linspace(0.12, 0.13, 101), [0.999e8, 1.001e8]])
     u = np.concatenate([u, -u, [0.0]])
     got = np.array([_newton._asinh(x) for x in u])
-    assert_allclose(got, np.arcsinh(u), rtol=2e-15, atol=0)
+    assert_allclose(got, np.arcsinh(u), rtol=ASINH_RTOL, atol=0)
 
 
 def test_cg_kernel_solves_the_scaled_system_and_skips_a_zero_right_hand_side(rng):
@@ -247,14 +262,14 @@ def test_cg_kernel_solves_the_scaled_system_and_skips_a_zero_right_hand_side(rng
     rhs = rng.normal(size=(m, n, k))
     rhs[:, :, 1] = 0.0
     r = rhs.copy()  # overwritten by the recursive residual
-    tol2 = 1e-24 * np.sum(rhs * rhs, axis=(0, 1))
+    tol2 = NEWTON_CG_TOL2 * np.sum(rhs * rhs, axis=(0, 1))
     active = np.array([True, True, False])
     y, p, q = (np.full((m, n, k), np.nan) for _ in range(3))  # contents ignored
     work = np.empty((3, n, k))
     iterations = _newton._cg_step(sd, dinv, wires, tol2, active, 200, y, r, p, q, work)
     assert 0 < iterations < 200
     _wires.apply_wires(y, wires, q, work, sd)
-    assert np.linalg.norm(q[:, :, 0] - rhs[:, :, 0]) <= 1e-10 * np.linalg.norm(rhs[:, :, 0])
+    assert np.linalg.norm(q[:, :, 0] - rhs[:, :, 0]) <= NEWTON_CG_RESIDUAL_RTOL * np.linalg.norm(rhs[:, :, 0])
     assert not y[:, :, 1:].any()
 
 
@@ -268,7 +283,7 @@ def test_a_step_that_cannot_decrease_the_merit_stalls_the_input():
     vt = np.array([[0.1, -0.2], [0.05, 0.3], [-0.15, 0.2]])  # row voltages (V), (M, K)
     x = np.zeros((m, n, k))
     bufs = np.zeros((9, m, n, k))
-    rel, newton, cg = _newton._newton_block(g, vt, np.ones(k), V0, Resistances(1.0, 1.0, 1.0, 1.0), 1e-12,
+    rel, newton, cg = _newton._newton_block(g, vt, np.ones(k), V0, Resistances(1.0, 1.0, 1.0, 1.0), NEWTON_RTOL,
                                             10, 0, x, bufs)
     assert (newton, cg) == (1, 0)
     assert rel.tolist() == [1.0, 1.0] and not x.any()
@@ -286,10 +301,9 @@ def test_kvl_residual_is_the_device_law_in_any_units(rng):
     vt = rng.uniform(-1.0, 1.0, (m, k))
     f = np.empty((m, n, k))
     _newton._kvl(G, x, w, vt, V0, f)
-    a = np.where(G > 0.0, G * V0, 1.0)[:, :, None]
-    expected = np.where(G[:, :, None] > 0.0, V0 * np.arcsinh(x / a) + w - vt[:, None, :], 0.0)
+    expected = kvl_residual(G, x, w, vt, V0)
     assert f[2, 1].tolist() == [0.0] * k
-    assert_allclose(f, expected, rtol=0, atol=1e-15)  # |F| <= 2 V: a few ulps
+    assert_allclose(f, expected, rtol=0, atol=KVL_ATOL)  # |F| <= 2 V: a few ulps
     scale = np.array([2.0**-20, 1.0, 2.0**7])
     fs = np.empty((m, n, k))
     _newton._kvl(G, x / scale, w / scale, vt / scale, V0, fs, scale)
@@ -318,7 +332,7 @@ def test_rtol_zero_stalls_at_the_round_off_floor(rng, v0, expected_max):
     out, info = solve_sinh_info(G, v, v0, 20.0, 20.0, rtol=0.0, max_newton=10_000,
                                 raise_on_failure=False)
     assert not info.converged and info.iterations <= expected_max
-    assert info.max_residual < 1e-14
+    assert info.max_residual < ROUND_OFF_FLOOR
 
 
 @pytest.mark.parametrize("ratio", [360.0, 690.0])
@@ -327,7 +341,7 @@ def test_huge_cell_voltages_without_wires_do_not_overflow(ratio):
     v0 = 1e-3
     got, info = solve_sinh_info(np.full((1, 1), 1e-4), [ratio * v0], v0, 0.0, 0.0)
     assert info.converged
-    assert got[0] == pytest.approx(1e-4 * v0 * np.sinh(ratio), rel=1e-13)
+    assert got[0] == pytest.approx(1e-4 * v0 * np.sinh(ratio), rel=CLOSED_FORM_RTOL)
 
 
 def test_the_oracle_settles_with_kilo_ohm_periphery(rng):

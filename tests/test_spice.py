@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import yieldmc.spice
-from tests.tolerances import SPICE_RTOL, SPICE_SINH_RTOL
+from tests.tolerances import SPICE_ERROR_READBACK_RTOL, SPICE_RTOL, SPICE_SINH_RTOL
 from yieldmc.circuit import solve, solve_device, solve_sinh
 from yieldmc.devices import LinearDevice, SinhDevice
 from yieldmc.errors import ConfigError
@@ -127,7 +127,7 @@ def test_spice_check_verdict_follows_the_device_tolerance(fake_ngspice):
     factor[0] = 1.0 + middle
     linear, sinh = spice_check(6, 4), spice_check(6, 4, device="sinh")
     assert not linear.passed and sinh.passed
-    assert linear.max_rel_error == pytest.approx(middle / (1 + middle), rel=1e-6)
+    assert linear.max_rel_error == pytest.approx(middle / (1 + middle), rel=SPICE_ERROR_READBACK_RTOL)
     factor[0] = np.nan
     assert not spice_check(3, 3).passed  # NaN never passes
 

@@ -19,6 +19,7 @@ from numpy.testing import assert_allclose
 from scipy import stats as sps
 
 import yieldmc.stats as ys
+from tests.tolerances import FORMULA_RTOL, PUBLISHED_ATOL, TAIL_RTOL
 from yieldmc.errors import ConfigError
 from yieldmc.runyield import DEFAULT_THRESHOLD, yield_tables
 from yieldmc.stats import (
@@ -33,10 +34,6 @@ from yieldmc.stats import (
     yield_table,
 )
 
-#: Published values are rounded to 4 decimals: allow half a unit in the last place.
-PUBLISHED_ATOL = 5e-5
-#: Closed form and beta quantiles against our implementation: float rounding only.
-FORMULA_RTOL = 1e-12
 #: z for a two-sided 95 % interval, Phi^-1(0.975), to 16 digits.
 Z95 = 1.959963984540054
 
@@ -85,8 +82,8 @@ def test_clopper_pearson_zero_of_ten():
 def test_clopper_pearson_inverts_the_binomial_test(k, n):
     # Definition: each bound leaves 2.5 % in one binomial tail.
     lo, hi = clopper_pearson_interval(k, n)
-    assert_allclose(sps.binom.cdf(k, n, hi), 0.025, rtol=1e-9)
-    assert_allclose(sps.binom.sf(k - 1, n, lo), 0.025, rtol=1e-9)
+    assert_allclose(sps.binom.cdf(k, n, hi), 0.025, rtol=TAIL_RTOL)
+    assert_allclose(sps.binom.sf(k - 1, n, lo), 0.025, rtol=TAIL_RTOL)
 
 
 @pytest.mark.parametrize("func", [wilson_interval, clopper_pearson_interval])
