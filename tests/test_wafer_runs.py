@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.tolerances import VOLT_RTOL
 from yieldmc import defects, schema, wafer
 from yieldmc.config import WAFER_SIGNATURES, Config, WaferConfig, from_dict, load_config
 from yieldmc.die import DieModel, array_uniforms, hit_arrays, wafer_die_count, wafer_dies
@@ -32,9 +33,6 @@ from yieldmc.store import MANIFEST_FILE, RUN_FILE, load_dies, load_voltages, rea
 #: a high density so that most dies have defects, some several.
 SMALL = {"seed": 11, "wafer.wafers": 2, "wafer.lots": 2, "wafer.diameter_mm": 60.0, "wafer.d0": 1.5}
 N_SMALL = 2 * 2 * 13
-#: Output voltages, compiled vs reference, as a share of the die's largest |V| (as
-#: tests/test_engine_chunk.py's VOLT_RTOL; float32 rounding apart).
-VOLT_RTOL = 1e-9
 
 
 @pytest.fixture(autouse=True)
