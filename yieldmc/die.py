@@ -47,9 +47,6 @@ from yieldmc.mapping import DieLayout, map_network
 from yieldmc.network import ACTIVATIONS, Network
 from yieldmc.rng import die_generator
 
-#: Stream tag of the draws that choose a wafer die's hit arrays: the second entry of their
-#: seed list ``[seed, ARRAY_STREAM_TAG, lot, wafer]``, after :mod:`yieldmc.wafer`'s tags (1-4).
-ARRAY_STREAM_TAG = 5
 #: Per-die columns of a wafer run (:func:`wafer_dies`; declared in ``yieldmc.schema.WAFER_COLUMNS``).
 WAFER_COLUMN_TYPES = {"lot": np.int32, "wafer": np.int32, "x": np.int32, "y": np.int32, "r_mm": np.float64,
                       "expected_defects": np.float64, "n_defects": np.int32}
@@ -91,23 +88,17 @@ def wafer_die_count(config: Config) -> int:
 
 
 def array_uniforms(seed: int, lot: int, wafer: int, sites: np.ndarray, n: int) -> np.ndarray:
-    """``n`` uniforms in (0, 1) per die site of one wafer, a pure function of ``(seed, lot,
-    wafer, site)``: Philox keyed by ``SeedSequence([seed, ARRAY_STREAM_TAG, lot, wafer])``,
-    counter blocks ``site * ceil(n / 4)`` onwards (53-bit, centred: ``(k + 0.5) 2**-53``).
+    """``n`` uniforms in (0, 1) per die site of one wafer that choose the arrays its
+    defects hit: :func:`yieldmc.wafer.site_uniforms` on the stream tag
+    :data:`yieldmc.wafer.TAG_ARRAYS`, a pure function of ``(seed, lot, wafer, site)``.
 
     Returns
     -------
     numpy.ndarray, shape (len(sites), n)
     """
-    sites = np.asarray(sites, dtype=np.int64)
-    if sites.size == 0 or n == 0:
-        return np.empty((sites.size, n))
-    key = np.random.SeedSequence([seed, ARRAY_STREAM_TAG, lot, wafer]).generate_state(2, np.uint64)
-    blocks = -(-n // 4)
-    lo, hi = int(sites.min()), int(sites.max())
-    raw = np.random.Philox(key=key, counter=lo * blocks).random_raw(4 * blocks * (hi - lo + 1))
-    raw = raw.reshape(hi - lo + 1, 4 * blocks)[sites - lo, :n]
-    return ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    from yieldmc.wafer import TAG_ARRAYS, site_uniforms
+
+    return site_uniforms(seed, TAG_ARRAYS, lot, wafer, sites, n)
 
 
 def hit_arrays(n_defects: np.ndarray, eligible: np.ndarray, u: np.ndarray) -> np.ndarray:

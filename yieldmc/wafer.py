@@ -54,7 +54,8 @@ from yieldmc.errors import ConfigError
 #: Spatial signatures a wafer can carry (WM-811K's classes: docs/wafer.md).
 SIGNATURES = ("none", "center", "edge_ring", "donut", "local", "scratch", "random")
 #: Stream tags: the second entry of every seed list, one per level.
-TAG_LOT, TAG_WAFER, TAG_DIE, TAG_DIE_RNG = 1, 2, 3, 4
+#: ``TAG_ARRAYS``: which arrays a die's defects hit (:func:`yieldmc.die.array_uniforms`).
+TAG_LOT, TAG_WAFER, TAG_DIE, TAG_DIE_RNG, TAG_ARRAYS = 1, 2, 3, 4, 5
 #: Signature geometry, as fractions of the usable radius R (die centres).
 CENTER_RADIUS = 0.35  # center: r <= 0.35 R
 DONUT_RADII = (0.45, 0.70)  # donut: 0.45 R <= r <= 0.70 R
@@ -342,14 +343,25 @@ def expected_defects(spec: WaferSpec, density: DensitySpec, draw: WaferDraw) -> 
     return draw.density_cm2 * boost * spec.die_area_cm2
 
 
-def _die_uniforms(seed: int, lot: int, wafer: int, dies: np.ndarray) -> np.ndarray:
-    """One uniform in (0, 1) per die: word 0 of Philox counter block ``die``."""
-    if len(dies) == 0:
-        return np.empty(0)
-    key = np.random.SeedSequence([seed, TAG_DIE, lot, wafer]).generate_state(2, np.uint64)
-    lo, hi = int(dies.min()), int(dies.max())
-    raw = np.random.Philox(key=key, counter=lo).random_raw(4 * (hi - lo + 1)).reshape(-1, 4)[:, 0]
-    return ((raw[dies - lo] >> np.uint64(11)).astype(float) + 0.5) * 2.0**-53
+def site_uniforms(seed: int, tag: int, lot: int, wafer: int, sites: Any, n: int = 1) -> np.ndarray:
+    """``n`` uniforms in (0, 1) per die site of one wafer, a pure function of ``(seed, tag,
+    lot, wafer, site)``: Philox keyed by ``SeedSequence([seed, tag, lot, wafer])``, site
+    ``s`` reading counter blocks ``s * ceil(n / 4)`` onwards (53-bit, centred:
+    ``(k + 0.5) 2**-53``), so any subset of sites, in any order, gets the same numbers.
+
+    Returns
+    -------
+    numpy.ndarray, shape (len(sites), n)
+    """
+    sites = np.asarray(sites, dtype=np.int64)
+    if sites.size == 0 or n == 0:
+        return np.empty((sites.size, n))
+    key = np.random.SeedSequence([seed, tag, lot, wafer]).generate_state(2, np.uint64)
+    blocks = -(-n // 4)
+    lo, hi = int(sites.min()), int(sites.max())
+    raw = np.random.Philox(key=key, counter=lo * blocks).random_raw(4 * blocks * (hi - lo + 1))
+    raw = raw.reshape(hi - lo + 1, 4 * blocks)[sites - lo, :n]
+    return ((raw >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
 
 
 def die_rng(seed: int, lot: int, wafer: int, die: int) -> np.random.Generator:
@@ -397,7 +409,7 @@ def _wafer_columns(spec: WaferSpec, density: DensitySpec, seed: int, lot: int, w
         raise ConfigError(f"die indices must lie in [0, {n_sites - 1}] for this wafer, got {idx.min()}..{idx.max()}")
     draw = draw_wafer(spec, density, seed, lot, wafer)
     lam = expected_defects(spec, density, draw)[idx]
-    u = _die_uniforms(seed, lot, wafer, idx)
+    u = site_uniforms(seed, TAG_DIE, lot, wafer, idx)[:, 0]
     counts = np.where(lam > 0, _sps.poisson.ppf(u, np.maximum(lam, 1e-300)), 0.0).astype(np.int64)
     n = len(idx)
     return {"lot": np.full(n, lot, dtype=np.int64), "slot": np.full(n, slot, dtype=np.int64),
