@@ -14,7 +14,9 @@ from yieldmc.data import load_digits_split
 from yieldmc.errors import ConfigError
 from yieldmc.network import (
     ACTIVATIONS,
+    DEFAULT_MAX_ITER,
     Network,
+    NetworkConvergenceWarning,
     from_sklearn,
     load_network,
     network_fingerprint,
@@ -57,17 +59,35 @@ def test_default_accuracy(net, digits):
     assert net.metadata["test_accuracy"] == acc
 
 
+def test_default_training_converges(net):
+    """The default budget takes the paper network to scikit-learn's tol (677 L-BFGS
+    iterations when measured): weights at the optimum, not wherever the budget ran out."""
+    meta = net.metadata
+    assert meta["converged"] is True
+    assert meta["max_iter"] == DEFAULT_MAX_ITER and meta["n_iter"] < DEFAULT_MAX_ITER
+    assert meta["train_accuracy"] == 1.0  # 754 parameters, 1617 images: the optimum fits them all
+
+
+@pytest.mark.parametrize("solver", ["lbfgs", "adam"])
+def test_unconverged_training_warns(digits, solver):
+    with pytest.warns(NetworkConvergenceWarning, match=r"64-8-8-8-10.*20 .*without converging.*max_iter"):
+        net = train_network(digits, solver=solver, max_iter=20)
+    assert net.metadata["converged"] is False and net.metadata["n_iter"] == 20
+
+
 def test_training_is_deterministic(digits, net):
     again = train_network(digits)
     for a, b in zip(net.weights + net.biases, again.weights + again.biases, strict=True):
         assert_array_equal(a, b)
     assert network_fingerprint(again) == network_fingerprint(net)
-    other = train_network(digits, seed=1, max_iter=20)
+    with pytest.warns(NetworkConvergenceWarning):
+        other = train_network(digits, seed=1, max_iter=20)
     assert network_fingerprint(other) != network_fingerprint(net)
 
 
 def test_restarts_pick_by_validation(digits):
-    net = train_network(digits, seed=2, n_restarts=2, max_iter=50)
+    with pytest.warns(NetworkConvergenceWarning):
+        net = train_network(digits, seed=2, n_restarts=2, max_iter=50)
     meta = net.metadata
     assert meta["n_restarts"] == 2 and meta["val_accuracy"] is not None
     assert meta["n_train"] < len(digits.y_train)  # the validation split was held out

@@ -9,7 +9,8 @@ Two kinds of file live in one folder, the *cache directory*:
 ``network-<key>.npz``
     A trained network (:func:`obtain_network`); ``key`` (:func:`training_key`) hashes
     exactly the settings that decide the weights, so a config never silently gets weights
-    trained with other settings.
+    trained with other settings. Where yieldmc ships the network of that key
+    (:mod:`yieldmc.presets`: the ``paper`` preset's), the file is a copy of the shipped one.
 
 Every function takes the folder as an explicit ``cache_dir``; ``None`` means
 :func:`default_cache_dir`, the only place that reads the environment
@@ -40,7 +41,8 @@ from yieldmc.atomic import atomic_path
 from yieldmc.config import Config
 from yieldmc.data import Dataset, load_dataset
 from yieldmc.errors import ConfigError
-from yieldmc.network import Network, load_network, save_network, train_network
+from yieldmc.network import DEFAULT_MAX_ITER, Network, load_network, network_fingerprint, save_network, train_network
+from yieldmc.presets import shipped_network
 
 #: Environment variable naming the cache directory (read by :func:`default_cache_dir` only).
 CACHE_ENV = "YIELDMC_CACHE"
@@ -154,9 +156,46 @@ def obtain_dataset(config: Config, cache_dir: str | Path | None = None) -> Datas
     return data
 
 
+def _checked(net: Network, path: Path, key: str) -> Network:
+    """``net`` (read from ``path``) if its metadata's training key is ``key`` (or absent)."""
+    if (net.metadata or {}).get("training_key", key) != key:
+        raise ConfigError(
+            f"{path} holds weights trained with other network settings; "
+            "remove it or choose another output directory"
+        )
+    return net
+
+
+def _outdated(net: Network) -> bool:
+    """A cached network trained unconverged with a smaller budget than today's default
+    (earlier versions stopped training at 300 iterations, before the paper network converges)."""
+    meta = net.metadata or {}
+    return meta.get("converged") is False and int(meta.get("max_iter") or 0) < DEFAULT_MAX_ITER
+
+
+def _holds(path: Path, net: Network) -> bool:
+    """Whether ``path`` is a readable network file with exactly the weights of ``net``."""
+    try:
+        return path.is_file() and network_fingerprint(load_network(path)) == network_fingerprint(net)
+    except ConfigError:
+        return False
+
+
 def obtain_network(config: Config, dataset: Dataset, path: str | Path | None = None, *,
                    cache_dir: str | Path | None = None) -> Network:
-    """Load the network saved at ``path`` (checked against the config), or train and save it.
+    """The network of ``config``: a run's own file, else the shipped one, else the cached
+    or newly trained one.
+
+    In order:
+
+    1. ``path`` names a file other than the cache's that exists (a run's ``network.npz``):
+       its weights, checked against the config's :func:`training_key`.
+    2. yieldmc ships a network of that training key (:func:`yieldmc.presets.shipped_network`,
+       verified against its fingerprint): those weights, copied to ``path`` (or the cache
+       file) unless it holds them already, so every machine gets the same weights.
+    3. The cache file (``path`` or :func:`network_cache_path`) exists: its weights, unless
+       an older yieldmc trained them unconverged with a smaller iteration budget (then 4).
+    4. Trained (:func:`yieldmc.network.train_network`, default budget) and saved there.
 
     Parameters
     ----------
@@ -177,19 +216,34 @@ def obtain_network(config: Config, dataset: Dataset, path: str | Path | None = N
     Raises
     ------
     ConfigError
-        The file holds weights trained with other network settings.
+        The file holds weights trained with other network settings, or a shipped network
+        file is damaged.
+
+    Warns
+    -----
+    yieldmc.network.NetworkConvergenceWarning
+        The network was trained here and did not converge.
     """
     key = training_key(config)
-    path = network_cache_path(config, cache_dir) if path is None else Path(path)
-    if path.exists():
-        net = load_network(path)
-        stored = getattr(net, "metadata", {}) or {}
-        if stored.get("training_key", key) != key:
-            raise ConfigError(
-                f"{path} holds weights trained with other network settings; "
-                "remove it or choose another output directory"
-            )
+    cached = network_cache_path(config, cache_dir)
+    path = cached if path is None else Path(path)
+    is_cache = path.absolute() == cached.absolute()
+    if not is_cache and path.exists():
+        return _checked(load_network(path), path, key)
+    net = shipped_network(key)
+    if net is not None:
+        if not _holds(path, net):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                save_network(net, path)
+            except OSError:  # a read-only or full cache costs nothing: the shipped file serves
+                if not is_cache:
+                    raise
         return net
+    if path.exists():
+        net = _checked(load_network(path), path, key)
+        if not (is_cache and _outdated(net)):
+            return net
     n = config.network
     net = train_network(dataset, hidden=n.hidden, activation=n.activation, seed=n.train_seed)
     path.parent.mkdir(parents=True, exist_ok=True)
