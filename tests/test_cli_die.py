@@ -135,6 +135,24 @@ def test_end_to_end_subprocess(cache_env):
     assert bad.stderr.strip().splitlines() == ["error: wires.r_row must be a finite number >= 0, got -1.0"]
 
 
+@pytest.mark.slow
+def test_die_json_does_not_depend_on_the_cpu_kernels(cache_env, tmp_path):
+    """``yieldmc die --json`` is byte-identical with the generic x86-64 kernels of OpenBLAS
+    (``OPENBLAS_CORETYPE=Prescott``: no AVX) and numba (``NUMBA_CPU_NAME=generic``) and with
+    this CPU's own: the shipped weights and the circuit solves do not depend on the CPU's
+    instruction set (the stand-in for a second machine)."""
+    outputs = []
+    for extra in ({}, {"OPENBLAS_CORETYPE": "Prescott", "NUMBA_CPU_NAME": "generic",
+                       "NUMBA_CACHE_DIR": str(tmp_path / "numba-generic")}):
+        env = {**os.environ, **cache_env, **extra}
+        done = subprocess.run([sys.executable, "-m", "yieldmc.cli", "die", "--json"], capture_output=True,
+                              text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    assert json.loads(outputs[0])["software_accuracy"] > 0.9
+
+
 def test_device_flag_reaches_the_die(run):
     out = _json(run("--device", "sinh", "--defect", "none", "--json"))
     assert out["device"] == "sinh" and out["solver_converged"] is True

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from numpy.testing import assert_array_equal
 
-from yieldmc import correction, schema
+from yieldmc import correction, tables
 from yieldmc.config import load_config
 from yieldmc.correctors import fit_predict_many
 from yieldmc.die import DieModel
@@ -43,10 +43,10 @@ def model(run):
 def test_corrected_tables_match_their_declaration(run, mode):
     path = correction.corrected_path(run, mode)
     arrow = pq.read_schema(path)
-    schema.CORRECTED_TABLE.check(arrow, source=str(path))
-    assert [f.metadata[b"unit"].decode() for f in arrow] == [c.unit for c in schema.CORRECTED_TABLE.columns]
+    tables.CORRECTED_TABLE.check(arrow, source=str(path))
+    assert [f.metadata[b"unit"].decode() for f in arrow] == [c.unit for c in tables.CORRECTED_TABLE.columns]
     table = correction.load_corrected(run, mode)
-    assert list(table.columns) == schema.CORRECTED_TABLE.names
+    assert list(table.columns) == tables.CORRECTED_TABLE.names
     assert set(table["mode"]) == {mode}
     assert (table.n_correct_corrected / 180 == table.accuracy_corrected).all()
     meta = arrow.metadata
@@ -61,7 +61,7 @@ def test_the_check_names_what_differs(run):
     arrow = pq.read_schema(correction.corrected_path(run, "per-die"))
     wrong = arrow.set(2, pa.field("n_correct_corrected", pa.int64()))
     with pytest.raises(ConfigError, match="n_correct_corrected: int64"):
-        schema.CORRECTED_TABLE.check(wrong, source="x.parquet")
+        tables.CORRECTED_TABLE.check(wrong, source="x.parquet")
 
 
 def test_per_die_rows_are_each_dies_own_corrector(run, model):
@@ -103,3 +103,44 @@ def test_population_rows_are_the_held_out_half(run):
     table = correction.load_corrected(run, "population")
     assert len(table) == N_DIES // 2 and set(table.role) == {"evaluated"} and set(table.method) == {"mlp"}
     assert (table.corrector_params == 10 * 16 + 16 + 16 * 10 + 10).all()
+
+
+# ---- calibration budget (n_calibration) ----------------------------------------------------
+
+def test_correct_per_die_without_a_budget_is_todays_fit(model):
+    """n_calibration=None (and any budget >= the training images) is the plain per-die fit on
+    every training image, bit for bit."""
+    dies = [1, 4, 6]
+    v_train, v_test = correction.die_voltages(model, dies, ("train", "test"))
+    y_train, y_test = model.images("train")[1], model.images("test")[1]
+    pred = fit_predict_many(v_train, y_train, v_test, "rff-ridge", random_state=2)
+    expected = (pred == y_test).sum(axis=1)
+    for n_cal in (None, len(y_train), 10 * len(y_train)):
+        before, after = correction.correct_per_die(model, dies, seed=2, n_calibration=n_cal)
+        assert_array_equal(after, expected)
+        assert_array_equal(before, (v_test.argmax(axis=2) == y_test).sum(axis=1))
+
+
+def test_a_budget_trains_every_die_on_the_same_stratified_images_in_any_batch(model):
+    dies = np.arange(5)
+    y_train, y_test = model.images("train")[1], model.images("test")[1]
+    pick = correction.stratified_subsample(y_train, 60, seed=1)
+    assert len(pick) == 60 and set(y_train[pick]) == set(range(10))
+    v_train, v_test = correction.die_voltages(model, dies, ("train", "test"))
+    pred = fit_predict_many(v_train[:, pick], y_train[pick], v_test, "linear-ridge", random_state=1)
+    _, after = correction.correct_per_die(model, dies, method="linear-ridge", seed=1, n_calibration=60)
+    assert_array_equal(after, (pred == y_test).sum(axis=1))
+    _, again = correction.correct_per_die(model, dies[::-1], method="linear-ridge", seed=1, n_calibration=60,
+                                          batch=2)
+    assert_array_equal(again, after[::-1])
+    full = correction.correct_per_die(model, dies, method="linear-ridge", seed=1)[1]
+    assert not np.array_equal(full, after)  # the budget is used, not ignored
+
+
+@pytest.mark.parametrize("bad", [9, 0, 100.0, True])
+def test_a_budget_below_the_classes_or_not_an_integer_is_refused_before_any_die(model, bad, monkeypatch):
+    from yieldmc.errors import ConfigError
+
+    monkeypatch.setattr(correction, "die_voltages", lambda *a, **k: pytest.fail("simulated a die"))
+    with pytest.raises(ConfigError, match="n_calibration"):
+        correction.correct_per_die(model, [0, 1], n_calibration=bad)

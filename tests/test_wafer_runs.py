@@ -22,12 +22,13 @@ import pytest
 from tests.tolerances import VOLT_RTOL
 from yieldmc import defects, schema, wafer
 from yieldmc.config import WAFER_SIGNATURES, Config, WaferConfig, from_dict, load_config
-from yieldmc.die import DieModel, array_uniforms, hit_arrays, wafer_die_count, wafer_dies
+from yieldmc.die import DieModel
 from yieldmc.engine.sampling import die_masks, die_params, sample_chunk
 from yieldmc.errors import ConfigError
 from yieldmc.montecarlo import check_dies_count, run_sample
 from yieldmc.rng import die_generator
 from yieldmc.store import MANIFEST_FILE, RUN_FILE, load_dies, load_voltages, read_run_info
+from yieldmc.waferdies import array_uniforms, hit_arrays, wafer_die_count, wafer_dies
 
 #: A small wafer run: 60 mm wafers of 10 x 10 mm dies (13 sites each), 2 lots of 2 wafers,
 #: a high density so that most dies have defects, some several.

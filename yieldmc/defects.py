@@ -9,7 +9,8 @@ A mask has the array's shape and dtype ``int8``: 0 healthy, 1 stuck OFF (``g_off
 cell ``(i, j)`` of an ``M x N`` array is ``(x, y) = ((j + 0.5) / N, (i + 0.5) / M)``, so a
 "disk" on a 64x16 array is an ellipse four times taller than wide in cell units. Rows,
 columns and checkerboard blocks are discrete and given in cell indices. Definitions,
-default ranges and their reasons: ``docs/defects.md``.
+default ranges and their reasons: ``docs/defects.md``. Masks given rather than drawn (their
+checks and files) and the canonical, centred placements: :mod:`yieldmc.masks`.
 
 >>> m, p = sample("circular", (8, 8), 0, severity=0.25)
 >>> int((m > 0).sum()), p["kind"]
@@ -36,9 +37,9 @@ HEALTHY, STUCK_OFF, STUCK_ON = 0, 1, 2
 SPATIAL_KINDS, KINDS = defect_kinds.SPATIAL_KINDS, defect_kinds.KINDS
 DEFAULT_ON_FRACTION = 0.5
 
-__all__ = ["DEFAULT_ON_FRACTION", "HEALTHY", "KINDS", "ON_MODES", "SPATIAL_KINDS", "STUCK_OFF",
-           "STUCK_ON", "affected_flags", "apply", "check_draw_settings", "check_shape",
-           "die_label", "fault_counts", "mask", "mixed_cumulative", "sample", "sample_die"]
+__all__ = ["DEFAULT_ON_FRACTION", "HEALTHY", "KINDS", "ON_MODES", "SPATIAL_KINDS", "STUCK_OFF", "STUCK_ON",
+           "affected_flags", "apply", "check_draw_settings", "check_shape", "check_unit", "die_label",
+           "fault_counts", "mask", "mixed_cumulative", "sample", "sample_die", "set_states"]
 
 
 # ----------------------------------------------------------------------------- validation
@@ -61,7 +62,8 @@ def check_shape(shape: Sequence[int]) -> tuple[int, int]:
     return m, n
 
 
-def _check_unit(name: str, value: float) -> float:
+def check_unit(name: str, value: float) -> float:
+    """``value`` as a float in [0, 1]; ConfigError naming ``name`` otherwise."""
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -77,11 +79,11 @@ def _check_severity(severity: Any) -> tuple[float, float] | None:
     if isinstance(severity, (tuple, list)):
         if len(severity) != 2:
             raise ConfigError(f"severity range must be (lo, hi), got {severity!r}")
-        lo, hi = (_check_unit("severity", s) for s in severity)
+        lo, hi = (check_unit("severity", s) for s in severity)
         if lo > hi:
             raise ConfigError(f"severity range needs lo <= hi, got {severity!r}")
         return lo, hi
-    s = _check_unit("severity", severity)
+    s = check_unit("severity", severity)
     return s, s
 
 
@@ -119,7 +121,15 @@ def _build(kind: str, shape: tuple[int, int], p: Mapping[str, Any]) -> np.ndarra
     out = np.zeros(shape, dtype=np.int8)
     if kind == NONE:
         return out
-    faulty = defect_kinds.REGISTRY.get(kind).cells(shape, p)
+    return set_states(out, defect_kinds.REGISTRY.get(kind).cells(shape, p), p)
+
+
+def set_states(out: np.ndarray, faulty: np.ndarray, p: Mapping[str, Any]) -> np.ndarray:
+    """Write the ON/OFF states of the ``faulty`` cells into ``out``: ``p["state"]`` for all,
+    else per cell (``on_fraction``, ``seed``: :func:`~yieldmc.defect_kinds.bernoulli`).
+
+    ``p`` is trusted (validated parameters); :mod:`yieldmc.masks` uses it for the
+    canonical placements' states."""
     if "state" in p:
         out[faulty] = STUCK_ON if p["state"] == "on" else STUCK_OFF
         return out
@@ -166,7 +176,7 @@ def _check_params(kind: str, shape: tuple[int, int], params: Mapping[str, Any]) 
     if "state" in p and p["state"] not in ("on", "off"):
         raise ConfigError(f"defect state must be 'on' or 'off', got {p['state']!r}")
     if "on_fraction" in p:
-        p["on_fraction"] = _check_unit("on_fraction", p["on_fraction"])
+        p["on_fraction"] = check_unit("on_fraction", p["on_fraction"])
     return p
 
 
@@ -255,7 +265,7 @@ def check_draw_settings(kind: str, on_fraction: float, on_mode: str,
     _check_kind(kind)
     if on_mode not in ON_MODES:
         raise ConfigError(f"on_mode must be one of {', '.join(ON_MODES)}, got {on_mode!r}")
-    return _check_unit("on_fraction", on_fraction), _check_severity(severity)
+    return check_unit("on_fraction", on_fraction), _check_severity(severity)
 
 
 def sample(kind: str, shape: Sequence[int], rng: SeedLike, severity: Any = None,

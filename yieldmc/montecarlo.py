@@ -7,9 +7,9 @@ depend on workers, chunk size, backend or order.
 
 A run without wafers holds ``n_dies`` dies; a run on wafers (``config.wafer.wafers > 0``)
 every die site of its wafers, lot by lot, wafer by wafer, site by site
-(:func:`yieldmc.die.wafer_die_count`), with the wafer columns of
+(:func:`yieldmc.waferdies.wafer_die_count`), with the wafer columns of
 :data:`yieldmc.schema.WAFER_COLUMNS`; a chunk's wafer draws are made once per wafer
-(:func:`yieldmc.die.wafer_dies`) and decide which arrays each die's defects hit.
+(:func:`yieldmc.waferdies.wafer_dies`) and decide which arrays each die's defects hit.
 
 Two engines simulate a chunk, giving the same dies: ``compiled`` (default), one numba
 call per chunk (:mod:`yieldmc.engine.chunk`), and ``reference``, the readable per-die
@@ -396,7 +396,7 @@ def check_dies_count(config: Config, n_dies: int | None) -> int:
         if not given:
             raise ConfigError("give the number of dies (--dies N), or place them on wafers (--wafers W)")
         return int(n_dies)
-    from yieldmc.die import wafer_die_count
+    from yieldmc.waferdies import wafer_die_count
 
     count = wafer_die_count(config)
     if given and int(n_dies) != count:
@@ -445,7 +445,7 @@ def run_sample(
         lie on wafers (docs/wafer.md).
     n_dies : int or None
         Dies in the run (>= 1). A wafer run holds every die site of its wafers
-        (:func:`yieldmc.die.wafer_die_count`): None, or that number.
+        (:func:`yieldmc.waferdies.wafer_die_count`): None, or that number.
     out : path
         Run directory (see docs/data.md); refused if it exists and is not empty, unless
         ``resume`` (finish it) or ``overwrite`` (replace yieldmc's files there). Nothing is

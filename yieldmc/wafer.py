@@ -54,7 +54,7 @@ from yieldmc.errors import ConfigError
 #: Spatial signatures a wafer can carry (WM-811K's classes: docs/wafer.md).
 SIGNATURES = ("none", "center", "edge_ring", "donut", "local", "scratch", "random")
 #: Stream tags: the second entry of every seed list, one per level.
-#: ``TAG_ARRAYS``: which arrays a die's defects hit (:func:`yieldmc.die.array_uniforms`).
+#: ``TAG_ARRAYS``: which arrays a die's defects hit (:func:`yieldmc.waferdies.array_uniforms`).
 TAG_LOT, TAG_WAFER, TAG_DIE, TAG_DIE_RNG, TAG_ARRAYS = 1, 2, 3, 4, 5
 #: Signature geometry, as fractions of the usable radius R (die centres).
 CENTER_RADIUS = 0.35  # center: r <= 0.35 R
