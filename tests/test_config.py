@@ -7,14 +7,18 @@ contents, never from the code under test.
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yieldmc.config import Config, from_dict, load_config
+from yieldmc.config import Config, MappingConfig, from_dict, load_config
 from yieldmc.errors import ConfigError
+from yieldmc.readout import drift_factor
 
 # No tolerances: every comparison in this file is exact (settings are stored, not computed).
 
@@ -58,7 +62,7 @@ def test_unknown_preset_names_the_valid_ones():
 
 # ---- TOML round trip ----------------------------------------------------------------
 
-@pytest.mark.parametrize("preset", ["paper", "large"])
+@pytest.mark.parametrize("preset", ["paper", "large", "realistic"])
 def test_toml_round_trip_of_presets(tmp_path, preset):
     cfg = load_config(preset)
     back = load_config(preset, _write(tmp_path, cfg.to_toml()))
@@ -204,6 +208,14 @@ def test_missing_and_binary_config_files(tmp_path):
     ({"network.dataset": "mnist"}, r"needs network\.data_path"),
     ({"network.test_size": 0}, r"network\.test_size must be a positive integer"),
     ({"seed": -1}, r"seed must be an integer >= 0"),
+    ({"device.drift_nu": -0.1}, r"device\.drift_nu must be a finite number >= 0, got -0\.1"),
+    ({"device.drift_t0": 0.0}, r"device\.drift_t0 must be a finite number > 0"),
+    ({"device.drift_nu": 0.1, "device.read_time": 0.5}, r"device\.read_time \(0\.5 s\) must be >= device\.drift_t0"),
+    ({"device.read_noise": -0.01}, r"device\.read_noise must be a finite number >= 0"),
+    ({"device.read_bandwidth": -1.0}, r"device\.read_bandwidth must be a finite number >= 0"),
+    ({"device.temperature": 0.0}, r"device\.temperature must be a finite number > 0"),
+    ({"arrays.output_rail": -0.5}, r"arrays\.output_rail must be a finite number >= 0"),
+    ({"mapping.scheme": "offset"}, r"mapping\.scheme 'offset' is not available; valid: differential, midrange"),
 ])
 def test_invalid_values_raise_a_helpful_config_error(overrides, pattern):
     with pytest.raises(ConfigError, match=pattern):
@@ -230,3 +242,70 @@ def test_config_error_is_a_value_error():
     """Callers that catch ValueError keep working."""
     with pytest.raises(ValueError):
         load_config("paper", overrides={"wires.r_row": -1.0})
+
+
+# ---- settings added after run format 2: [mapping], drift, read noise, rails ---------------
+
+DATA = Path(__file__).parent / "data"
+NEW = {"mapping.scheme": "midrange", "mapping.bias_row": True, "device.drift_nu": 0.02,
+       "device.drift_t0": 20.0, "device.read_time": 3600.0, "device.read_noise": 0.01,
+       "device.read_bandwidth": 1e6, "device.temperature": 350.0, "arrays.output_rail": 0.4}
+
+
+def test_toml_round_trip_of_the_new_settings(tmp_path):
+    cfg = load_config("paper").replace(**NEW)
+    text = cfg.to_toml()
+    assert "[mapping]" in text and 'scheme = "midrange"' in text and "bias_row = true" in text
+    assert from_dict(tomllib.loads(text)) == cfg
+    back = load_config("large", _write(tmp_path, text))
+    assert back == cfg
+    assert back.mapping == MappingConfig(scheme="midrange", bias_row=True)
+    assert (back.device.drift_nu, back.device.read_time, back.arrays.output_rail) == (0.02, 3600.0, 0.4)
+
+
+def test_a_config_without_the_new_settings_writes_none_of_them():
+    data = load_config("paper").to_dict()
+    assert "mapping" not in data and "wafer" not in data
+    later = {"drift_nu", "drift_t0", "read_time", "read_noise", "read_bandwidth", "temperature"}
+    assert not later & set(data["device"])
+    assert "output_rail" not in data["arrays"]
+    assert "[mapping]" not in load_config("paper").to_toml()
+    # one new setting away from its default writes that setting only
+    one = load_config("paper").replace(**{"device.read_noise": 0.01}).to_dict()
+    assert one["device"]["read_noise"] == 0.01 and "drift_nu" not in one["device"] and "mapping" not in one
+
+
+@pytest.mark.parametrize("run", sorted(p.name for p in DATA.glob("run-format2-*")))
+def test_stored_runs_configs_are_written_back_identically(run):
+    """--resume compares run.json's config with the config's to_dict: it must not change."""
+    stored = json.loads((DATA / run / "run.json").read_text())["config"]
+    assert from_dict(stored).to_dict() == stored
+
+
+def test_mapping_bias_row_must_be_a_boolean(tmp_path):
+    with pytest.raises(ConfigError, match=r"mapping\.bias_row must be of type bool"):
+        load_config("paper", _write(tmp_path, "[mapping]\nbias_row = 1\n"))
+    with pytest.raises(ConfigError, match=r"mapping\.bias_row must be true or false"):
+        MappingConfig(bias_row=1)
+
+
+def test_realistic_preset():
+    paper, cfg = load_config("paper"), load_config("realistic")
+    assert cfg.name == "realistic"
+    assert cfg.network == paper.network  # the same trained network (training key)
+    assert cfg.device.model == "linear"  # fast by default
+    assert cfg.mapping == MappingConfig(scheme="differential", bias_row=True)
+    assert cfg.device.programming_noise > 0 and cfg.device.read_noise > 0 and cfg.device.drift_nu > 0
+    assert cfg.device.read_time == 86400.0  # read one day after programming
+    assert 0 < cfg.arrays.output_rail < 1.0
+    assert cfg.arrays.max_rows >= 65  # 64 inputs + the bias row on one array
+
+
+def test_realistic_preset_gaps_lie_in_the_gap_models_window():
+    """Stanford/PKU gap model: gaps between 0.1 and 1.7 nm (docs/circuit.md section 7)."""
+    cfg = load_config("realistic", overrides={"device.model": "sinh"})
+    lo, hi = cfg.device.gap_range
+    assert 0.1 <= lo < hi <= 1.7
+    # drift lowers conductances (widens gaps): the drifted g_off stays inside too
+    g = drift_factor(cfg.device) * cfg.device.g_off
+    assert cfg.device.gap0 * np.log(cfg.device.i0 / (cfg.device.v0 * g)) <= 1.7

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.tolerances import DIFF_RTOL, G_RTOL, GRID_HALF_STEP_SLACK, GRID_INDEX_ATOL
-from yieldmc.config import ArrayConfig, DeviceConfig
+from tests.tolerances import ARITHMETIC_RTOL, DIFF_RTOL, G_RTOL, GRID_HALF_STEP_SLACK, GRID_INDEX_ATOL
+from yieldmc.config import ArrayConfig, DeviceConfig, MappingConfig
 from yieldmc.errors import ConfigError
 from yieldmc.mapping import layer_conductances, map_network, quantize, tiles
 
@@ -140,3 +140,119 @@ def test_map_network_reassembles_every_layer(rng):
     assert layout.arrays_of_layers((1,)) == [9, 10, 11]
     with pytest.raises(ConfigError, match=r"defects\.layers \[2\] out of range.*2 layers"):
         layout.arrays_of_layers((2,))
+
+
+# ---- midrange scheme (issue 14 item 4) ------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(64, 8), (8, 10), (1, 1), (3, 7)])
+def test_midrange_pair_current_difference_is_proportional_to_v_at_w(rng, shape):
+    W = _weights(rng, *shape)
+    G, g_scale = layer_conductances(W, DEVICE, "midrange")
+    np.testing.assert_allclose(g_scale, (DEVICE.g_on - DEVICE.g_off) / np.abs(W).max(), rtol=G_RTOL)
+    g_mid = (DEVICE.g_on + DEVICE.g_off) / 2
+    np.testing.assert_allclose(G[:, 0::2] + G[:, 1::2], 2 * g_mid, rtol=G_RTOL)  # symmetric about g_mid
+    assert G.min() >= DEVICE.g_off and G.max() <= DEVICE.g_on
+    v = rng.uniform(0.0, 0.2, (50, shape[0]))
+    current = v @ G  # ideal wires
+    diff = current[:, 0::2] - current[:, 1::2]
+    expected = g_scale * (v @ W)
+    assert np.max(np.abs(diff - expected)) <= DIFF_RTOL * np.abs(expected).max()
+
+
+def test_midrange_makes_stuck_on_and_stuck_off_symmetric(rng):
+    g_mid = (DEVICE.g_on + DEVICE.g_off) / 2
+    # a cell at g_mid (weight 0) moves by the same amount stuck ON as stuck OFF
+    G0, _ = layer_conductances(np.array([[0.0, 1.0]]), DEVICE, "midrange")
+    np.testing.assert_allclose(G0[0, :2], g_mid, rtol=G_RTOL)
+    np.testing.assert_allclose(abs(DEVICE.g_on - G0[0, 0]), abs(DEVICE.g_off - G0[0, 0]), rtol=G_RTOL)
+    # per pair, sticking both cells ON moves the conductances as much as sticking them OFF ...
+    W = _weights(rng)
+    G, _ = layer_conductances(W, DEVICE, "midrange")
+    on = (DEVICE.g_on - G[:, 0::2]) + (DEVICE.g_on - G[:, 1::2])
+    off = (G[:, 0::2] - DEVICE.g_off) + (G[:, 1::2] - DEVICE.g_off)
+    np.testing.assert_allclose(on, off, rtol=G_RTOL)
+    # ... while the differential scheme, most cells at g_off, is far from it
+    Gd, _ = layer_conductances(W, DEVICE, "differential")
+    on_d = (DEVICE.g_on - Gd[:, 0::2]) + (DEVICE.g_on - Gd[:, 1::2])
+    off_d = (Gd[:, 0::2] - DEVICE.g_off) + (Gd[:, 1::2] - DEVICE.g_off)
+    assert on_d.mean() > 5 * off_d.mean()
+
+
+def test_unknown_scheme_raises():
+    with pytest.raises(ConfigError, match="mapping.scheme 'half'"):
+        layer_conductances(np.ones((2, 2)), DEVICE, "half")
+
+
+def test_default_mapping_is_todays(rng):
+    weights = [_weights(rng, 20, 6), _weights(rng, 6, 5)]
+    a = map_network(weights, DEVICE, ArrayConfig(max_rows=8, max_cols=4))
+    b = map_network(weights, DEVICE, ArrayConfig(max_rows=8, max_cols=4), MappingConfig(), [np.ones(6), np.ones(5)])
+    assert a.g_scales == b.g_scales and a.layer_sizes == b.layer_sizes == (20, 6, 5)
+    assert not a.bias_row and a.drift == 1.0 and a.scheme == "differential"
+    for x, y in zip(a.arrays, b.arrays, strict=True):
+        assert (x.rows, x.cols) == (y.rows, y.cols)
+        np.testing.assert_array_equal(x.G, y.G)
+
+
+# ---- bias row -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scheme", ["differential", "midrange"])
+def test_bias_row_currents_reproduce_h_at_w_plus_b(rng, scheme):
+    weights = [_weights(rng, 20, 6), _weights(rng, 6, 5)]
+    biases = [rng.normal(0.0, 2.0, 6), np.array([9.0, -1.0, 0.5, -12.0, 2.0])]  # |b| > max|W| in layer 1
+    arrays = ArrayConfig(max_rows=8, max_cols=4, v_read=0.2)
+    layout = map_network(weights, DEVICE, arrays, MappingConfig(scheme=scheme, bias_row=True), biases)
+    assert layout.bias_row and layout.layer_sizes == (20, 6, 5)
+    assert [layout.layer_rows(layer) for layer in (0, 1)] == [21, 7]
+    for layer, (W, b) in enumerate(zip(weights, biases, strict=True)):
+        # max|W| covers the bias row
+        expected_scale = (DEVICE.g_on - DEVICE.g_off) / max(np.abs(W).max(), np.abs(b).max())
+        np.testing.assert_allclose(layout.g_scales[layer], expected_scale, rtol=G_RTOL)
+        specs = [s for s in layout.arrays if s.layer == layer]
+        assert max(s.rows.stop for s in specs) == W.shape[0] + 1  # the tiles cover n_in + 1 rows
+        h = rng.uniform(0.0, 1.0, (30, W.shape[0]))
+        v = arrays.v_read * h
+        v_aug = layout.layer_inputs(layer, v)
+        assert v_aug.shape == (30, W.shape[0] + 1)
+        np.testing.assert_array_equal(v_aug[:, :-1], v)
+        assert np.all(v_aug[:, -1] == arrays.v_read)  # the bias row is last, driven at v_read
+        current = np.zeros((30, 2 * W.shape[1]))
+        for s in specs:
+            current[:, s.cols] += v_aug[:, s.rows] @ s.G  # ideal wires
+        diff = current[:, 0::2] - current[:, 1::2]
+        expected = expected_scale * arrays.v_read * (h @ W + b)
+        assert np.max(np.abs(diff - expected)) <= DIFF_RTOL * np.abs(expected).max()
+        np.testing.assert_array_equal(layout.periphery_biases(biases)[layer], np.zeros_like(b))
+
+
+def test_without_a_bias_row_the_helpers_change_nothing(rng):
+    weights, biases = [_weights(rng, 6, 3)], [np.array([1.0, -2.0, 0.5])]
+    layout = map_network(weights, DEVICE, ArrayConfig())
+    v = rng.uniform(0.0, 0.2, (4, 6))
+    np.testing.assert_array_equal(layout.layer_inputs(0, v), v)
+    np.testing.assert_array_equal(layout.periphery_biases(biases)[0], biases[0])
+    assert layout.layer_rows(0) == 6
+    with pytest.raises(ConfigError, match="layer 0 takes 6 inputs"):
+        layout.layer_inputs(0, v[:, :5])
+
+
+def test_a_bias_row_needs_the_biases(rng):
+    with pytest.raises(ConfigError, match="bias_row = true needs the network's biases"):
+        map_network([_weights(rng, 6, 3)], DEVICE, ArrayConfig(), MappingConfig(bias_row=True))
+
+
+# ---- drift ----------------------------------------------------------------------------------
+
+def test_drift_scales_every_mapped_conductance_and_keeps_the_scales(rng):
+    weights = [_weights(rng, 20, 6), _weights(rng, 6, 5)]
+    drifted = DeviceConfig(drift_nu=0.05, drift_t0=20.0, read_time=86400.0)
+    f = (86400.0 / 20.0) ** -0.05
+    a = map_network(weights, DEVICE, ArrayConfig(max_rows=8, max_cols=4))
+    b = map_network(weights, drifted, ArrayConfig(max_rows=8, max_cols=4))
+    np.testing.assert_allclose(b.drift, f, rtol=ARITHMETIC_RTOL)
+    assert a.g_scales == b.g_scales  # the periphery was set up at t0
+    for x, y in zip(a.arrays, b.arrays, strict=True):
+        np.testing.assert_allclose(y.G, f * x.G, rtol=ARITHMETIC_RTOL, atol=0)
+    # a cell programmed to g_off drifts below it: physical, not clipped back
+    assert min(s.G.min() for s in b.arrays) < DEVICE.g_off
+    np.testing.assert_allclose(min(s.G.min() for s in b.arrays), f * DEVICE.g_off, rtol=ARITHMETIC_RTOL)

@@ -28,6 +28,8 @@ DEVICE_MODELS = ("linear", "sinh")
 #: test keeps them in step; config does not import the wafer library, which needs pandas
 #: and scipy, unless a run places dies on wafers).
 WAFER_SIGNATURES = ("none", "center", "edge_ring", "donut", "local", "scratch", "random")
+#: How weights become conductance pairs (:class:`MappingConfig`, :mod:`yieldmc.mapping`).
+MAPPING_SCHEMES = ("differential", "midrange")
 
 
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -67,6 +69,16 @@ class DeviceConfig:
     v0 : float
         ``sinh`` only: voltage scale of the non-linearity (V). Default 0.25: at 0.2 V a
         cell conducts ``sinh(0.8) / 0.8 = 1.110`` times its small-signal current.
+    drift_nu, drift_t0, read_time : float
+        Drift ``G(t) = G(t0) (t / t0)^-nu`` of programmed (not stuck) cells, applied in
+        mapping (:func:`yieldmc.readout.drift_factor`): exponent (>= 0; default 0), time
+        after programming of ``G(t0)`` and of the reads (s; 1, 1; ``read_time >= t0``).
+        The law and nu 0.049-0.1 are PCM's (aihwkit's PCM model, Joshi et al., Nat.
+        Commun. 11, 2473 (2020)); for ReRAM nu is an order-of-magnitude assumption.
+    read_noise, read_bandwidth, temperature : float
+        Per read and cell: relative conductance fluctuation ``sigma_G = read_noise G``
+        (>= 0; default 0) and Johnson current noise ``4 k T read_bandwidth G`` (A^2;
+        bandwidth in Hz, default 0 = none; temperature in K, default 300).
     """
 
     g_on: float = 1e-4
@@ -77,6 +89,12 @@ class DeviceConfig:
     i0: float = 1e-3
     gap0: float = 0.25
     v0: float = 0.25
+    drift_nu: float = 0.0
+    drift_t0: float = 1.0
+    read_time: float = 1.0
+    read_noise: float = 0.0
+    read_bandwidth: float = 0.0
+    temperature: float = 300.0
 
     def __post_init__(self) -> None:
         _positive("device.g_on", self.g_on)
@@ -85,15 +103,19 @@ class DeviceConfig:
             raise ConfigError(f"device.g_off ({self.g_off:g} S) must be below device.g_on ({self.g_on:g} S)")
         if not isinstance(self.levels, int) or self.levels < 0 or self.levels == 1:
             raise ConfigError(f"device.levels must be 0 (continuous) or an integer >= 2, got {self.levels!r}")
-        _positive("device.programming_noise", self.programming_noise, allow_zero=True)
+        for name in ("programming_noise", "drift_nu", "read_noise", "read_bandwidth"):
+            _positive(f"device.{name}", getattr(self, name), allow_zero=True)
         if self.model not in DEVICE_MODELS:
             raise ConfigError(f"device.model {self.model!r} is not available; valid: {', '.join(DEVICE_MODELS)}")
-        for name in ("i0", "gap0", "v0"):
+        for name in ("i0", "gap0", "v0", "drift_t0", "read_time", "temperature"):
             _positive(f"device.{name}", getattr(self, name))
         if self.model == "sinh" and self.g_on >= self.i0 / self.v0:
             raise ConfigError(
                 f"device.g_on ({self.g_on:g} S) needs a gap <= 0 with i0 = {self.i0:g} A and "
                 f"v0 = {self.v0:g} V; the sinh model needs g_on < i0 / v0 = {self.i0 / self.v0:g} S")
+        if self.drift_nu > 0 and self.read_time < self.drift_t0:
+            raise ConfigError(f"device.read_time ({self.read_time:g} s) must be >= device.drift_t0 "
+                              f"({self.drift_t0:g} s): the drift law holds after t0")
 
     @property
     def gap_range(self) -> tuple[float, float]:
@@ -190,12 +212,16 @@ class ArrayConfig:
     output_gain : float
         Output neuron gain (V per unit of software logit): the TIA feedback resistance
         is ``output_gain / (g_scale * v_read)``.
+    output_rail : float
+        The output amplifiers saturate at ``+-output_rail`` (V, >= 0;
+        :func:`yieldmc.readout.saturate`). 0 (the default): unbounded.
     """
 
     max_rows: int = 64
     max_cols: int = 32
     v_read: float = 0.2
     output_gain: float = 0.1
+    output_rail: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_rows, int) or self.max_rows < 1:
@@ -205,6 +231,7 @@ class ArrayConfig:
                 f"arrays.max_cols must be an even integer >= 2 (differential pairs), got {self.max_cols!r}")
         _positive("arrays.v_read", self.v_read)
         _positive("arrays.output_gain", self.output_gain)
+        _positive("arrays.output_rail", self.output_rail, allow_zero=True)
 
 
 @dataclass(frozen=True)
@@ -268,7 +295,7 @@ class WaferConfig:
     With ``wafers = 0`` (the default) a run has no wafers: ``--dies N`` dies, each with
     defects on every array of ``defects.layers`` (a config without ``[wafer]`` is written
     exactly as before this section existed). With ``wafers > 0`` the run holds every die
-    site of ``lots * wafers`` wafers (:func:`yieldmc.die.wafer_die_count`); each die draws
+    site of ``lots * wafers`` wafers (:func:`yieldmc.waferdies.wafer_die_count`); each die draws
     its number of killer defects from the density hierarchy of :mod:`yieldmc.wafer`, and
     that many of its eligible arrays (those of ``defects.layers``) receive the die's
     cell-level defects; a die without a defect is fault-free.
@@ -359,6 +386,31 @@ class WaferConfig:
 
 
 @dataclass(frozen=True)
+class MappingConfig:
+    """How each layer's weights become conductances (:mod:`yieldmc.mapping`).
+
+    Attributes
+    ----------
+    scheme : str
+        ``"differential"`` (default): ``G+- = g_off + g_scale max(+-W, 0)`` (stuck OFF mild,
+        stuck ON harmful). ``"midrange"``: ``G+- = g_mid +- g_scale W / 2``, ``g_mid = (g_on
+        + g_off) / 2``: the same ``I+ - I-``; stuck ON / OFF deviate equally from ``g_mid``.
+    bias_row : bool
+        False (default): biases are added in the periphery. True: each layer's bias is one
+        more (last) array row, driven at ``v_read``, mapped like a weight row (defects hit it).
+    """
+
+    scheme: str = "differential"
+    bias_row: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scheme not in MAPPING_SCHEMES:
+            raise ConfigError(f"mapping.scheme {self.scheme!r} is not available; valid: {', '.join(MAPPING_SCHEMES)}")
+        if not isinstance(self.bias_row, bool):
+            raise ConfigError(f"mapping.bias_row must be true or false, got {self.bias_row!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run: the die design, its defects and the root seed.
 
@@ -378,6 +430,7 @@ class Config:
     arrays: ArrayConfig = field(default_factory=ArrayConfig)
     defects: DefectConfig = field(default_factory=DefectConfig)
     wafer: WaferConfig = field(default_factory=WaferConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -386,16 +439,23 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/TOML-serialisable; tuples become lists).
 
-        ``wafer`` is left out while it holds its defaults (no wafers), so that a config
-        without wafers is written exactly as before the section existed (the run.json of
-        ``--dies`` runs, which ``--resume`` compares)."""
-        data = json.loads(json.dumps(dataclasses.asdict(self)))
-        if self.wafer == WaferConfig():
-            del data["wafer"]
+        Settings added after run format 2 (:data:`LATER_SECTIONS`, :data:`LATER_FIELDS`) are
+        left out at their defaults: a config without them is written exactly as before they
+        existed (the run.json of earlier runs, which ``--resume`` compares)."""
+        data = _full_dict(self)
+        for section, cls in LATER_SECTIONS.items():
+            if getattr(self, section) == cls():
+                del data[section]
+        for section, names in LATER_FIELDS.items():
+            default = _SECTIONS[section]()
+            for name in names:
+                if getattr(getattr(self, section), name) == getattr(default, name):
+                    del data[section][name]
         return data
 
     def to_toml(self) -> str:
-        """The config as TOML text that :func:`load_config` reads back to an equal Config."""
+        """The config as TOML text that :func:`load_config` reads back to an equal Config (over
+        ``paper`` or ``large``: ``realistic`` sets settings that :meth:`to_dict` leaves out)."""
         return dumps_toml(self.to_dict())
 
     def replace(self, **changes: Any) -> Config:
@@ -403,12 +463,16 @@ class Config:
         return from_dict(apply_overrides(_full_dict(self), changes))
 
 
-_SECTIONS = {"device": DeviceConfig, "wires": WireConfig, "network": NetworkConfig,
-             "arrays": ArrayConfig, "defects": DefectConfig, "wafer": WaferConfig}
+_SECTIONS = {"device": DeviceConfig, "wires": WireConfig, "network": NetworkConfig, "arrays": ArrayConfig,
+             "defects": DefectConfig, "wafer": WaferConfig, "mapping": MappingConfig}
+#: Sections, and fields (section -> names), that :meth:`Config.to_dict` leaves out at their defaults.
+LATER_SECTIONS = {"wafer": WaferConfig, "mapping": MappingConfig}
+LATER_FIELDS = {"device": ("drift_nu", "drift_t0", "read_time", "read_noise", "read_bandwidth", "temperature"),
+                "arrays": ("output_rail",)}
 
 
 def _full_dict(config: Config) -> dict[str, Any]:
-    """:meth:`Config.to_dict` with every section, ``wafer`` too (what overrides may name)."""
+    """:meth:`Config.to_dict` with every section and field (what overrides may name)."""
     return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
@@ -478,7 +542,7 @@ def apply_overrides(data: dict, overrides: dict[str, Any]) -> dict:
     return out
 
 
-PRESETS = ("paper", "large")
+PRESETS = ("paper", "large", "realistic")
 
 
 def preset_dict(name: str) -> dict[str, Any]:

@@ -18,13 +18,8 @@ array is a :class:`SinhArray` whose currents are a Newton solve per image batch,
 its solver status is gathered by :meth:`DieModel.solver_status` after the forward pass.
 
 Which arrays a die's defects hit: without wafers, every array of ``defects.layers``
-(:attr:`DieModel.eligible`). On wafers (``config.wafer.wafers > 0``, docs/wafer.md) die
-``d`` is site ``d mod S`` of wafer ``(d // S) mod W`` of lot ``d // (W S)`` (``S`` sites
-per wafer, ``W`` wafers per lot: :func:`wafer_die_count`); it draws its killer-defect
-count from :mod:`yieldmc.wafer`'s streams, and that many of its eligible arrays, chosen
-at random, receive its defects (:func:`wafer_dies`). The cell-level defects of a hit
-array are those the die draws without wafers (every array's pattern is drawn whether or
-not it is hit), and a die without a defect is fault-free.
+(:attr:`DieModel.eligible`); on wafers (``config.wafer.wafers > 0``, docs/wafer.md) the
+arrays its wafer defect count hits (:mod:`yieldmc.waferdies`).
 """
 
 from __future__ import annotations
@@ -44,136 +39,11 @@ from yieldmc.data import Dataset
 from yieldmc.devices import device_from_config
 from yieldmc.errors import ConfigError, SolverError
 from yieldmc.mapping import DieLayout, map_network
+from yieldmc.masks import EXPLICIT, check_masks
 from yieldmc.network import ACTIVATIONS, Network
+from yieldmc.readout import ReadNoise, saturate
 from yieldmc.rng import die_generator
-
-#: Per-die columns of a wafer run (:func:`wafer_dies`; declared in ``yieldmc.schema.WAFER_COLUMNS``).
-WAFER_COLUMN_TYPES = {"lot": np.int32, "wafer": np.int32, "x": np.int32, "y": np.int32, "r_mm": np.float64,
-                      "expected_defects": np.float64, "n_defects": np.int32}
-
-
-@dataclass(frozen=True)
-class WaferDies:
-    """Some dies of a wafer run: where they lie, their defects, which arrays those hit.
-
-    Attributes
-    ----------
-    columns : dict of str -> numpy.ndarray
-        One entry per die, in the order asked for: ``lot``, ``wafer`` (the wafer's id,
-        unique over the lots: ``lot * wafers + slot``, which keys its streams), ``x``,
-        ``y`` (die grid column and row), ``r_mm`` (distance of the die centre from the
-        wafer centre, mm), ``expected_defects`` (its Poisson mean) and ``n_defects``.
-    affected : numpy.ndarray of bool, shape (dies, arrays)
-        Arrays that receive the die's defects: ``min(n_defects, eligible)`` of the
-        eligible arrays (none for a die without a defect).
-    """
-
-    columns: dict[str, np.ndarray]
-    affected: np.ndarray
-
-
-def _wafer_layout(config: Config) -> tuple[object, object, int]:
-    """``(WaferSpec, DensitySpec, sites per wafer)`` of a wafer run's config."""
-    from yieldmc.wafer import die_sites
-
-    w = config.wafer
-    spec = w.spec()
-    return spec, w.density(), len(die_sites(spec))
-
-
-def wafer_die_count(config: Config) -> int:
-    """Dies of a wafer run: ``lots * wafers * sites per wafer`` (0 without wafers)."""
-    w = config.wafer
-    return w.lots * w.wafers * _wafer_layout(config)[2] if w.enabled else 0
-
-
-def array_uniforms(seed: int, lot: int, wafer: int, sites: np.ndarray, n: int) -> np.ndarray:
-    """``n`` uniforms in (0, 1) per die site of one wafer that choose the arrays its
-    defects hit: :func:`yieldmc.wafer.site_uniforms` on the stream tag
-    :data:`yieldmc.wafer.TAG_ARRAYS`, a pure function of ``(seed, lot, wafer, site)``.
-
-    Returns
-    -------
-    numpy.ndarray, shape (len(sites), n)
-    """
-    from yieldmc.wafer import TAG_ARRAYS, site_uniforms
-
-    return site_uniforms(seed, TAG_ARRAYS, lot, wafer, sites, n)
-
-
-def hit_arrays(n_defects: np.ndarray, eligible: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Which arrays the defects of each die hit: the ``min(n, eligible)`` eligible arrays
-    with the smallest uniforms ``u`` (dies x eligible arrays), each chosen at most once.
-
-    Parameters
-    ----------
-    n_defects : numpy.ndarray of int, shape (dies,)
-    eligible : numpy.ndarray of bool, shape (arrays,)
-        Arrays that may receive defects (``defects.layers``).
-    u : numpy.ndarray, shape (dies, eligible arrays)
-
-    Returns
-    -------
-    numpy.ndarray of bool, shape (dies, arrays)
-
-    >>> hit_arrays(np.array([0, 1, 5]), np.array([True, False, True]), np.array([[.1, .2], [.7, .3], [.5, .6]]))
-    array([[False, False, False],
-           [False, False,  True],
-           [ True, False,  True]])
-    """
-    idx = np.flatnonzero(eligible)
-    rank = np.argsort(np.argsort(u, axis=1, kind="stable"), axis=1, kind="stable")
-    out = np.zeros((len(n_defects), len(eligible)), dtype=np.bool_)
-    out[:, idx] = rank < np.asarray(n_defects)[:, None]
-    return out
-
-
-def wafer_dies(config: Config, eligible: Any, dies: Any) -> WaferDies:
-    """The wafer columns and hit arrays of dies ``dies`` of a wafer run.
-
-    Vectorised per wafer: one :func:`yieldmc.wafer.sample_wafer` (the wafer's density and
-    signature, its dies' expected and drawn counts) and one :func:`array_uniforms` per
-    wafer the dies lie on. Each die's values depend on ``(seed, lot, wafer, site)`` only.
-
-    Parameters
-    ----------
-    config : Config
-        A wafer run's settings (``wafer.wafers > 0``).
-    eligible : sequence of bool
-        One flag per array: may it receive defects (:attr:`DieModel.eligible`).
-    dies : sequence of int
-        Die indices in ``[0, wafer_die_count(config))``.
-
-    Raises
-    ------
-    ConfigError
-        No wafers in ``config``, or a die index outside the run.
-    """
-    from yieldmc.wafer import sample_wafer
-
-    w = config.wafer
-    if not w.enabled:
-        raise ConfigError("wafer_dies needs a wafer run (wafer.wafers > 0)")
-    spec, density, n_sites = _wafer_layout(config)
-    dies = np.asarray(dies, dtype=np.int64).reshape(-1)
-    total = w.lots * w.wafers * n_sites
-    if dies.size and (dies.min() < 0 or dies.max() >= total):
-        raise ConfigError(f"die indices must lie in [0, {total - 1}] for {w.lots} lot(s) of {w.wafers} wafer(s) of "
-                          f"{n_sites} dies, got {dies.min()}..{dies.max()}")
-    eligible = np.asarray(eligible, dtype=np.bool_)
-    n_eligible = int(eligible.sum())
-    wafer_index, site = np.divmod(dies, n_sites)  # wafer_index = lot * wafers + slot: the wafer's id
-    columns = {k: np.empty(dies.size, dtype=t) for k, t in WAFER_COLUMN_TYPES.items()}
-    affected = np.zeros((dies.size, eligible.size), dtype=np.bool_)
-    for wid in np.unique(wafer_index).tolist():
-        rows = np.flatnonzero(wafer_index == wid)
-        lot, slot = divmod(wid, w.wafers)
-        frame = sample_wafer(spec, density, config.seed, lot, wid, site[rows], slot=slot)
-        for k in columns:
-            columns[k][rows] = frame[k].to_numpy()
-        u = array_uniforms(config.seed, lot, wid, site[rows], n_eligible)
-        affected[rows] = hit_arrays(columns["n_defects"][rows], eligible, u)
-    return WaferDies(columns, affected)
+from yieldmc.waferdies import WaferDies, wafer_dies
 
 
 class SinhArray:
@@ -229,10 +99,12 @@ class DieResult:
         Die index within the run.
     defect_type : str
         Kind actually drawn (``mixed`` resolves to a spatial kind); ``none`` when no cell
-        of the die is stuck, whatever was drawn (:func:`yieldmc.defects.die_label`).
+        of the die is stuck, whatever was drawn (:func:`yieldmc.defects.die_label`);
+        ``explicit`` for masks given rather than drawn (:meth:`DieModel.simulate_masks`).
     defect_params : list of dict
         Pattern parameters per array, as drawn even when they hit no cell
-        (``{"kind": "none"}`` for unaffected arrays).
+        (``{"kind": "none"}`` for unaffected arrays; ``{"kind": "explicit"}`` for a given
+        mask with a stuck cell).
     layers_affected : list of int
         Layers with at least one stuck cell.
     n_stuck_on, n_stuck_off : int
@@ -298,7 +170,8 @@ class DieModel:
         self.config = config
         self.network = network
         self.dataset = dataset
-        self.layout: DieLayout = map_network(network.weights, config.device, config.arrays)
+        self.layout: DieLayout = map_network(network.weights, config.device, config.arrays, config.mapping,
+                                              network.biases)
         self.affected = self.layout.arrays_of_layers(config.defects.layers)
         #: One flag per array: may it receive defects (the arrays of ``defects.layers``).
         self.eligible = np.array(defects.affected_flags(self.affected, len(self.layout.arrays)), dtype=np.bool_)
@@ -356,39 +229,53 @@ class DieModel:
                     np.concatenate([d.y_train, d.y_test]))
         raise ConfigError(f"images must be 'test', 'train' or 'all', got {which!r}")
 
-    def forward(self, transfers, x: np.ndarray, return_hidden: bool = False):
+    def forward(self, transfers, x: np.ndarray, return_hidden: bool = False, *,
+                noise: ReadNoise | None = None):
         """Analog forward pass of images ``x`` (B, n_in) in [0, 1] through the given arrays.
 
         ``transfers`` holds one transfer matrix (linear device) or :class:`SinhArray`
-        per array, as :meth:`die_transfers` returns them.
+        per array, as :meth:`die_transfers` returns them. With ``mapping.bias_row`` each
+        layer's inputs get the bias row, driven at ``v_read`` (:meth:`DieLayout.layer_inputs`),
+        and the periphery adds no bias. ``noise`` (:meth:`read_noise`) adds each read's
+        noise to every array's column currents; the output amplifiers saturate at
+        ``arrays.output_rail`` (:func:`yieldmc.readout.saturate`).
 
         Returns the output voltages (B, n_classes) in volts, and with ``return_hidden``
         also the list of hidden-layer voltages (V).
         """
         arr = self.config.arrays
         act = ACTIVATIONS[self.network.activation]
+        layout = self.layout
+        biases = layout.periphery_biases(self.network.biases)
         v = np.asarray(x, dtype=np.float64) * arr.v_read
         hidden = []
-        n_layers = len(self.layout.g_scales)
+        n_layers = len(layout.g_scales)
         for layer in range(n_layers):
-            n_out = self.layout.layer_sizes[layer + 1]
+            n_out = layout.layer_sizes[layer + 1]
+            v_in = layout.layer_inputs(layer, v)
             current = np.zeros((v.shape[0], 2 * n_out))
-            for spec, T in zip(self.layout.arrays, transfers, strict=True):
+            for a, (spec, T) in enumerate(zip(layout.arrays, transfers, strict=True)):
                 if spec.layer == layer:
-                    current[:, spec.cols] += array_currents(T, v[:, spec.rows])
-            z = (current[:, 0::2] - current[:, 1::2]) / (self.layout.g_scales[layer] * arr.v_read)
-            z += self.network.biases[layer]
+                    c = array_currents(T, v_in[:, spec.rows])
+                    current[:, spec.cols] += c if noise is None else noise.add(a, c, v_in[:, spec.rows])
+            z = (current[:, 0::2] - current[:, 1::2]) / (layout.g_scales[layer] * arr.v_read)
+            z += biases[layer]
             if layer < n_layers - 1:
                 v = arr.v_read * act(z)
                 hidden.append(v)
             else:
-                out = arr.output_gain * z
+                out = saturate(arr.output_gain * z, arr.output_rail)
         return (out, hidden) if return_hidden else out
+
+    def read_noise(self, die: int, conductances: list[np.ndarray]) -> ReadNoise | None:
+        """The read noise of die ``die`` with these conductances (:class:`yieldmc.readout.ReadNoise`,
+        drawn from :func:`yieldmc.readout.read_noise_generator`), or None without read noise."""
+        return ReadNoise.of(self.config.device, conductances, self.config.seed, die)
 
     # ---- one die -------------------------------------------------------------------
 
     def wafer_dies(self, dies: Any) -> WaferDies:
-        """The wafer columns and hit arrays of some dies of a wafer run (:func:`wafer_dies`)."""
+        """The wafer columns and hit arrays of some dies of a wafer run (:func:`yieldmc.waferdies.wafer_dies`)."""
         return wafer_dies(self.config, self.eligible, dies)
 
     def die_affected(self, die: int) -> np.ndarray:
@@ -403,22 +290,43 @@ class DieModel:
 
         ``affected``: the arrays that receive defects, as :func:`yieldmc.defects.sample_die`
         takes them (default :meth:`die_affected`)."""
-        cfg = self.config
-        rng = die_generator(cfg.seed, die)
-        d = cfg.defects
-        masks, params = defects.sample_die(
-            d.kind, self.layout.shapes, rng, affected=self.die_affected(die) if affected is None else affected,
-            severity=d.severity_arg, on_fraction=d.on_fraction, on_mode=d.on_mode,
-        )
-        dev = cfg.device
+        rng = die_generator(self.config.seed, die)
+        masks, params = self._draw_masks(rng, self.die_affected(die) if affected is None else affected)
+        return self._conductances(masks, rng), masks, params
+
+    def mask_conductances(self, masks: Any, die: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The conductances per array of the given masks, and the masks as checked.
+
+        The masks are checked with :func:`yieldmc.masks.check_masks`. ``die`` keys the
+        rest of the die's randomness: with ``device.programming_noise > 0`` the noise is that
+        of die ``die`` (its stream past its own defect draws, which are made and dropped), so
+        the masks die ``die`` draws give exactly :meth:`die_conductances`' values.
+        """
+        checked = check_masks(masks, self.layout.shapes)
+        rng = die_generator(self.config.seed, die)
+        if self.config.device.programming_noise > 0:
+            self._draw_masks(rng, self.eligible)  # the draws do not depend on ``affected``
+        return self._conductances(checked, rng), checked
+
+    def _draw_masks(self, rng: np.random.Generator, affected: Any) -> tuple[list, list]:
+        """The die's defect draw from its stream ``rng`` (advanced past it)."""
+        d = self.config.defects
+        return defects.sample_die(d.kind, self.layout.shapes, rng, affected=affected, severity=d.severity_arg,
+                                  on_fraction=d.on_fraction, on_mode=d.on_mode)
+
+    def _conductances(self, masks: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+        """Programmed conductances (programming noise from ``rng``, when set) with ``masks`` applied."""
+        dev = self.config.device
+        f = self.layout.drift  # programming noise happens at t0, drift after it
         Gs = []
         for spec, m in zip(self.layout.arrays, masks, strict=True):
             G = spec.G
             if dev.programming_noise > 0:
                 noise = rng.normal(0.0, dev.programming_noise * (dev.g_on - dev.g_off), G.shape)
-                G = np.clip(G + noise, dev.g_off, dev.g_on)
+                G = np.clip(G + noise, dev.g_off, dev.g_on) if f == 1.0 else (
+                    f * np.clip(G / f + noise, dev.g_off, dev.g_on))
             Gs.append(defects.apply(G, m, dev.g_on, dev.g_off) if m.any() else G)
-        return Gs, masks, params
+        return Gs
 
     def die_transfers(self, die: int, affected: Any = None) -> tuple[list[np.ndarray | SinhArray], dict]:
         """Arrays of die ``die`` and a summary of its defects and solves.
@@ -428,7 +336,21 @@ class DieModel:
         happen in :meth:`forward`: read the status with :meth:`solver_status` after it.
         ``affected`` as in :meth:`die_conductances`.
         """
-        Gs, masks, params = self.die_conductances(die, affected)
+        return self._transfers(*self.die_conductances(die, affected))
+
+    def mask_transfers(self, masks: Any, die: int = 0) -> tuple[list[np.ndarray | SinhArray], dict]:
+        """:meth:`die_transfers` of the given masks (:meth:`mask_conductances`); the summary's
+        ``defect_type`` is ``"explicit"`` (``"none"`` when no cell is stuck) and its
+        ``defect_params`` ``{"kind": "explicit"}`` per array with a stuck cell."""
+        return self._mask_transfers(*self.mask_conductances(masks, die))
+
+    def _mask_transfers(self, Gs: list[np.ndarray], checked: list[np.ndarray]):
+        params = [{"kind": EXPLICIT if m.any() else "none"} for m in checked]
+        return self._transfers(Gs, checked, params)
+
+    def _transfers(self, Gs: list[np.ndarray], masks: list[np.ndarray],
+                   params: list[dict]) -> tuple[list[np.ndarray | SinhArray], dict]:
+        """The arrays of conductances ``Gs`` and the summary of their defects and solves."""
         transfers, methods = [], []
         worst, converged = 0.0, True
         w = self.wires
@@ -481,12 +403,51 @@ class DieModel:
             With ``strict``, if any solve of the die missed its tolerance (its outputs must
             not be used); without, the summary flags it (the sweep records the die).
         """
-        transfers, summary = self.die_transfers(die, affected)
-        outputs = [self.forward(transfers, x) for x in xs]
+        Gs, masks, params = self.die_conductances(die, affected)
+        return self._outputs(*self._transfers(Gs, masks, params), xs, strict, f"die {die}",
+                             self.read_noise(die, Gs))
+
+    def mask_outputs(self, masks: Any, xs, *, die: int = 0,
+                     strict: bool = True) -> tuple[list[np.ndarray], dict]:
+        """:meth:`die_outputs` of a die with the given masks instead of drawn ones.
+
+        Parameters
+        ----------
+        masks : sequence of array_like
+            One mask per array of :attr:`layout` (codes 0 healthy, 1 stuck OFF, 2 stuck ON;
+            checked with :func:`yieldmc.masks.check_masks`, e.g. from
+            :func:`yieldmc.masks.canonical_masks` or :func:`yieldmc.masks.load_masks`).
+        xs : sequence of numpy.ndarray
+            Image batches (B, n_in).
+        die : int
+            Keys the die's other randomness (programming noise, :meth:`mask_conductances`).
+        strict : bool
+            As in :meth:`die_outputs`.
+
+        Returns
+        -------
+        (list of numpy.ndarray, dict)
+            Output voltages (V) per batch and the summary (``defect_type`` ``"explicit"``,
+            or ``"none"`` when no cell is stuck).
+
+        Raises
+        ------
+        ConfigError
+            Masks that do not fit the die (count, shape, dtype, codes).
+        SolverError
+            As in :meth:`die_outputs`.
+        """
+        Gs, checked = self.mask_conductances(masks, die)
+        return self._outputs(*self._mask_transfers(Gs, checked), xs, strict, f"die {die} with the given masks",
+                             self.read_noise(die, Gs))
+
+    def _outputs(self, transfers, summary: dict, xs, strict: bool, name: str,
+                 noise: ReadNoise | None) -> tuple[list[np.ndarray], dict]:
+        outputs = [self.forward(transfers, x, noise=noise) for x in xs]
         worst, converged = self.solver_status(transfers, summary)
         summary["solver_max_residual"], summary["solver_converged"] = worst, converged
         if strict and not converged:
-            raise SolverError(f"die {die}: a circuit solve stopped at relative residual {worst:.3g} "
+            raise SolverError(f"{name}: a circuit solve stopped at relative residual {worst:.3g} "
                               "above its tolerance; the die's outputs are not used")
         return outputs, summary
 
@@ -495,9 +456,22 @@ class DieModel:
 
         A solve that misses its tolerance is flagged (``solver_converged``), not raised.
         """
-        transfers, summary = self.die_transfers(die)
+        Gs, masks, params = self.die_conductances(die)
+        return self._result(die, *self._transfers(Gs, masks, params), images, return_hidden,
+                            self.read_noise(die, Gs))
+
+    def simulate_masks(self, masks: Any, images: str = "test", die: int = 0,
+                       return_hidden: bool = False) -> DieResult:
+        """:meth:`simulate` with the given masks (:meth:`mask_outputs`); ``die`` keys the
+        other randomness and is the result's ``die``."""
+        Gs, checked = self.mask_conductances(masks, die)
+        return self._result(die, *self._mask_transfers(Gs, checked), images, return_hidden,
+                            self.read_noise(die, Gs))
+
+    def _result(self, die: int, transfers, summary: dict, images: str, return_hidden: bool,
+                noise: ReadNoise | None) -> DieResult:
         x, y = self.images(images)
-        out = self.forward(transfers, x, return_hidden)
+        out = self.forward(transfers, x, return_hidden, noise=noise)
         summary["solver_max_residual"], summary["solver_converged"] = self.solver_status(transfers, summary)
         outputs, hidden = out if return_hidden else (out, None)
         pred = outputs.argmax(axis=1)
@@ -579,7 +553,8 @@ class DieComparison:
         return [(name, r) for name, r in both if not r.solver_converged]
 
 
-def compare_die(config: Config, die: int = 0, *, cache_dir: str | Path | None = None) -> DieComparison:
+def compare_die(config: Config, die: int = 0, *, cache_dir: str | Path | None = None,
+                masks: Any = None) -> DieComparison:
     """Make die ``die`` of ``config`` with IR drop and with ideal wires; the design's references.
 
     Parameters
@@ -591,6 +566,9 @@ def compare_die(config: Config, die: int = 0, *, cache_dir: str | Path | None = 
     cache_dir : path, optional
         Cache directory of the data and network (:func:`yieldmc.cache.obtain_network`);
         default :func:`yieldmc.cache.default_cache_dir`.
+    masks : sequence of array_like, optional
+        The die's masks, one per array (:meth:`DieModel.simulate_masks`), instead of the
+        defects die ``die`` draws; ``die`` then keys only its other randomness.
 
     Returns
     -------
@@ -599,9 +577,12 @@ def compare_die(config: Config, die: int = 0, *, cache_dir: str | Path | None = 
         with ``wires.r_row = wires.r_col = 0``; solver failures are flagged, not raised.
     """
     model = DieModel.build(config, cache_dir=cache_dir)
-    result = model.simulate(die)
     ideal_cfg = config.replace(**{"wires.r_row": 0.0, "wires.r_col": 0.0})
-    ideal = DieModel(ideal_cfg, model.network, model.dataset).simulate(die)
+    ideal_model = DieModel(ideal_cfg, model.network, model.dataset)
+    if masks is None:
+        result, ideal = model.simulate(die), ideal_model.simulate(die)
+    else:
+        result, ideal = model.simulate_masks(masks, die=die), ideal_model.simulate_masks(masks, die=die)
     return DieComparison(config=config, die=die, array_shapes=tuple(model.layout.shapes),
                          software_accuracy=model.software_accuracy(),
                          fault_free_accuracy=model.fault_free_accuracy(), result=result, ideal=ideal)

@@ -59,8 +59,8 @@ from yieldmc.errors import ConfigError
 
 ROUTE_NAMES = K.ROUTE_NAMES
 #: The message for designs this engine does not cover.
-UNSUPPORTED = ("the compiled engine covers the linear device only; "
-               "simulate these dies with DieModel (the readable path)")
+UNSUPPORTED = ("the compiled engine covers the linear device without read noise, bias rows or "
+               "output rails only; simulate these dies with DieModel (the readable path)")
 #: Blocks of dies per numba thread in one chunk: handed out one at a time, so a thread that
 #: shares its core (with the sweep's writer thread, say) takes fewer of them.
 BLOCKS_PER_THREAD = 8
@@ -80,13 +80,23 @@ def _readonly(a: np.ndarray) -> np.ndarray:
 
 def check_supported(config) -> None:
     """Raise :class:`ConfigError` unless the compiled engine covers ``config``: the linear
-    device (programming noise included), and a defect kind whose every kind it may draw
-    has a compiled twin (:func:`yieldmc.engine.sampling.check_twins`; the message names
-    the kinds without one). The sweep then runs the reference engine
-    (:func:`yieldmc.montecarlo.effective_engine`)."""
-    dev = config.device
-    if dev.model != "linear":
-        raise ConfigError(f"device.model = {dev.model!r}: {UNSUPPORTED}")
+    device (programming noise or drift, not both, and ``mapping.scheme``: they only change
+    the layout's conductances, from which ``g0`` and ``t0`` come), no read noise, bias row or
+    output rail (the forward pass's, which the kernels lack), and a defect kind whose every
+    kind it may draw has a compiled twin (:func:`yieldmc.engine.sampling.check_twins`). The
+    sweep then runs the reference engine (:func:`yieldmc.montecarlo.effective_engine`)."""
+    dev, rail = config.device, config.arrays.output_rail
+    for bad, setting in ((dev.model != "linear", f"device.model = {dev.model!r}"),
+                         (dev.read_noise > 0, f"device.read_noise = {dev.read_noise:g}"),
+                         (dev.read_bandwidth > 0, f"device.read_bandwidth = {dev.read_bandwidth:g} Hz"),
+                         (config.mapping.bias_row, "mapping.bias_row = true"),
+                         (rail > 0, f"arrays.output_rail = {rail:g} V"),
+                         # the kernels clip noisy drifted cells at [g_off, g_on], not at the
+                         # drifted bounds that DieModel uses (noise at t0, drift after it)
+                         (dev.drift_nu > 0 and dev.programming_noise > 0,
+                          "device.drift_nu > 0 with device.programming_noise > 0")):
+        if bad:
+            raise ConfigError(f"{setting}: {UNSUPPORTED}")
     check_twins(config.defects.kind)
 
 
@@ -524,7 +534,7 @@ def simulate_chunk_compiled(design: EngineDesign, dies: Any, *, affected: Any = 
     dies : sequence of int
         Die indices in ``[0, 2**63)``, any order; die ``d`` draws from ``DieStream(seed, d)``.
     affected : numpy.ndarray of bool (dies x arrays), optional
-        The arrays each die's defects hit (a wafer run's: :func:`yieldmc.die.wafer_dies`),
+        The arrays each die's defects hit (a wafer run's: :func:`yieldmc.waferdies.wafer_dies`),
         row ``i`` for ``dies[i]``; default every array of ``defects.layers`` on every die.
         A die draws every array's pattern whatever its flags: the flags only decide which
         patterns it keeps, so a hit array's defects are those of the die without wafers.
