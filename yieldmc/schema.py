@@ -78,7 +78,6 @@ from yieldmc.h5layout import H5Dataset as H5Dataset
 from yieldmc.h5layout import VoltageSets as VoltageSets
 from yieldmc.h5layout import check_voltages as check_voltages
 from yieldmc.h5layout import read_voltage_rows as read_voltage_rows
-from yieldmc.h5layout import study_voltages_markdown
 from yieldmc.h5layout import write_virtual_file as write_virtual_file
 from yieldmc.h5layout import write_voltage_file as write_voltage_file
 
@@ -273,7 +272,7 @@ def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | No
     arrays = []
     for col in columns:
         if col.name in present:
-            arr = _cast(col, table.column(col.name))
+            arr = cast_column(col, table.column(col.name))
             if col.name in fill:
                 expected = fill[col.name]
                 values = set(arr.to_pylist())
@@ -281,7 +280,7 @@ def conform(table: pa.Table | Mapping[str, Any], *, fill: Mapping[str, Any] | No
                     raise ConfigError(f"column {col.name!r} holds {sorted(values, key=str)[:5]}, "
                                       f"expected {expected!r} on every row")
         else:
-            arr = _cast(col, pa.array([fill[col.name]] * table.num_rows))
+            arr = cast_column(col, pa.array([fill[col.name]] * table.num_rows))
         arrays.append(arr)
     return pa.Table.from_arrays(arrays, schema=arrow_schema(wafer=wafer))
 
@@ -307,7 +306,7 @@ def _as_arrow(name: str, values: Any) -> pa.Array:
         raise ConfigError(f"column {name!r}: cannot convert values to Arrow ({exc})") from None
 
 
-def _cast(col: Column, arr: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+def cast_column(col: Column, arr: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
     if arr.type == col.arrow_type:
         return arr
     if col.name == "defect_params":
@@ -391,7 +390,7 @@ def upgrade_table(table: pa.Table) -> pa.Table:
     if i < 0 or table.schema.field(i).type == PARAMS_TYPE:
         return table
     col = COLUMNS_BY_NAME["defect_params"]
-    return table.set_column(i, col.field, _cast(col, table.column(i)))
+    return table.set_column(i, col.field, cast_column(col, table.column(i)))
 
 
 def read_dies_part(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pa.Table:
@@ -463,169 +462,6 @@ def parquet_metadata(run_id: str, seed: int, chunk: int, config: Mapping[str, An
             "yieldmc.units": json.dumps(column_units(is_wafer_run(config)))}
 
 
-# --- the other tables yieldmc writes -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class Table:
-    """A table yieldmc writes besides the per-die parts: its file and columns.
-
-    Attributes
-    ----------
-    name : str
-        Key in :data:`TABLES` (``"corrected"``, ``"types"``, ...).
-    path : str
-        The file, relative to a run directory (``corrected/<mode>.parquet``, written by
-        ``yieldmc correct``) or to the study's ``--out`` (``types.csv``, ``yieldmc reproduce``).
-    columns : tuple of Column
-        Every column, in file order.
-    """
-
-    name: str
-    path: str
-    columns: tuple[Column, ...]
-
-    @property
-    def names(self) -> list[str]:
-        """Column names in file order."""
-        return [c.name for c in self.columns]
-
-    def arrow_schema(self, metadata: Mapping[str, str] | None = None) -> pa.Schema:
-        """The Arrow schema: every column with its unit and description in the field metadata."""
-        return pa.schema([c.field for c in self.columns], metadata=dict(metadata) if metadata else None)
-
-    def build(self, data: pa.Table | Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> pa.Table:
-        """``data`` (an Arrow table, a DataFrame or column name -> values) as exactly this table.
-
-        Raises
-        ------
-        ConfigError
-            Missing or unknown columns (named), or values that do not convert safely to a
-            column's type.
-        """
-        pd = sys.modules.get("pandas")
-        if pd is not None and isinstance(data, pd.DataFrame):
-            data = pa.Table.from_pandas(data, preserve_index=False)
-        given = data.column_names if isinstance(data, pa.Table) else list(data)
-        unknown, missing = sorted(set(given) - set(self.names)), [n for n in self.names if n not in given]
-        if unknown or missing:
-            raise ConfigError(f"the {self.name} table ({self.path}) needs exactly the columns of "
-                              f"yieldmc.schema.TABLES; unknown {unknown}, missing {missing}")
-        arrays = []
-        for col in self.columns:
-            values = data.column(col.name) if isinstance(data, pa.Table) else data[col.name]
-            arrays.append(_cast(col, values if isinstance(values, (pa.Array, pa.ChunkedArray))
-                                else pa.array(np.asarray(values))))
-        return pa.Table.from_arrays(arrays, schema=self.arrow_schema(metadata))
-
-    def check(self, schema: pa.Schema, *, source: str | None = None) -> None:
-        """Raise :class:`ConfigError` unless ``schema`` has exactly these columns, in order, with their types."""
-        found = [(f.name, f.type) for f in schema]
-        want = [(c.name, c.arrow_type) for c in self.columns]
-        if found != want:
-            raise ConfigError(f"{source or self.path} does not hold the {self.name} table: columns "
-                              f"{[f'{n}: {t}' for n, t in found]}, expected {[f'{n}: {t}' for n, t in want]}")
-
-    def read_csv(self, path: str | os.PathLike) -> pd.DataFrame:
-        """Read a CSV file of this table with the declared types (after checking its header).
-
-        Raises
-        ------
-        ConfigError
-            The header is not this table's, or a value does not parse as its column's type.
-        """
-        import pandas as pd
-
-        header = list(pd.read_csv(path, nrows=0).columns)
-        if header != self.names:
-            raise ConfigError(f"{path} has columns {header}, expected {self.names} ({self.name} table)")
-        types = {c.name: str if pa.types.is_string(c.arrow_type) else c.arrow_type.to_pandas_dtype()
-                 for c in self.columns}
-        try:
-            return pd.read_csv(path, dtype=types, keep_default_na=False)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: a value does not parse as its column's type: {exc}") from None
-
-    def markdown(self) -> str:
-        """The Markdown table of the columns, as ``docs/data.md`` holds it."""
-        lines = ["| column | Arrow type | unit | description |", "|---|---|---|---|"]
-        lines += [f"| `{c.name}` | `{_type_name(c.arrow_type)}` | {c.unit or '-'} | {c.description} |"
-                  for c in self.columns]
-        return "\n".join(lines) + "\n"
-
-
-def _share(name: str, description: str) -> Column:
-    return Column(name, pa.float64(), "1", description)
-
-
-#: ``corrected/<mode>.parquet``, one row per corrected die (:mod:`yieldmc.correction`).
-CORRECTED_TABLE = Table("corrected", "corrected/<mode>.parquet", (
-    Column("die", pa.int64(), "", "Die index, as in the die table (join on it for `accuracy` before correction)."),
-    Column("accuracy_corrected", pa.float64(), "1", "Share of the test images the corrected die classifies "
-           "correctly (n_correct_corrected / images)."),
-    Column("n_correct_corrected", pa.int32(), "images", "Test images classified correctly after correction."),
-    Column("role", pa.string(), "", "`corrected` (per-die: the die's own corrector, trained on its "
-           "training-image voltages) or `evaluated` (population: a die of the held-out half, scored with the "
-           "corrector trained on the other half)."),
-    Column("mode", pa.string(), "", "`per-die` or `population` (the same on every row)."),
-    Column("method", pa.string(), "", "The corrector: `rff-ridge`, `linear-ridge` or `mlp` (population "
-           "mode: always `mlp`)."),
-    Column("corrector_params", pa.int32(), "", "Trainable parameters of one corrector."),
-))
-
-_TYPE = Column("defect_type", pa.string(), "", "Spatial defect kind of the circuits (`defects.SPATIAL_KINDS`).")
-_PARAMS = Column("corrector_params", pa.int64(), "", "Trainable parameters of one corrector.")
-
-#: The study's files (:mod:`yieldmc.reproduce`), relative to its ``--out``.
-STUDY_TABLES: tuple[Table, ...] = (
-    Table("types", "types.csv", (
-        _TYPE,
-        Column("severity", pa.float64(), "1", "Share of stuck cells on every array (`defects.severity = [s, s]`)."),
-        Column("layers", pa.string(), "", "Layers with defects: `all`."),
-        Column("n_instances", pa.int64(), "circuits", "Circuits of this type and severity (dies 0 .. n-1)."),
-        _share("accuracy_fault_free", "Test accuracy of the fault-free die (with IR drop)."),
-        _share("accuracy_defective_mean", "Mean over the circuits of the raw argmax test accuracy."),
-        _share("accuracy_defective_std", "Its sample standard deviation (ddof 1)."),
-        _share("accuracy_corrected_mean", "Mean test accuracy of each circuit's own corrector (MLP), "
-               "trained on that circuit's training-image voltages."),
-        _share("accuracy_corrected_std", "Its sample standard deviation (ddof 1)."),
-        _PARAMS,
-    )),
-    Table("generalization", "generalization.csv", (
-        Column("train_type", pa.string(), "", "Type the correctors were trained on, instance i of each "
-               "(`mixed`: instance i of every type, stacked)."),
-        Column("test_type", pa.string(), "", "Type they were tested on: instance (i + 1) mod n, another circuit."),
-        _share("accuracy_defective_mean", "Mean raw argmax test accuracy of the test circuits."),
-        _share("accuracy_corrected_mean", "Mean test accuracy of corrector i on test circuit (i + 1) mod n."),
-    )),
-    Table("size_sweep", "size_sweep.csv", (
-        _TYPE,
-        Column("hidden", pa.int64(), "neurons", "Width of the corrector's one hidden layer."),
-        _PARAMS,
-        _share("accuracy_corrected_mean", "Mean corrected test accuracy over the sweep's circuits."),
-        _share("accuracy_corrected_std", "Its sample standard deviation (0 for one circuit)."),
-    )),
-    Table("yield", "yield.csv", (
-        _share("threshold", "Accuracy a die must reach to count as good."),
-        Column("n", pa.int64(), "dies", "Dies of the population."),
-        Column("k", pa.int64(), "dies", "Dies at or above the threshold."),
-        _share("yield", "k / n."),
-        _share("lo", "Lower end of the 95 % interval of the yield."),
-        _share("hi", "Upper end of the 95 % interval of the yield."),
-        Column("method", pa.string(), "", "The interval: `wilson` or `clopper-pearson` (`stats.choose_method`)."),
-        Column("stage", pa.string(), "", "`before` (raw argmax) or `after` (per-die `rff-ridge` correction)."),
-    )),
-)
-
-#: Every table of :class:`Table` kind, by name.
-TABLES: dict[str, Table] = {t.name: t for t in (CORRECTED_TABLE, *STUDY_TABLES)}
-
-
-def study_markdown() -> str:
-    """The Markdown of the study's files: every :data:`STUDY_TABLES`, then ``voltages.h5``."""
-    parts = [f"`{t.path}`:\n\n{t.markdown()}" for t in STUDY_TABLES]
-    return "\n".join([*parts, study_voltages_markdown()])
-
-
 # --- documentation -----------------------------------------------------------------------
 
 def _reproducible(col: Column) -> str:
@@ -634,13 +470,13 @@ def _reproducible(col: Column) -> str:
     return "yes" if col.chunk_invariant else "per chunk size"
 
 
-def _type_name(t: pa.DataType) -> str:
+def type_name(t: pa.DataType) -> str:
     """An Arrow type as the docs show it: nested types without their list item names, the
     struct of ``defect_params`` as ``struct`` (:func:`params_markdown` lists its fields)."""
     if t == PARAMS_STRUCT:
         return "struct"
     if pa.types.is_list(t):
-        return f"list<{_type_name(t.value_type)}>"
+        return f"list<{type_name(t.value_type)}>"
     return str(t)
 
 
@@ -652,7 +488,7 @@ def schema_markdown(columns: Sequence[Column] = DIE_COLUMNS) -> str:
     for c in columns:
         unit = c.unit or "-"
         desc = c.description.replace("|", "\\|")
-        lines.append(f"| `{c.name}` | `{_type_name(c.arrow_type)}` | {unit} | {_reproducible(c)} | {desc} |")
+        lines.append(f"| `{c.name}` | `{type_name(c.arrow_type)}` | {unit} | {_reproducible(c)} | {desc} |")
     return "\n".join(lines) + "\n"
 
 
@@ -660,6 +496,8 @@ if __name__ == "__main__":  # pragma: no cover
     from yieldmc.defect_params import params_markdown
 
     which = sys.argv[1:2]
+    from yieldmc.tables import CORRECTED_TABLE, study_markdown
+
     text = {"params": params_markdown, "corrected": CORRECTED_TABLE.markdown, "study": study_markdown,
             "wafer": lambda: schema_markdown(WAFER_COLUMNS)}
     print(text.get(which[0], schema_markdown)() if which else schema_markdown(), end="")
