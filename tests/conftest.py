@@ -47,6 +47,24 @@ def network_cache(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A module's own cache folder, set as ``YIELDMC_CACHE`` while the module runs."""
+    path = tmp_path_factory.mktemp("yieldmc_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("YIELDMC_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def paper(cache_dir):
+    """The paper die, its network obtained into the module's cache (the shipped weights)."""
+    from yieldmc.config import load_config
+    from yieldmc.die import DieModel
+
+    return DieModel.build(load_config("paper"))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)

@@ -18,7 +18,6 @@ from tests.tolerances import DIE_RESIDUAL_MAX, IDEAL_RTOL, ROUTE_RTOL, SMALL_SIG
 from yieldmc.circuit import transfer_matrix
 from yieldmc.circuit.nonlinear import NEWTON_RTOL
 from yieldmc.circuit.solver import SOLVER_RTOL
-from yieldmc.config import load_config
 from yieldmc.die import DieComparison, DieModel, compare_die
 from yieldmc.errors import ConfigError
 from yieldmc.network import Network, save_network
@@ -44,20 +43,6 @@ N_DIES = 30
 
 IDEAL = {"wires.r_row": 0.0, "wires.r_col": 0.0, "wires.r_driver": 0.0, "wires.r_sense": 0.0}
 NO_DEFECTS = {"defects.kind": "none"}
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("yieldmc_cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("YIELDMC_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def paper(cache_dir) -> DieModel:
-    """The paper die (trained once into the temporary cache)."""
-    return DieModel.build(load_config("paper"))
 
 
 def variant(model: DieModel, **changes) -> DieModel:

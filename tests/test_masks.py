@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from yieldmc import defects
 from yieldmc.cli import app
-from yieldmc.config import load_config
 from yieldmc.defect_kinds import REGISTRY
 from yieldmc.defects import STUCK_OFF, STUCK_ON
 from yieldmc.die import DieModel
@@ -286,19 +285,6 @@ def test_canonical_masks_use_no_global_rng():
 
 
 # ---- the die with given masks --------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("yieldmc_cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("YIELDMC_CACHE", str(path))
-        yield path
-
-
-@pytest.fixture(scope="module")
-def paper(cache_dir) -> DieModel:
-    return DieModel.build(load_config("paper"))
-
 
 def _variant(model: DieModel, **changes) -> DieModel:
     return DieModel(model.config.replace(**changes), model.network, model.dataset)

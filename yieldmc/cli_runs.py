@@ -15,6 +15,11 @@ import typer
 
 __all__ = ["correct", "progress_bar", "report", "wafermap", "yield_"]
 
+#: Every command that reads a finished run checks its files first, unless told not to.
+VerifyOpt = typer.Option(
+    True, "--verify/--no-verify",
+    help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster).")
+
 
 def progress_bar(label: str, quiet: bool):
     from rich.console import Console
@@ -35,9 +40,7 @@ def correct(
         help=("Per-die mode: train each die's corrector on N labelled training images (a stratified subsample, "
               "the same for every die; at least one per class) instead of all of them.")),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace RUN/corrected/MODE.parquet."),
-    verify: bool = typer.Option(
-        True, "--verify/--no-verify",
-        help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
+    verify: bool = VerifyOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -81,9 +84,7 @@ def yield_(
     include_unconverged: bool = typer.Option(
         False, "--include-unconverged",
         help="Count the dies whose circuit solve did not converge (left out by default)."),
-    verify: bool = typer.Option(
-        True, "--verify/--no-verify",
-        help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
+    verify: bool = VerifyOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON records instead of a table."),
     models: bool = typer.Option(
         False, "--models",
@@ -162,9 +163,7 @@ def report(
     threshold: float = typer.Option(0.8, "--threshold", help="Accuracy threshold of pass/fail."),
     confidence: float = typer.Option(0.95, "--confidence", help="Confidence level of the intervals."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out (and its _files folder)."),
-    verify: bool = typer.Option(
-        True, "--verify/--no-verify",
-        help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
+    verify: bool = VerifyOpt,
 ) -> None:
     """Write a report a person opens: settings, yield curves, groups, histogram, maps, model fits.
 
@@ -198,9 +197,7 @@ def wafermap(
         None, "--corrected",
         help="Draw the accuracy after correction of this mode (per-die or population; its dies only)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing --out and --npz files."),
-    verify: bool = typer.Option(
-        True, "--verify/--no-verify",
-        help="Check the run's files against their sha256 checksums before reading (--no-verify: sizes only, faster)."),
+    verify: bool = VerifyOpt,
     as_json: bool = typer.Option(False, "--json", help="Print the summary (zone and radial yield) as JSON."),
 ) -> None:
     """Draw one map per wafer (pass/fail or accuracy) and print zone and radial yield.
