@@ -9,6 +9,7 @@ die ``d`` draws must give its outputs bit for bit.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -173,7 +174,10 @@ def test_lines_are_centred_and_within_half_a_line(kind, axis, shape, s):
     lines = np.flatnonzero((m == STUCK_OFF).all(axis=1 - axis))
     assert (m > 0).sum() == lines.size * shape[1 - axis]  # whole lines only
     size = shape[axis]
-    assert abs(lines.size / size - s) <= 1 / (2 * size)
+    if s * size >= 0.5:
+        assert abs(lines.size / size - s) <= 1 / (2 * size)
+    else:  # fewer than half a line asked for: one line when s > 0, none at 0
+        assert lines.size == (s > 0)
     if lines.size:
         assert (np.diff(lines) == 1).all()  # contiguous
         above, below = lines[0], size - 1 - lines[-1]
@@ -194,6 +198,30 @@ def test_checkerboard_meets_severity_in_a_centred_region(shape, s):
     block = m[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     ii, jj = np.indices(block.shape)
     np.testing.assert_array_equal(block, (ii + jj) % 2 == 0)  # a block-1 checkerboard
+
+
+@pytest.mark.parametrize("kind", [k for k in CANONICAL_KINDS if k not in ("random", "none")])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("s", (0.001, 0.02, 0.05, 0.5, 1.0))
+def test_no_kind_vanishes_and_every_ring_has_a_hole(kind, shape, s):
+    faulty = canonical_masks(kind, [shape], s, on_mode="on")[0] > 0
+    assert faulty.any()  # a small array still gets its disk, line or checkerboard cell
+    if kind == "ring":
+        m, n = shape
+        centre = faulty[(m - 1) // 2:m // 2 + 1, (n - 1) // 2:n // 2 + 1]
+        assert not centre.any()  # the hole: a ring is never the disk of the same size
+
+
+@pytest.mark.parametrize("s", (0.02, 0.05))
+def test_no_two_canonical_kinds_share_an_array_of_the_paper_die(paper, s):
+    # protocols B and C compare kinds on the same arrays: two kinds that round to the same
+    # cells would train and test on one circuit (8-row arrays at 2 % once made ring = circular)
+    kinds = [k for k in CANONICAL_KINDS if k not in ("random", "none")]
+    shapes = paper.layout.shapes
+    masks = {k: canonical_masks(k, shapes, s, on_mode="on") for k in kinds}
+    for i in range(len(shapes)):
+        for a, b in itertools.combinations(kinds, 2):
+            assert not np.array_equal(masks[a][i], masks[b][i]), (s, i, a, b)
 
 
 def test_checkerboard_saturates_at_half_the_cells():

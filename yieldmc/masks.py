@@ -213,24 +213,28 @@ def _canonical_cells(kind: str, shape: tuple[int, int], s: float, key: int) -> n
     k = s * m * n
     if kind in ("circular", "circular_complement", "ring"):
         d, levels, cum = _levels(shape)
+        if k == 0:
+            return np.zeros(shape, dtype=bool)
+        last = len(levels) - 1
         if kind == "circular":
-            return _within(d, levels, _nearest_level(cum, k))
+            return _within(d, levels, max(_nearest_level(cum, k), 0))
         if kind == "circular_complement":
-            return ~_within(d, levels, _nearest_level(cum, m * n - k))
-        j_out = _nearest_level(cum, min(m * n, k / CANONICAL_RING_AREA)) if k > 0 else -1
-        k_out = int(cum[j_out]) if j_out >= 0 else 0
-        j_in = min(_nearest_level(cum, k_out - k), j_out)
+            return ~_within(d, levels, min(_nearest_level(cum, m * n - k), last - 1))
+        if last < 1:  # one level (a 1x1 or 1x2 array): no room for a hole
+            return _within(d, levels, last)
+        j_out = min(max(_nearest_level(cum, min(m * n, k / CANONICAL_RING_AREA)), 1), last)
+        j_in = min(max(_nearest_level(cum, int(cum[j_out]) - k), 0), j_out - 1)
         return _within(d, levels, j_out) & ~_within(d, levels, j_in)
     if kind in ("row", "column"):
         size = shape[0 if kind == "row" else 1]
-        count = round(s * size)
+        count = max(round(s * size), 1 if s > 0 else 0)
         lines = list(range((size - count) // 2, (size - count) // 2 + count))
         p: dict[str, Any] = {"rows" if kind == "row" else "columns": lines}
     elif kind == "checkerboard":
         b = CANONICAL_CHECKER_BLOCK
         counts = defect_kinds.checker(shape, b, (0, 0)).cumsum(0).cumsum(1)  # [h-1, w-1] -> cells
         err = np.abs(counts - k)
-        if err.min() >= k:  # no region beats the empty one
+        if k == 0:
             return np.zeros(shape, dtype=bool)
         hh, ww = np.nonzero(err <= err.min() + math.floor(defect_kinds.CHECKER_SLACK * m * n))
         best = int(np.argmin(np.abs(np.log((hh + 1) * n / ((ww + 1) * m)))))  # the array's aspect
@@ -276,6 +280,10 @@ def canonical_masks(kind: str, shapes: Sequence[Sequence[int]], severity: float,
     Disks, complements and rings take whole distance levels (cells equidistant from the
     centre are all in or all out), so they are symmetric under up-down and left-right flips
     and their count is the level count nearest ``s M N``; lines are within half a line.
+    No kind vanishes at ``s > 0``: a small array still gets the centre level, the outer
+    level, one line or one checkerboard cell (its share is then above ``s``: one row of an
+    8-row array at 2 % is 12.5 %), and a ring always keeps the centre level as its hole, so
+    two kinds never round to the same cells (a ring that lost its hole was the disk).
 
     Parameters
     ----------
