@@ -10,6 +10,7 @@ dies corrects its unseen dies.
 from __future__ import annotations
 
 import functools
+import warnings
 import zlib
 
 import numpy as np
@@ -160,6 +161,37 @@ def test_leave_one_type_out_never_trains_on_the_held_out_type():
     assert set(df.train_type) == {P.OTHERS}
 
 
+class Twins(FakeDies):
+    """``ring`` gives exactly ``circular``'s circuit (masks that round to the same cells)."""
+
+    def canonical(self, kind, severity, on_mode, layers):
+        return super().canonical("circular" if kind == "ring" else kind, severity, on_mode, layers)
+
+
+class Clones(FakeDies):
+    """Every drawn die of a kind gives die 0's circuit."""
+
+    def family(self, kind, severity, on_mode, dies):
+        v_tr, v_te = super().family(kind, severity, on_mode, dies)
+        return np.repeat(v_tr[:1], len(v_tr), axis=0), np.repeat(v_te[:1], len(v_te), axis=0)
+
+
+def test_a_kind_identical_to_the_held_out_one_is_left_out_of_its_training():
+    with pytest.warns(UserWarning, match="identical circuits: circular=ring"):
+        df = run(Twins(), protocols=("A", "B"))
+    b = df[df.protocol == "B"].set_index("test_type")
+    # held out ring: training on circular would be training on the test circuit itself
+    assert b.loc["ring"].n_train_circuits == 1 and b.loc["circular"].n_train_circuits == 1
+    assert b.loc["row"].n_train_circuits == 2  # its two others are distinct circuits: both kept
+    a = df[df.protocol == "A"].set_index(["train_type", "test_type"])
+    assert a.loc[("circular", "ring")].accuracy_corrected == a.loc[("ring", "ring")].accuracy_own
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run(FakeDies(), protocols=("B",))  # distinct circuits: no warning
+        d = run(Clones(), protocols=("D",))  # drawn dies that coincide are the population's
+    assert (d[d.train_type != P.MIXED].n_train_circuits == 4).all()
+
+
 def test_family_trains_only_on_family_dies_and_tests_only_unseen_dies():
     fake, log = FakeDies(), []
     run(fake, protocols=("D",), n_family=4, n_unseen=2, make_corrector=lambda: Recording(fake, log))
@@ -214,7 +246,12 @@ def test_summarize_means_and_gain():
     assert got == pytest.approx([0.6, 0.65, 0.85, 0.05, 0.15], rel=ARITHMETIC_RTOL)
     assert s.loc["A", "own"].gain_sem == 0
     regime = P.transfer_regime(df)
-    assert regime.regime.tolist() == ["positive"] and "raw 0.600 -> corrected 0.650" in regime.verdict[0]
+    assert regime.regime.tolist() == ["within noise"]  # +0.05 +- 0.15
+    assert "raw 0.600 -> corrected 0.650 (+0.050 +- 0.150" in regime.verdict[0]
+    for gains, want in (((0.10, 0.12), "positive"), ((-0.10, -0.12), "negative"), ((0.10, -0.08), "within noise")):
+        rows = [{**base, "test_type": t, "accuracy_raw": 0.5, "accuracy_corrected": 0.5 + g, "accuracy_own": 0.9}
+                for t, g in zip(("ring", "row"), gains, strict=True)]
+        assert P.transfer_regime(pd.DataFrame(rows, columns=P.COLUMNS)).regime.tolist() == [want], gains
 
 
 def test_bad_settings_and_bad_voltages_raise():

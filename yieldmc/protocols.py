@@ -62,6 +62,8 @@ OTHERS, MIXED = "others", "mixed"
 #: Columns of :func:`run_protocols`' frame, in order.
 COLUMNS = ("protocol", "severity", "on_mode", "scheme", "layers", "train_type", "test_type", "test_die",
            "accuracy_raw", "accuracy_corrected", "accuracy_own", "n_train_circuits", "corrector_params")
+#: :func:`transfer_regime` calls a mean gain positive (negative) beyond this many standard errors.
+REGIME_SEMS = 2.0
 #: The keys of :func:`summarize`: ``train_type`` reduced to what was trained on.
 SUMMARY_KEYS = ("protocol", "severity", "on_mode", "scheme", "layers", "training")
 
@@ -146,6 +148,43 @@ def _circuits(rows: list[dict], canonical: CanonicalSource, family: FamilySource
             v_tr, v_te = _check(v_tr, n_tr, what, (len(dies),)), _check(v_te, n_te, what, (len(dies),))
             for d in dies:
                 out["family", kind, sev, mode, d] = (v_tr[d], v_te[d])
+    return out
+
+
+def _same(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _drop_copies(rows: list[dict], circuits) -> list[dict]:
+    """Leave out of B's and C's training sets any circuit identical to the held-out one.
+
+    Two kinds can give the same voltages (their masks round to the same cells on the arrays
+    that carry them, or stuck-OFF cells land only on cells already at ``g_off``): training on
+    the held-out circuit under another name would leak it. A warning names such pairs (in A
+    too, where the row is then an own-corrector score). D's drawn dies are left alone.
+    """
+    import warnings
+
+    copies: set[tuple] = set()
+    out = []
+    for r in rows:
+        if r["protocol"] == "D":  # drawn dies: two that give one circuit are the population's
+            out.append(r)
+            continue
+        same = [c for c in r["train"] if c != r["test"] and _same(circuits[c], circuits[r["test"]])]
+        copies.update((r["severity"], r["on_mode"], r["layers"], *sorted((c[1], r["test"][1]))) for c in same)
+        if same and r["protocol"] in ("B", "C"):
+            train = tuple(c for c in r["train"] if c not in same)
+            if not train:
+                raise ConfigError(f"protocol {r['protocol']}: every training circuit of held-out kind "
+                                  f"{r['test_type']!r} equals it")
+            r = {**r, "train": train}
+        out.append(r)
+    if copies:
+        pairs = ", ".join(f"{a}={b} (severity {sev:g}, on_mode {mode}, layers {lay})"
+                          for sev, mode, lay, a, b in sorted(copies))
+        warnings.warn(f"kinds give identical circuits: {pairs}; left out of leave-one-out training",
+                      UserWarning, stacklevel=3)
     return out
 
 
@@ -281,6 +320,7 @@ def run_protocols(canonical: CanonicalSource, family: FamilySource, labels: tupl
     rows = [r for sev in severities for mode in on_modes
             for r in _plan(protocols, kinds, float(sev), mode, n_layers, n_family, n_unseen)]
     circuits = _circuits(rows, canonical, family, labels, n_family, n_unseen)
+    rows = _drop_copies(rows, circuits)
     train_sets = list(dict.fromkeys(t for r in rows for t in (r["train"], r["own"]) if t is not None))
     fits = _fit_all(train_sets, circuits, np.asarray(labels[0]), make_corrector or default_corrector(seed),
                     n_jobs, progress)
@@ -322,11 +362,14 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def transfer_regime(df: pd.DataFrame) -> pd.DataFrame:
     """Where a corrector helps circuits it was not fitted on: :func:`summarize` without the
-    ``own`` rows, with ``regime`` ``"positive"`` (corrected > raw) or ``"negative"``
-    (corrected <= raw) and ``verdict``, a one-line reading for the docs."""
+    ``own`` rows, with ``regime`` ``"positive"`` (the mean gain over raw is above
+    :data:`REGIME_SEMS` standard errors), ``"negative"`` (below minus that) or ``"within
+    noise"``, and ``verdict``, a one-line reading for the docs."""
     s = summarize(df)
     s = s[s.training != "own"].reset_index(drop=True)
-    s["regime"] = np.where(s.transfer_gain > 0, "positive", "negative")
+    margin = REGIME_SEMS * s.gain_sem
+    s["regime"] = np.select([s.transfer_gain > margin, s.transfer_gain < -margin], ["positive", "negative"],
+                            "within noise")
     s["verdict"] = [
         f"{r.protocol} ({r.training}), {100 * r.severity:g}% {r.on_mode}, layers {r.layers}: "
         f"raw {r.accuracy_raw:.3f} -> corrected {r.accuracy_corrected:.3f} "
