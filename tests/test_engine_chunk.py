@@ -280,6 +280,22 @@ def test_programming_noise(paper, noise, kind, wires):
         assert np.any(res.n_stuck_on + res.n_stuck_off)
 
 
+#: The realistic preset's drift (read one day after programming, nu = 0.01).
+DRIFT = {"device.drift_nu": 0.01, "device.drift_t0": 1.0, "device.read_time": 86400.0}
+MIDRANGE = {"mapping.scheme": "midrange"}
+
+
+@pytest.mark.parametrize("physics", [
+    MIDRANGE, DRIFT, {**MIDRANGE, "device.programming_noise": 0.02, "defects.kind": "mixed"},
+    {**MIDRANGE, **DRIFT, "defects.kind": "mixed"}, {**MIDRANGE, **DRIFT, **IDEAL, "defects.kind": "row"},
+], ids=["midrange", "drift", "midrange+noise", "midrange+drift", "midrange+drift-ideal"])
+def test_mapping_scheme_and_drift(paper, physics):
+    """What the engine covers of the device physics (they only move the layout's
+    conductances): compiled against the reference die by die."""
+    model = variant(paper, **physics)
+    assert_equivalent(model, np.concatenate([np.arange(10), DIES[4:]]))
+
+
 @pytest.mark.parametrize("wires", ["resistive", "ideal"])
 def test_noisy_conductances_and_transfers_bit_identical(paper, wires):
     """:func:`_chunk._changes` gives the reference's noisy, stuck conductances bit for bit

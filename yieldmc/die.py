@@ -479,7 +479,12 @@ class DieModel:
                          accuracy=float(np.mean(pred == y)), hidden=hidden, **summary)
 
     def fault_free_accuracy(self, ideal_wires: bool = False, images: str = "test") -> float:
-        """Accuracy of the defect-free die, with IR drop or with ideal row/column wires."""
+        """Accuracy of the defect-free die, with IR drop or with ideal row/column wires.
+
+        The design's own die: drift, the mapping, the bias row and the rails are in, but no
+        programming variation and no read noise (a die's draws; for those, score
+        :meth:`mask_outputs` with all-zero masks over several dies).
+        """
         x, y = self.images(images)
         out = self.forward(self.T_ideal if ideal_wires else self.T0, x)
         return float(np.mean(out.argmax(axis=1) == y))
