@@ -156,6 +156,43 @@ def test_batched_matches_single_die_binary_labels_and_stuck_outputs():
         assert_array_equal(batched.predict(X_test)[d], single.predict(X_test[d]))
 
 
+@pytest.mark.parametrize("n", [20, 150, 255])
+def test_dual_ridge_weights_equal_the_primal_solve(n):
+    """Fewer images than features (a small calibration budget) takes the dual form: the same
+    weights as the plain primal solve on the same centred features."""
+    rng = np.random.default_rng(n)
+    Z = rng.normal(size=(3, n, 256)) * 0.09
+    Z -= Z.mean(axis=1, keepdims=True)
+    Yc = rng.choice([-1.0, 1.0], size=(n, 10))
+    Yc -= Yc.mean(axis=0)
+    got = cb._ridge_weights(Z, Yc, 0.01)
+    for d in range(3):
+        primal = np.linalg.solve(Z[d].T @ Z[d] + 0.01 * np.eye(256), Z[d].T @ Yc)
+        assert_allclose(got[d], primal, rtol=0, atol=BATCH_ATOL * np.abs(primal).max())
+
+
+@pytest.mark.parametrize("budget", [60, 200])
+def test_batched_matches_single_die_on_a_small_budget(budget):
+    V_train, y_train, V_test, _ = distorted_dies(3, seed=6)
+    V_train, y_train = V_train[:, :budget], y_train[:budget]  # fewer images than the 256 features
+    batched = BatchedRidgeCorrector(random_state=2).fit(V_train, y_train)
+    scores = batched.decision_function(V_test)
+    for d in range(3):
+        single = RidgeCorrector(random_state=2).fit(V_train[d], y_train)
+        assert_allclose(scores[d], single.decision_function(V_test[d]), rtol=0, atol=BATCH_ATOL)
+        assert_array_equal(batched.predict(V_test)[d], single.predict(V_test[d]))
+
+
+@pytest.mark.parametrize("method", ["rff-ridge", "linear-ridge"])
+def test_ridge_predictions_do_not_depend_on_n_jobs(method):
+    V_train, y_train, V_test, _ = distorted_dies(5, seed=4)
+    one = fit_predict_many(V_train[:, :200], y_train[:200], V_test, method, random_state=np.random.default_rng(3))
+    for n_jobs in (2, 3, 8):
+        many = fit_predict_many(V_train[:, :200], y_train[:200], V_test, method, n_jobs=n_jobs,
+                                random_state=np.random.default_rng(3))
+        assert_array_equal(many, one)
+
+
 def test_batched_results_do_not_depend_on_chunking_or_batch(monkeypatch):
     V_train, y_train, V_test, _ = distorted_dies(5, seed=8)
     whole = BatchedRidgeCorrector(random_state=4).fit(V_train, y_train)

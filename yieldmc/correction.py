@@ -212,7 +212,8 @@ def correct_voltages(v_train: np.ndarray, y_train: np.ndarray, v_test: np.ndarra
     method, hidden, seed, n_calibration
         As in :func:`correct_per_die`.
     n_jobs : int
-        joblib workers of the ``"mlp"`` method (results do not depend on it).
+        joblib workers: processes for ``"mlp"``, threads over blocks of dies for the ridge
+        methods (:func:`~yieldmc.correctors.fit_predict_many`; results do not depend on it).
 
     Returns
     -------

@@ -95,8 +95,9 @@ def fit_predict_many(
         the same initial weights drawn from this seed. Either way a die's result does not
         depend on which other dies are in the batch.
     n_jobs : int, default 1
-        joblib workers for ``"mlp"``, each fitting with single-threaded BLAS (the ridge
-        methods use ``blas_threads``).
+        joblib workers: processes for ``"mlp"``, each fitting with single-threaded BLAS;
+        threads for the ridge methods, each fitting a contiguous block of dies with
+        ``blas_threads`` BLAS threads. A die's prediction does not depend on ``n_jobs``.
     blas_threads : int or None, default 1
         BLAS threads of the ridge methods (see :class:`BatchedRidgeCorrector`).
 
@@ -119,15 +120,30 @@ def fit_predict_many(
         if isinstance(seed, np.random.RandomState):
             seed = int(seed.randint(0, 2**31 - 1))  # one seed for all dies, not a shared stream
         return _fit_predict_mlp(X_train, y_train, X_test, hidden, alpha, max_iter, seed, n_jobs)
-    model = BatchedRidgeCorrector(
-        features=_FEATURES[method],
-        n_features=n_features,
-        alpha=DEFAULT_RIDGE_ALPHA if alpha is None else alpha,
-        gamma=gamma,
-        random_state=as_sklearn_seed(random_state),
-        blas_threads=blas_threads,
-    )
-    return model.fit(X_train, y_train).predict(X_test)
+    seed = as_sklearn_seed(random_state)
+    if isinstance(seed, np.random.RandomState):
+        seed = int(seed.randint(0, 2**31 - 1))  # one projection for every block of dies
+
+    def block(dies: slice) -> np.ndarray:
+        model = BatchedRidgeCorrector(
+            features=_FEATURES[method],
+            n_features=n_features,
+            alpha=DEFAULT_RIDGE_ALPHA if alpha is None else alpha,
+            gamma=gamma,
+            random_state=seed,
+            blas_threads=blas_threads,
+        )
+        return model.fit(X_train[dies], y_train).predict(X_test[dies])
+
+    D = X_train.shape[0]
+    if n_jobs == 1 or D == 1:
+        return block(slice(0, D))
+    # NumPy's matrix products, solves and cosines release the GIL: threads over blocks of
+    # dies use the cores without copying the voltages into processes
+    edges = np.linspace(0, D, min(n_jobs, D) + 1).astype(int)
+    parts = Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(block)(slice(a, b)) for a, b in zip(edges[:-1], edges[1:], strict=True))
+    return np.concatenate(parts)
 
 
 def method_parameters(method: ManyMethod, X, y, *, hidden: tuple[int, ...] = (16,)) -> int:
