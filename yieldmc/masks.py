@@ -211,10 +211,10 @@ def _canonical_cells(kind: str, shape: tuple[int, int], s: float, key: int) -> n
     """The faulty cells of the centred ``kind`` with a share as near ``s`` as it allows."""
     m, n = shape
     k = s * m * n
+    if k == 0:
+        return np.zeros(shape, dtype=bool)
     if kind in ("circular", "circular_complement", "ring"):
         d, levels, cum = _levels(shape)
-        if k == 0:
-            return np.zeros(shape, dtype=bool)
         last = len(levels) - 1
         if kind == "circular":
             return _within(d, levels, max(_nearest_level(cum, k), 0))
@@ -227,15 +227,13 @@ def _canonical_cells(kind: str, shape: tuple[int, int], s: float, key: int) -> n
         return _within(d, levels, j_out) & ~_within(d, levels, j_in)
     if kind in ("row", "column"):
         size = shape[0 if kind == "row" else 1]
-        count = max(round(s * size), 1 if s > 0 else 0)
+        count = max(round(s * size), 1)
         lines = list(range((size - count) // 2, (size - count) // 2 + count))
         p: dict[str, Any] = {"rows" if kind == "row" else "columns": lines}
     elif kind == "checkerboard":
         b = CANONICAL_CHECKER_BLOCK
         counts = defect_kinds.checker(shape, b, (0, 0)).cumsum(0).cumsum(1)  # [h-1, w-1] -> cells
         err = np.abs(counts - k)
-        if k == 0:
-            return np.zeros(shape, dtype=bool)
         hh, ww = np.nonzero(err <= err.min() + math.floor(defect_kinds.CHECKER_SLACK * m * n))
         best = int(np.argmin(np.abs(np.log((hh + 1) * n / ((ww + 1) * m)))))  # the array's aspect
         h, w = int(hh[best]) + 1, int(ww[best]) + 1

@@ -115,14 +115,12 @@ def fit_predict_many(
             f"X_train holds {X_train.shape[0]} dies but X_test holds {X_test.shape[0]}"
         )
     y_train = np.asarray(y_train)
-    if method == "mlp":
-        seed = as_sklearn_seed(random_state)
-        if isinstance(seed, np.random.RandomState):
-            seed = int(seed.randint(0, 2**31 - 1))  # one seed for all dies, not a shared stream
-        return _fit_predict_mlp(X_train, y_train, X_test, hidden, alpha, max_iter, seed, n_jobs)
     seed = as_sklearn_seed(random_state)
     if isinstance(seed, np.random.RandomState):
-        seed = int(seed.randint(0, 2**31 - 1))  # one projection for every block of dies
+        # one seed for every die (MLP) or block of dies (ridge), not a stream they share
+        seed = int(seed.randint(0, 2**31 - 1))
+    if method == "mlp":
+        return _fit_predict_mlp(X_train, y_train, X_test, hidden, alpha, max_iter, seed, n_jobs)
 
     def block(dies: slice) -> np.ndarray:
         model = BatchedRidgeCorrector(
