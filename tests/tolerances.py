@@ -230,3 +230,14 @@ ARITHMETIC_RTOL = 1e-12
 #: The study's CSVs print 6 significant digits (float_format "%.6g"): an accuracy in
 #: [0, 1] read back is within 5e-7 of the computed one.
 CSV_6G_ATOL = 1e-6
+
+# ---- lifetime (tests/test_lifetime.py, test_cli_lifetime.py) ---------------------------------
+
+#: The batched forward pass of many dies (yieldmc.lifetime.circuit.forward_many) against
+#: DieModel.forward die by die: the same operations, products summed in another order by
+#: BLAS (measured 1e-15 of max |V|).
+FORWARD_MANY_RTOL = 1e-12
+#: Recursive least squares (Woodbury updates of P, a few blocks) against the direct solve of
+#: the weighted normal equations, as a share of max |W|: each update loses the condition
+#: number of the s x s system times the rounding (measured 1e-11 with alpha = 0.01).
+RLS_RTOL = 1e-7
