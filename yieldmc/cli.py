@@ -22,7 +22,7 @@ import numpy as np
 import typer
 import typer.core
 
-from yieldmc import cli_runs
+from yieldmc import cli_lifetime, cli_runs
 from yieldmc.defects import KINDS
 from yieldmc.errors import YieldmcError
 
@@ -414,6 +414,7 @@ app.command(cls=_Command)(user_errors(cli_runs.correct))
 app.command("yield", cls=_Command)(user_errors(cli_runs.yield_))
 app.command(cls=_Command)(user_errors(cli_runs.report))
 app.command(cls=_Command)(user_errors(cli_runs.wafermap))
+app.command(cls=_Command)(user_errors(cli_lifetime.lifetime))
 
 
 @app.command(cls=_Command)

@@ -95,6 +95,10 @@ def yield_(
     die_area: float = typer.Option(
         None, "--die-area",
         help="With --models: die area in cm^2 (default: the run's wafer settings; else 1, D0 per die)."),
+    at: str = typer.Option(
+        None, "--at", metavar="T",
+        help=("Yield per correction policy at time T of the run's lifetime (`yieldmc lifetime`): the last "
+              "checkpoint at or before T, e.g. 5y; --threshold defaults to the lifetime's.")),
 ) -> None:
     """Yield = share of dies with accuracy >= threshold, with Wilson / Clopper-Pearson intervals.
 
@@ -104,6 +108,8 @@ def yield_(
     With --corrected, the 'after' rows cover the corrected dies only (a subsample if
     `yieldmc correct --sample` was used) and the 'before' rows are computed on those same dies.
 
+    With --at T: the yield of every correction policy of `yieldmc lifetime` at time T.
+
     With --models: one row per (data, model), best AIC first within each data set (pass_fail
     or counts; AICs compare within one data set only). d0 is the defect density per cm^2
     with its interval d0_lo..d0_hi; alpha the negative binomial's clustering shape (inf: no
@@ -111,6 +117,15 @@ def yield_(
     """
     from yieldmc.runyield import yield_tables
 
+    if at is not None:
+        if models or thresholds is not None or by is not None or mode is not None or die_area is not None:
+            from yieldmc.errors import ConfigError
+
+            raise ConfigError("--at reads the lifetime: it goes with --threshold, --confidence and --json only")
+        from yieldmc.cli_lifetime import print_yield_at
+
+        print_yield_at(run, at, threshold, confidence, as_json)
+        return
     if models:
         _yield_models(run, threshold, confidence, include_unconverged, verify, as_json, die_area,
                       thresholds is not None or by is not None or mode is not None)

@@ -54,6 +54,8 @@ DIES_DIR = "dies"
 VOLTAGES_DIR = "voltages"
 VIRTUAL_FILE = "all.h5"
 CORRECTED_DIR = "corrected"
+#: Folder of ``yieldmc lifetime``'s files: ``lifetime.json`` and one part per chunk of dies.
+LIFETIME_DIR = "lifetime"
 #: Folders of a run directory that hold yieldmc's files.
 SUBDIRS = (DIES_DIR, VOLTAGES_DIR, CORRECTED_DIR)
 #: What ``store_voltages`` may be: no voltages, the test images, or every image set.
@@ -74,11 +76,12 @@ PART_NAME = re.compile(r"part-(\d{5,})\.(parquet|h5)")
 PART_FILE = re.compile(rf"(?:{DIES_DIR}/part-\d{{5,}}\.parquet|{VOLTAGES_DIR}/part-\d{{5,}}\.h5)")
 #: Files besides the chunks that the manifest may record (``files``).
 EXTRA_FILE = re.compile(rf"(?:{re.escape(NETWORK_FILE)}|{VOLTAGES_DIR}/{re.escape(VIRTUAL_FILE)}"
-                        rf"|{CORRECTED_DIR}/[A-Za-z0-9_-]+\.parquet)")
+                        rf"|{CORRECTED_DIR}/[A-Za-z0-9_-]+\.parquet"
+                        rf"|{LIFETIME_DIR}/(?:part-\d{{5,}}\.parquet|lifetime\.json))")
 #: Names whose temporary files (``.<name>.<8 hex>.tmp``) are yieldmc's.
 _TEMP_TARGET = re.compile(rf"{re.escape(RUN_FILE)}|{re.escape(MANIFEST_FILE)}|{re.escape(NETWORK_FILE)}"
                           rf"|yieldmc-probe|{re.escape(VIRTUAL_FILE)}|part-\d{{5,}}\.(?:parquet|h5)"
-                          rf"|[A-Za-z0-9_-]+\.parquet")
+                          rf"|[A-Za-z0-9_-]+\.parquet|lifetime\.json")
 _GENERATED_KEYS = ("format_version", "run_id", "status", "created", "updated", "finished",
                    "n_chunks", "versions", "resumed", "summary")
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -156,6 +156,12 @@ def _num(x: Any, digits: int = 4, spec: str = "f") -> str:
     return ("inf" if x > 0 else "-inf") if math.isinf(x) else f"{x:.{digits}{spec}}"
 
 
+#: Public names of the helpers other sections are built with (:mod:`yieldmc.lifetime.report`).
+def format_number(x: Any, digits: int = 4, spec: str = "f") -> str:
+    """:func:`_num`: a number as the report's tables write it."""
+    return _num(x, digits, spec)
+
+
 def _sig(x: Any) -> str:
     return _num(x, 4, "g")
 
@@ -165,6 +171,12 @@ def _table(df: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]] | None 
     rows = tuple(tuple(formats.get(c, _cell)(v) for c, v in zip(df.columns, row, strict=True))
                  for row in df.itertuples(index=False, name=None))
     return Table(tuple(map(str, df.columns)), rows, caption)
+
+
+def frame_table(df: pd.DataFrame, formats: Mapping[str, Callable[[Any], str]] | None = None,
+                caption: str = "") -> Table:
+    """A DataFrame as a report :class:`Table` (cells formatted by ``formats`` or :func:`format_number`)."""
+    return _table(df, formats, caption)
 
 
 def _cell(v: Any) -> str:
@@ -177,6 +189,16 @@ def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     return buf.getvalue()
+
+
+def figure_png(fig: Figure) -> bytes:
+    """A figure as the report's PNG bytes."""
+    return _png(fig)
+
+
+def new_figure(width: float, height: float, ncols: int = 1):
+    """A constrained-layout figure and its ``ncols`` axes (a flat array)."""
+    return _figure(width, height, ncols)
 
 
 def _figure(width: float, height: float, ncols: int = 1):
@@ -427,7 +449,7 @@ def _models_section(df: pd.DataFrame, info: Mapping[str, Any], threshold: float,
 # ----------------------------------------------------------------------------- assembling
 def report_from_frames(info: Mapping[str, Any], dies: pd.DataFrame, corrected: Mapping[str, pd.DataFrame] | None = None,
                        *, threshold: float = 0.8, confidence: float = 0.95, run_name: str = "RUN",
-                       problems: Sequence[str] = ()) -> Report:
+                       problems: Sequence[str] = (), lifetime: tuple[pd.DataFrame, Mapping] | None = None) -> Report:
     """The report of a run given as frames (no file is read).
 
     Parameters
@@ -445,6 +467,9 @@ def report_from_frames(info: Mapping[str, Any], dies: pd.DataFrame, corrected: M
         How the page names the run (its directory).
     problems : sequence of str
         Sentences about files that could not be read, shown in the correction section.
+    lifetime : (DataFrame, mapping), optional
+        The lifetime rows and ``lifetime.json`` (:func:`yieldmc.lifetime.load_lifetime`): a
+        lifetime section.
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise ConfigError(f"accuracy threshold must lie in [0, 1], got {threshold}")
@@ -472,6 +497,10 @@ def report_from_frames(info: Mapping[str, Any], dies: pd.DataFrame, corrected: M
                      _correction_section(counted, merged, problems, threshold, confidence, run_name),
                      _wafer_section(dies, merged, info, threshold, confidence),
                      _models_section(dies, info, threshold, confidence)]
+    if lifetime is not None:
+        from yieldmc.lifetime.report import lifetime_section
+
+        sections.append(lifetime_section(lifetime[0], lifetime[1], threshold, confidence))
     title = f"yieldmc report: {run_name}"
     return Report(title, status, tuple(sections), partial, len(dies), int(info.get("n_dies", len(dies))))
 
@@ -479,9 +508,17 @@ def report_from_frames(info: Mapping[str, Any], dies: pd.DataFrame, corrected: M
 def collect_report(run: str | Path, *, threshold: float = 0.8, confidence: float = 0.95,
                    verify: bool = True) -> Report:
     """:func:`report_from_frames` of a run directory (:func:`load_run`)."""
+    from yieldmc.lifetime.run import lifetime_dir, load_lifetime, read_settings
+
     info, dies, corrected, problems = runyield.load_run(run, verify=verify)
+    lifetime = None
+    if lifetime_dir(run).exists():
+        try:
+            lifetime = (load_lifetime(run), read_settings(run))
+        except (ConfigError, OSError, ValueError) as exc:
+            problems = [*problems, f"The lifetime could not be read: {exc}"]
     return report_from_frames(info, dies, corrected, threshold=threshold, confidence=confidence,
-                              run_name=str(run), problems=problems)
+                              run_name=str(run), problems=problems, lifetime=lifetime)
 
 
 # ----------------------------------------------------------------------------- writing

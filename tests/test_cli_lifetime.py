@@ -1,0 +1,146 @@
+"""``yieldmc lifetime`` and ``yieldmc yield --at`` on a small real run: rows, reproducibility
+across chunking and threads, resume after an interruption, refusals with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from yieldmc.cli import app
+from yieldmc.config import load_config
+from yieldmc.lifetime import run as lifetime_run
+from yieldmc.lifetime.run import load_lifetime, read_settings
+from yieldmc.runcheck import load_dies
+
+N_DIES = 10
+ARGS = ["--times", "1h,1y,10y", "--budget", "30", "--stream", "10", "--policies", "none,once,recal,online,drift",
+        "--scale", "20y", "-q"]
+
+
+@pytest.fixture(autouse=True)
+def _use_cache(network_cache, monkeypatch):
+    monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))
+
+
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory, network_cache):
+    from yieldmc.montecarlo import run_sample
+
+    out = tmp_path_factory.mktemp("cli-lifetime") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("YIELDMC_CACHE", str(network_cache))
+        run_sample(load_config("paper"), N_DIES, out, chunk_size=5, store_voltages="none")
+    return out
+
+
+@pytest.fixture
+def run(stored_run, tmp_path):
+    return shutil.copytree(stored_run, tmp_path / "run")
+
+
+def _lifetime(run, *args):
+    return CliRunner().invoke(app, ["lifetime", str(run), *ARGS, *args])
+
+
+@pytest.fixture(scope="module")
+def reference(stored_run, tmp_path_factory, network_cache):
+    run = shutil.copytree(stored_run, tmp_path_factory.mktemp("ref") / "run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("YIELDMC_CACHE", str(network_cache))
+        result = _lifetime(run, "--chunk-dies", "4", "--jobs", "1", "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout), load_lifetime(run)
+
+
+def test_rows_per_die_and_checkpoint_and_t0_is_the_run(reference, stored_run):
+    summary, df = reference
+    assert len(df) == 3 * N_DIES and df.groupby("die").size().eq(3).all()
+    run_table = load_dies(stored_run, columns=["die", "accuracy"]).set_index("die")
+    first = df[df.checkpoint == 0].set_index("die")
+    assert np.array_equal(first["accuracy_none"].to_numpy(), run_table.loc[first.index, "accuracy"].to_numpy())
+    assert summary["t0_mismatches"] == 0
+    assert (df.groupby("die")["n_stuck"].diff().dropna() >= 0).all()  # faults only accumulate
+    assert (df[df.checkpoint == 0]["n_new_faults"] == 0).all() and df["n_new_faults"].max() > 0
+    assert df[df.checkpoint == 2]["drift_factor"].iloc[0] == pytest.approx((10 * 365.25 * 24) ** -0.02)
+    last = df[df.checkpoint == 2]
+    assert (last["labels_recal"] == 3 * 30).all() and (last["labels_online"] == 30 + 2 * 10).all()
+    assert (last["labels_none"] == 0).all() and (last["flops_recal"] > last["flops_once"]).all()
+    # at t0 every corrected policy is the same calibration
+    t0 = df[df.checkpoint == 0]
+    for p in ("recal", "online", "drift"):
+        assert np.array_equal(t0[f"accuracy_{p}"], t0["accuracy_once"])
+
+
+def test_results_do_not_depend_on_chunking_or_threads(reference, run):
+    result = _lifetime(run, "--chunk-dies", "7", "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(load_lifetime(run), reference[1])
+
+
+def test_an_interrupted_lifetime_resumes(reference, run, monkeypatch):
+    real = lifetime_run._chunk_rows
+
+    def stop_at_second(ctx, dies):
+        if dies[0] >= 4:
+            raise KeyboardInterrupt
+        return real(ctx, dies)
+
+    monkeypatch.setattr(lifetime_run, "_chunk_rows", stop_at_second)
+    result = _lifetime(run, "--chunk-dies", "4", "--jobs", "1")
+    assert result.exit_code == 130
+    assert read_settings(run)["status"] == "running" and len(list((run / "lifetime").glob("part-*"))) == 1
+    with pytest.raises(Exception, match="unfinished"):
+        load_lifetime(run)
+    monkeypatch.setattr(lifetime_run, "_chunk_rows", real)
+    assert _lifetime(run, "--chunk-dies", "4").exit_code == 2  # neither --resume nor --overwrite
+    other = _lifetime(run, "--chunk-dies", "4", "--resume", "--budget", "20")
+    assert other.exit_code == 2 and "other settings" in other.output
+    result = _lifetime(run, "--chunk-dies", "4", "--resume")
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(load_lifetime(run), reference[1])
+
+
+def test_yield_at_a_time(reference, run):
+    assert _lifetime(run, "--chunk-dies", "4").exit_code == 0
+    result = CliRunner().invoke(app, ["yield", str(run), "--at", "2y", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = pd.DataFrame(json.loads(result.stdout))
+    df = reference[1]
+    at_1y = df[df.checkpoint == 1]
+    assert set(rows["checkpoint"]) == {1}
+    for _, r in rows.iterrows():
+        assert r["good"] == int((at_1y[f"accuracy_{r['policy']}"] >= 0.8).sum()) and r["dies"] == N_DIES
+        assert r["low"] <= r["yield"] <= r["high"]
+    early = CliRunner().invoke(app, ["yield", str(run), "--at", "1s"])
+    assert early.exit_code == 2 and "before t0" in early.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--times", "1h,1h"], "increase"),
+    (["--shape", "-1"], "shape"),
+    (["--scale", "-5y"], "duration"),
+    (["--policies", "none,sometimes"], "unknown policy"),
+    (["--forgetting", "1.5"], "forgetting"),
+    (["--dies", "50"], "has 10 dies"),
+])
+def test_bad_input_is_one_line_and_exit_2(run, args, words):
+    result = CliRunner().invoke(app, ["lifetime", str(run), *ARGS, *args])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
+    assert not (run / "lifetime" / "lifetime.json").exists()
+
+
+def test_runs_outside_the_update_route_are_refused(tmp_path, network_cache):
+    from yieldmc.montecarlo import run_sample
+
+    cfg = load_config("paper", overrides={"device.programming_noise": 0.01})
+    run_sample(cfg, 2, tmp_path / "noisy")
+    result = CliRunner().invoke(app, ["lifetime", str(tmp_path / "noisy"), *ARGS])
+    assert result.exit_code == 2 and "programming_noise" in result.output
+    missing = CliRunner().invoke(app, ["lifetime", str(tmp_path / "nothing"), *ARGS])
+    assert missing.exit_code == 2

@@ -1,0 +1,421 @@
+"""``yieldmc lifetime``: the dies of a finished run, followed from test to end of life.
+
+For each die of the run (its defects at test, ``t_0``, are the run's), at checkpoints
+``t_0 < t_1 < ... < t_K``: the faults grown since ``t_0`` (:mod:`~yieldmc.lifetime.faults`),
+the drifted circuit solved by the exact update route (:mod:`~yieldmc.lifetime.circuit`), the
+output voltages of the test images, of the calibration images and of the on-line stream, and
+the accuracy of every correction policy (:mod:`~yieldmc.lifetime.policies`). Rows, one per
+(die, checkpoint), go to ``<run>/lifetime/part-NNNNN.parquet`` (one part per chunk of dies,
+atomic, recorded in the run's manifest) beside ``<run>/lifetime/lifetime.json`` (the settings,
+the checkpoint times, and the summary once complete). An interrupted lifetime resumes
+(``resume=True``): the settings must be the same, finished parts are kept.
+
+The images: the calibration set is the first ``budget`` training images of
+:func:`yieldmc.correction.stratified_order` (every class present; the same images for every
+die and checkpoint); checkpoint ``c >= 1``'s stream is the next ``stream`` images after the
+ones already streamed (cycling through the training set). Results depend on the run, the
+settings and the dies only: not on ``jobs`` or ``chunk_dies``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from yieldmc.errors import ConfigError
+from yieldmc.lifetime.circuit import (
+    NUMBA_LOCK,
+    CheckpointCircuit,
+    check_lifetime_design,
+    checkpoint_transfers,
+    drift_factor,
+    forward_many,
+)
+from yieldmc.lifetime.faults import YEAR_S, FaultModel, codes_at, fault_history
+from yieldmc.lifetime.policies import PolicyRun, PolicySettings
+from yieldmc.runformat import LIFETIME_DIR, part_name
+
+SETTINGS_FILE = "lifetime.json"
+#: Dies per part (one chunk of work; memory about dies x 430 images x outputs x checkpoints).
+CHUNK_DIES = 64
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0, "y": YEAR_S}
+_DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([smhdwy]?)\s*")
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds of a duration: a number of seconds or a number with a unit ``s m h d w y``
+    (``y`` = 365.25 days), e.g. ``3600``, ``1h``, ``10y``, ``2.5e3d``."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        m = _DURATION.fullmatch(str(text))
+        if not m:
+            raise ConfigError(f"a duration is a number of seconds or a number with a unit (s, m, h, d, w, y), "
+                              f"e.g. 10y; got {text!r}")
+        value = float(m.group(1)) * _UNITS[m.group(2) or "s"]
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"a duration must be finite and > 0, got {text!r}")
+    return value
+
+
+def checkpoint_times(t0_s: float, t_end_s: float, checkpoints: int) -> np.ndarray:
+    """``K + 1`` log-spaced times from ``t0_s`` to ``t_end_s`` (s), ``K = checkpoints``."""
+    if isinstance(checkpoints, bool) or not isinstance(checkpoints, (int, np.integer)) or checkpoints < 1:
+        raise ConfigError(f"checkpoints must be an integer >= 1, got {checkpoints!r}")
+    if not t_end_s > t0_s:
+        raise ConfigError(f"the end of life ({t_end_s:g} s) must come after t0 ({t0_s:g} s)")
+    return np.geomspace(t0_s, t_end_s, int(checkpoints) + 1)
+
+
+def check_times(times: Sequence[float]) -> np.ndarray:
+    """Checkpoint times (s) as given: finite, > 0, strictly increasing, at least two."""
+    t = np.asarray([parse_duration(x) for x in times], dtype=np.float64)
+    if t.size < 2:
+        raise ConfigError(f"give at least two checkpoint times (t0 and a later one), got {t.size}")
+    if np.any(np.diff(t) <= 0):
+        i = int(np.argmax(np.diff(t) <= 0))
+        raise ConfigError(f"checkpoint times must increase: {t[i + 1]:g} s follows {t[i]:g} s")
+    return t
+
+
+@dataclass(frozen=True)
+class LifetimeSettings:
+    """Everything a lifetime depends on besides the run (see the package docs).
+
+    Attributes
+    ----------
+    times_s : tuple of float
+        Checkpoint times ``t_0 .. t_K`` (s, increasing); ``t_0`` is the die's test.
+    drift_nu : float
+        Drift exponent of the programmed cells, ``G(t) = G(t_0) (t / t_0)^-nu`` (>= 0).
+    faults : FaultModel
+    policies : PolicySettings
+    threshold : float
+        Accuracy a die needs to count as good (yield, time to failure).
+    """
+
+    times_s: tuple[float, ...]
+    drift_nu: float = 0.02
+    faults: FaultModel = field(default_factory=FaultModel)
+    policies: PolicySettings = field(default_factory=PolicySettings)
+    threshold: float = 0.8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "times_s", tuple(float(t) for t in check_times(self.times_s)))
+        if not (isinstance(self.drift_nu, (int, float)) and 0 <= self.drift_nu < math.inf):
+            raise ConfigError(f"drift nu must be a finite number >= 0, got {self.drift_nu!r}")
+        if not (isinstance(self.threshold, (int, float)) and 0 <= self.threshold <= 1):
+            raise ConfigError(f"threshold must lie in [0, 1], got {self.threshold!r}")
+
+    def as_dict(self) -> dict:
+        return {"times_s": list(self.times_s), "drift_nu": self.drift_nu, "faults": self.faults.as_dict(),
+                "policies": self.policies.as_dict(), "threshold": self.threshold}
+
+    @property
+    def ages_s(self) -> np.ndarray:
+        return np.asarray(self.times_s) - self.times_s[0]
+
+    @property
+    def drift_factors(self) -> np.ndarray:
+        return np.asarray(drift_factor(np.asarray(self.times_s), self.times_s[0], self.drift_nu))
+
+
+# --- the work ---------------------------------------------------------------------------------
+class _Context:
+    """What every chunk shares: the model, its design at t_0, the checkpoints' circuits, images."""
+
+    def __init__(self, model, settings: LifetimeSettings) -> None:
+        from yieldmc.correction import stratified_order
+        from yieldmc.engine.chunk import design_for
+
+        self.model, self.settings = model, settings
+        self.design = design_for(model, ("test",))
+        self.shapes = [tuple(int(v) for v in s) for s in self.design.shapes]
+        self.cell_off = self.design.cell_off
+        self.circuits = [CheckpointCircuit.build(model, float(f)) for f in settings.drift_factors]
+        self.x_test, self.y_test = model.images("test")
+        x_train, y_train = model.images("train")
+        p = settings.policies
+        order = stratified_order(y_train, p.seed)
+        cal = order[:min(p.budget, order.size)]
+        self.x_cal, self.y_cal = x_train[cal], y_train[cal]
+        self.streams = []
+        for c in range(1, len(settings.times_s)):
+            pick = order[(p.budget + (c - 1) * p.stream + np.arange(p.stream)) % order.size]
+            self.streams.append((x_train[pick], y_train[pick]))
+
+    def affected(self, dies: np.ndarray):
+        if self.model.config.wafer.enabled:
+            return self.model.wafer_dies(dies).affected
+        return None
+
+
+def _chunk_rows(ctx: _Context, dies: np.ndarray) -> tuple[pa.Table, dict]:
+    """The (die, checkpoint) rows of one chunk of dies."""
+    from yieldmc.engine.chunk import simulate_chunk_compiled
+
+    s = ctx.settings
+    with NUMBA_LOCK:
+        t0 = simulate_chunk_compiled(ctx.design, dies, affected=ctx.affected(dies), keep_masks=True, n_blocks=1)
+        ages, codes = fault_history(s.faults, ctx.design.seed, dies, t0.masks, ctx.shapes, ctx.cell_off)
+    n_t0 = np.count_nonzero(t0.masks, axis=1)
+    run = PolicyRun(s.policies, ctx.y_test, ctx.y_cal)
+    n_test, n_cal = len(ctx.y_test), len(ctx.y_cal)
+    parts: dict[str, list] = {}
+    routes = {"same": 0, "update": 0, "solve": 0}
+    for c, (t, age, circuit) in enumerate(zip(s.times_s, s.ages_s, ctx.circuits, strict=True)):
+        now = codes_at(ages, codes, float(age))
+        transfers, r = checkpoint_transfers(circuit, now, ctx.cell_off)
+        for k in routes:
+            routes[k] += r[k]
+        xs = [ctx.x_test, ctx.x_cal] + ([ctx.streams[c - 1][0]] if c else [])
+        V = forward_many(ctx.model, transfers, np.concatenate(xs))
+        stream = (V[:, n_test + n_cal:], ctx.streams[c - 1][1]) if c else (None, None)
+        out = run.step(c, V[:, :n_test], V[:, n_test:n_test + n_cal], *stream)
+        n_stuck = np.count_nonzero(now, axis=1)
+        cols = {"die": dies, "checkpoint": np.full(dies.size, c, np.int16), "time_s": np.full(dies.size, t),
+                "drift_factor": np.full(dies.size, circuit.factor), "n_stuck": n_stuck.astype(np.int32),
+                "n_new_faults": (n_stuck - n_t0).astype(np.int32), "fault_fraction": n_stuck / now.shape[1], **out}
+        for k, v in cols.items():
+            parts.setdefault(k, []).append(np.asarray(v))
+    table = pa.table({k: np.concatenate(v) for k, v in parts.items()})
+    order = np.lexsort((table["checkpoint"].to_numpy(), table["die"].to_numpy()))
+    return table.take(pa.array(order)), {"routes": routes, "t0_correct": t0.n_correct.astype(np.int64)}
+
+
+# --- the run directory ------------------------------------------------------------------------
+def lifetime_dir(run: str | Path) -> Path:
+    return Path(run) / LIFETIME_DIR
+
+
+def _chunks(dies: np.ndarray, chunk_dies: int) -> list[np.ndarray]:
+    return [dies[i:i + chunk_dies] for i in range(0, dies.size, chunk_dies)]
+
+
+def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | None = None,
+                 chunk_dies: int = CHUNK_DIES, jobs: int = 1, resume: bool = False, overwrite: bool = False,
+                 progress: Callable[[int, int], None] | None = None,
+                 log: Callable[[str], None] | None = None, cache_dir: str | Path | None = None) -> dict[str, Any]:
+    """Follow the dies of a finished run through their lifetime and store the rows.
+
+    Parameters
+    ----------
+    run : path
+        A complete run of ``yieldmc sample`` (verified before anything is computed).
+    settings : LifetimeSettings
+    n_dies : int, optional
+        Follow the first ``n_dies`` dies of the run (default: all).
+    chunk_dies : int
+        Dies per part file (does not change the results).
+    jobs : int
+        Chunks computed at once (threads).
+    resume, overwrite : bool
+        Continue an interrupted lifetime with the same settings / replace an existing one.
+    progress : callable, optional
+        ``progress(dies done, dies)``.
+    log : callable, optional
+        Notices and warnings (one line each).
+
+    Returns
+    -------
+    dict
+        The summary (also stored in ``lifetime.json``): yield per policy at ``t_0`` and at the
+        end of life with Wilson intervals, labelled images and training MFLOP per die, routes
+        of the transfer matrices, elapsed time.
+
+    Raises
+    ------
+    ConfigError
+        Bad settings, a run that is incomplete or outside the lifetime's scope, an existing
+        lifetime without ``resume``/``overwrite``, or one with other settings on ``resume``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from yieldmc.config import from_dict
+    from yieldmc.die import DieModel
+    from yieldmc.runcheck import load_dies
+    from yieldmc.store import RunStore
+
+    say = log or (lambda m: None)
+    if isinstance(chunk_dies, bool) or not isinstance(chunk_dies, (int, np.integer)) or chunk_dies < 1:
+        raise ConfigError(f"--chunk-dies must be an integer >= 1, got {chunk_dies!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    run = Path(run)
+    store = RunStore.open(run)
+    config = from_dict(store.info["config"])
+    check_lifetime_design(config)
+    table = load_dies(run, columns=["die", "n_correct"])
+    if table.empty:
+        raise ConfigError(f"{run} has no finished dies")
+    dies = table["die"].to_numpy(dtype=np.int64)
+    if n_dies is not None:
+        if isinstance(n_dies, bool) or not isinstance(n_dies, (int, np.integer)) or not 1 <= n_dies:
+            raise ConfigError(f"--dies must be an integer >= 1, got {n_dies!r}")
+        if n_dies > dies.size:
+            raise ConfigError(f"--dies {n_dies}: the run has {dies.size} dies")
+        dies = dies[:n_dies]
+    head = {"run_id": store.run_id, "settings": settings.as_dict(), "dies": int(dies.size),
+            "chunk_dies": int(chunk_dies)}
+    folder = lifetime_dir(run)
+    chunks = _chunks(dies, int(chunk_dies))
+    with store.locked("lifetime", again=f"run `yieldmc lifetime {run} --resume` again"):
+        store.check_writable(LIFETIME_DIR)
+        done = _prepare(store, folder, head, len(chunks), resume, overwrite)
+        model = DieModel.build(config, store.network_path, cache_dir=cache_dir)
+        start = time.perf_counter()
+        ctx = _Context(model, settings)
+        say(f"{len(settings.times_s)} checkpoints, {dies.size} dies, {len(chunks) - len(done)} of {len(chunks)} "
+            f"parts to compute (inverses built in {time.perf_counter() - start:.1f} s)")
+        todo = [c for c in range(len(chunks)) if c not in done]
+        finished = sum(chunks[c].size for c in done)
+        if progress:
+            progress(finished, dies.size)
+        routes = {"same": 0, "update": 0, "solve": 0}
+        with threadpool_limits(1), ThreadPoolExecutor(max_workers=int(jobs)) as pool:
+            for c, (tbl, info) in zip(todo, pool.map(lambda c: _chunk_rows(ctx, chunks[c]), todo), strict=True):
+                tbl = tbl.replace_schema_metadata({"yieldmc.run_id": store.run_id, "yieldmc.part": str(c)})
+                store.write_file(f"{LIFETIME_DIR}/{part_name(c, 'parquet')}",
+                                 lambda tmp, tbl=tbl: pq.write_table(tbl, tmp, compression="zstd"))
+                for k in routes:
+                    routes[k] += info["routes"][k]
+                finished += chunks[c].size
+                if progress:
+                    progress(finished, dies.size)
+        elapsed = time.perf_counter() - start
+        df = load_lifetime(run, allow_partial=True)
+        summary = lifetime_summary(df, settings) | {
+            "elapsed_s": elapsed, "dies_per_s": (sum(chunks[c].size for c in todo) / elapsed) if todo else None,
+            "routes_this_call": routes, "t0_mismatches": _t0_mismatches(df, table, len(model.images("test")[1]))}
+        if summary["t0_mismatches"]:
+            say(f"warning: {summary['t0_mismatches']} dies classify differently at t0 than in the run's table")
+        _write_settings(store, head | {"status": "complete", "summary": summary})
+    return summary
+
+
+def _prepare(store, folder: Path, head: dict, n_parts: int, resume: bool, overwrite: bool) -> set[int]:
+    """Check what is there; return the parts already done (``resume``)."""
+    path = folder / SETTINGS_FILE
+    if path.exists():
+        if not (resume or overwrite):
+            raise ConfigError(f"{folder} holds a lifetime already; pass --resume to finish it or --overwrite "
+                              "to replace it")
+        if not store.wrote(f"{LIFETIME_DIR}/{SETTINGS_FILE}"):
+            raise ConfigError(f"{path} was not written by `yieldmc lifetime` for this run; move it away")
+        old = json.loads(path.read_text())
+        if resume:
+            if {k: old.get(k) for k in head} != head:
+                raise ConfigError(f"--resume: {path} was made with other settings (or dies, or --chunk-dies); "
+                                  "give the same ones, or --overwrite")
+            return {c for c in range(n_parts) if store.wrote(f"{LIFETIME_DIR}/{part_name(c, 'parquet')}")}
+        for p in folder.glob("part-*.parquet"):
+            if store.wrote(f"{LIFETIME_DIR}/{p.name}"):
+                p.unlink()
+    elif resume:
+        raise ConfigError(f"--resume: {folder} holds no lifetime to finish")
+    _write_settings(store, head | {"status": "running"})
+    return set()
+
+
+def _write_settings(store, obj: dict) -> None:
+    text = json.dumps(obj, indent=1, default=float)
+    store.write_file(f"{LIFETIME_DIR}/{SETTINGS_FILE}", lambda tmp: tmp.write_text(text))
+
+
+def _t0_mismatches(df: pd.DataFrame, table: pd.DataFrame, n_test: int) -> int | None:
+    if "accuracy_none" not in df:
+        return None
+    first = df[df["checkpoint"] == 0].set_index("die")["accuracy_none"]
+    ref = table.set_index("die").loc[first.index, "n_correct"] / n_test
+    return int(np.count_nonzero(np.abs(first.to_numpy() - ref.to_numpy()) > 1e-12))
+
+
+def read_settings(run: str | Path) -> dict:
+    """``lifetime.json`` of a run (ConfigError naming the fix if absent)."""
+    path = lifetime_dir(run) / SETTINGS_FILE
+    if not path.exists():
+        raise ConfigError(f"{run} has no lifetime; run `yieldmc lifetime {run}` first")
+    return json.loads(path.read_text())
+
+
+def load_lifetime(run: str | Path, *, allow_partial: bool = False) -> pd.DataFrame:
+    """The (die, checkpoint) rows of a run's lifetime, sorted by die then checkpoint.
+
+    Raises ConfigError if there is none, or (without ``allow_partial``) it is unfinished."""
+    info = read_settings(run)
+    if info.get("status") != "complete" and not allow_partial:
+        raise ConfigError(f"the lifetime of {run} is unfinished; run `yieldmc lifetime {run} --resume`")
+    files = sorted(lifetime_dir(run).glob("part-*.parquet"))
+    if not files:
+        raise ConfigError(f"the lifetime of {run} has no rows yet")
+    df = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    return df.sort_values(["die", "checkpoint"], kind="stable").reset_index(drop=True)
+
+
+def policies_of(df: pd.DataFrame) -> list[str]:
+    """The policies with an ``accuracy_<policy>`` column, in column order."""
+    return [c.removeprefix("accuracy_") for c in df.columns if c.startswith("accuracy_")]
+
+
+def yield_over_time(df: pd.DataFrame, threshold: float, confidence: float = 0.95) -> pd.DataFrame:
+    """Yield (share of dies with accuracy >= ``threshold``) per checkpoint and policy, with
+    Wilson intervals: columns checkpoint, time_s, policy, good, dies, yield, low, high."""
+    from yieldmc.stats import wilson_interval
+
+    rows = []
+    for (c, t), g in df.groupby(["checkpoint", "time_s"], sort=True):
+        for p in policies_of(df):
+            k, n = int((g[f"accuracy_{p}"] >= threshold).sum()), len(g)
+            lo, hi = wilson_interval(k, n, confidence)
+            rows.append({"checkpoint": int(c), "time_s": float(t), "policy": p, "good": k, "dies": n,
+                         "yield": k / n, "low": float(lo), "high": float(hi)})
+    return pd.DataFrame(rows)
+
+
+def yield_at(df: pd.DataFrame, at_s: float, threshold: float, confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`yield_over_time` at the last checkpoint at or before ``at_s`` (s)."""
+    times = np.sort(df["time_s"].unique())
+    if at_s < times[0] * (1 - 1e-12):
+        raise ConfigError(f"--at {at_s:g} s comes before t0 = {times[0]:g} s")
+    t = times[np.searchsorted(times, at_s * (1 + 1e-12), side="right") - 1]
+    curve = yield_over_time(df[df["time_s"] == t], threshold, confidence)
+    return curve
+
+
+def lifetime_summary(df: pd.DataFrame, settings: LifetimeSettings, confidence: float = 0.95) -> dict[str, Any]:
+    """Per policy: yield at ``t_0`` and end of life (with intervals), mean labelled images and
+    training MFLOP per die over the life, dies whose accuracy first fell below the threshold."""
+    curve = yield_over_time(df, settings.threshold, confidence)
+    last = df["checkpoint"].max()
+    end = df[df["checkpoint"] == last]
+    out: dict[str, Any] = {"dies": int(df["die"].nunique()), "checkpoints": int(last) + 1,
+                           "threshold": settings.threshold, "policies": {}}
+    for p in policies_of(df):
+        c0 = curve[(curve.policy == p) & (curve.checkpoint == 0)].iloc[0]
+        cK = curve[(curve.policy == p) & (curve.checkpoint == last)].iloc[0]
+        out["policies"][p] = {
+            "yield_t0": float(c0["yield"]), "yield_t0_ci": [float(c0.low), float(c0.high)],
+            "yield_end": float(cK["yield"]), "yield_end_ci": [float(cK.low), float(cK.high)],
+            "mean_accuracy_end": float(end[f"accuracy_{p}"].mean()),
+            "labelled_images_per_die": float(end[f"labels_{p}"].mean()),
+            "training_mflop_per_die": float(end[f"flops_{p}"].mean() / 1e6)}
+    return out
+
+
+__all__ = ["CHUNK_DIES", "SETTINGS_FILE", "LifetimeSettings", "check_times", "checkpoint_times",
+           "lifetime_dir", "lifetime_summary", "load_lifetime", "parse_duration", "policies_of",
+           "read_settings", "run_lifetime", "yield_at", "yield_over_time"]
