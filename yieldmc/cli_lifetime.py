@@ -34,7 +34,7 @@ def lifetime(
     stream: int = typer.Option(50, "--stream", help="Labelled images the online policy learns at each checkpoint."),
     forgetting: float = typer.Option(0.7, "--forgetting", help="Online forgetting factor per checkpoint, in (0, 1]."),
     drift_threshold: float = typer.Option(
-        0.3, "--drift-threshold", help="Drift policy: re-calibrate when the outputs' mean moved by this many spreads."),
+        0.1, "--drift-threshold", help="Drift policy: re-calibrate when the outputs' mean moved by this many spreads."),
     shape: float = typer.Option(2.0, "--shape", help="Weibull shape of a cell's lifetime (> 0)."),
     scale: str = typer.Option("60y", "--scale", help="Weibull scale of a cell's lifetime (> 0; units s m h d w y)."),
     on_fraction: float = typer.Option(0.5, "--on-fraction", help="Share of new faults stuck ON."),
@@ -45,7 +45,8 @@ def lifetime(
         None, "--pattern-scale", help="Weibull scale of a die's new-pattern onset (default: no new pattern)."),
     pattern_kind: str = typer.Option("mixed", "--pattern-kind", help="Kind of the new pattern."),
     pattern_severity: float = typer.Option(0.05, "--pattern-severity", help="Faulty share of the array it hits."),
-    drift_nu: float = typer.Option(0.02, "--drift-nu", help="Drift exponent: G(t) = G(t0) (t/t0)^-nu (>= 0)."),
+    drift_nu: float = typer.Option(
+        0.01, "--drift-nu", help="Drift exponent: G(t) = G(t0) (t/t0)^-nu (>= 0; the realistic preset's 0.01)."),
     threshold: float = typer.Option(0.8, "--threshold", help="Accuracy of a good die (yield, time to failure)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the correctors' projection and the image order."),
     dies: int = typer.Option(None, "--dies", help="Follow the first N dies of the run (default all)."),

@@ -107,7 +107,7 @@ class LifetimeSettings:
     """
 
     times_s: tuple[float, ...]
-    drift_nu: float = 0.02
+    drift_nu: float = 0.01
     faults: FaultModel = field(default_factory=FaultModel)
     policies: PolicySettings = field(default_factory=PolicySettings)
     threshold: float = 0.8
@@ -133,10 +133,12 @@ class LifetimeSettings:
 
 
 # --- the work ---------------------------------------------------------------------------------
-class _Context:
-    """What every chunk shares: the model, its design at t_0, the checkpoints' circuits, images."""
+class LifetimeContext:
+    """What every chunk of a lifetime shares, built once: the model, its compiled design at
+    ``t_0`` (the run's defects), the checkpoints' circuits (one drifted inverse per checkpoint
+    and array, built in ``jobs`` threads) and the test, calibration and stream images."""
 
-    def __init__(self, model, settings: LifetimeSettings) -> None:
+    def __init__(self, model, settings: LifetimeSettings, jobs: int = 1) -> None:
         from yieldmc.correction import stratified_order
         from yieldmc.engine.chunk import design_for
 
@@ -144,7 +146,8 @@ class _Context:
         self.design = design_for(model, ("test",))
         self.shapes = [tuple(int(v) for v in s) for s in self.design.shapes]
         self.cell_off = self.design.cell_off
-        self.circuits = [CheckpointCircuit.build(model, float(f)) for f in settings.drift_factors]
+        with ThreadPoolExecutor(max_workers=jobs) as pool:  # dense Cholesky in LAPACK: threads overlap
+            self.circuits = list(pool.map(lambda f: CheckpointCircuit.build(model, float(f)), settings.drift_factors))
         self.x_test, self.y_test = model.images("test")
         x_train, y_train = model.images("train")
         p = settings.policies
@@ -162,7 +165,7 @@ class _Context:
         return None
 
 
-def _chunk_rows(ctx: _Context, dies: np.ndarray) -> tuple[pa.Table, dict]:
+def _chunk_rows(ctx: LifetimeContext, dies: np.ndarray) -> tuple[pa.Table, dict]:
     """The (die, checkpoint) rows of one chunk of dies."""
     from yieldmc.engine.chunk import simulate_chunk_compiled
 
@@ -278,7 +281,7 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
         done = _prepare(store, folder, head, len(chunks), resume, overwrite)
         model = DieModel.build(config, store.network_path, cache_dir=cache_dir)
         start = time.perf_counter()
-        ctx = _Context(model, settings)
+        ctx = LifetimeContext(model, settings, int(jobs))
         say(f"{len(settings.times_s)} checkpoints, {dies.size} dies, {len(chunks) - len(done)} of {len(chunks)} "
             f"parts to compute (inverses built in {time.perf_counter() - start:.1f} s)")
         todo = [c for c in range(len(chunks)) if c not in done]
@@ -416,6 +419,6 @@ def lifetime_summary(df: pd.DataFrame, settings: LifetimeSettings, confidence: f
     return out
 
 
-__all__ = ["CHUNK_DIES", "SETTINGS_FILE", "LifetimeSettings", "check_times", "checkpoint_times",
+__all__ = ["CHUNK_DIES", "SETTINGS_FILE", "LifetimeContext", "LifetimeSettings", "check_times", "checkpoint_times",
            "lifetime_dir", "lifetime_summary", "load_lifetime", "parse_duration", "policies_of",
            "read_settings", "run_lifetime", "yield_at", "yield_over_time"]
