@@ -144,3 +144,62 @@ def test_runs_outside_the_update_route_are_refused(tmp_path, network_cache):
     assert result.exit_code == 2 and "programming_noise" in result.output
     missing = CliRunner().invoke(app, ["lifetime", str(tmp_path / "nothing"), *ARGS])
     assert missing.exit_code == 2
+
+
+def test_clustered_growth_and_new_patterns_do_not_depend_on_chunking(run, tmp_path):
+    other = shutil.copytree(run, tmp_path / "other")
+    extra = ["--cluster-gain", "3", "--pattern-scale", "5y", "--pattern-kind", "row"]
+    assert _lifetime(run, *extra, "--chunk-dies", "3", "--jobs", "1").exit_code == 0
+    assert _lifetime(other, *extra, "--chunk-dies", "7", "--jobs", "2").exit_code == 0
+    a, b = load_lifetime(run), load_lifetime(other)
+    pd.testing.assert_frame_equal(a, b)
+    plain = _lifetime(other, "--overwrite")
+    assert plain.exit_code == 0
+    assert (a["n_new_faults"] >= load_lifetime(other)["n_new_faults"]).all()  # more hazard, more faults
+    assert (a["n_new_faults"] > load_lifetime(other)["n_new_faults"]).any()
+
+
+def test_costs_add_up(reference):
+    from yieldmc.correctors.online import online_flops
+    from yieldmc.lifetime.policies import fit_flops
+
+    df = reference[1]
+    last = df[df.checkpoint == 2]
+    fit = fit_flops(30, 10, 256, 10)
+    assert np.allclose(last["flops_recal"], 3 * fit) and np.allclose(last["flops_once"], fit)
+    assert np.allclose(last["flops_online"], online_flops(30, 10, 256, 10) + 2 * online_flops(10, 10, 256, 10))
+    fired = df[df.checkpoint > 0].groupby("die")["drift_recalibrated"].sum()
+    assert (last.set_index("die")["labels_drift"] == 30 * (1 + fired)).all()
+
+
+def test_overwrite_to_fewer_parts_and_leftovers(run):
+    assert _lifetime(run, "--chunk-dies", "3").exit_code == 0
+    assert len(list((run / "lifetime").glob("part-*"))) == 4
+    assert _lifetime(run, "--chunk-dies", "5", "--overwrite").exit_code == 0
+    assert sorted(p.name for p in (run / "lifetime").glob("part-*")) == ["part-00000.parquet", "part-00001.parquet"]
+    assert len(load_lifetime(run)) == 3 * N_DIES
+    (run / "lifetime" / "lifetime.json").unlink()  # parts without their settings
+    result = _lifetime(run, "--chunk-dies", "5")
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert _lifetime(run, "--chunk-dies", "5", "--resume").exit_code == 2
+    assert _lifetime(run, "--chunk-dies", "5", "--overwrite").exit_code == 0
+
+
+def test_a_replaced_run_does_not_show_its_old_lifetime(run, network_cache):
+    from yieldmc.montecarlo import run_sample
+
+    assert _lifetime(run).exit_code == 0
+    late = CliRunner().invoke(app, ["yield", str(run), "--at", "20y"])
+    assert late.exit_code == 2 and "last checkpoint" in late.output
+    run_sample(load_config("paper"), 4, run, overwrite=True)
+    result = CliRunner().invoke(app, ["yield", str(run), "--at", "1y"])
+    assert result.exit_code == 2 and "earlier run" in result.output
+
+
+def test_a_run_with_its_own_drift_is_refused(tmp_path):
+    from yieldmc.montecarlo import run_sample
+
+    run_sample(load_config("paper", overrides={"device.drift_nu": 0.01, "device.read_time": 3600.0}), 2,
+               tmp_path / "drifted")
+    result = CliRunner().invoke(app, ["lifetime", str(tmp_path / "drifted"), *ARGS])
+    assert result.exit_code == 2 and "drift_nu" in result.output

@@ -1,5 +1,5 @@
 """The lifetime model: keyed Weibull faults, the update route against fresh solves, the batched
-forward pass, recursive least squares against its closed form, and Kaplan-Meier by hand."""
+forward pass, the on-line incremental ridge against its closed form, and Kaplan-Meier by hand."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_array_equal
 
-from tests.tolerances import FORMULA_RTOL, FORWARD_MANY_RTOL, RLS_RTOL, ROUTE_RTOL
+from tests.tolerances import FORMULA_RTOL, FORWARD_MANY_RTOL, ONLINE_RTOL, ROUTE_RTOL
 from yieldmc import defects
 from yieldmc.circuit import solve_reference
 from yieldmc.correctors.batched import BatchedRidgeCorrector
@@ -174,7 +174,7 @@ def test_online_starts_as_the_batch_ridge_and_follows_the_closed_form(rng):
         blocks.append((online.features(Xb), online.targets(yb)))
     for d in range(3):
         ref = weighted_ridge([(Z[d], Y) for Z, Y in blocks], 0.8, base.alpha)
-        assert np.abs(online.W[d] - ref).max() <= RLS_RTOL * np.abs(ref).max()
+        assert np.abs(online.W[d] - ref).max() <= ONLINE_RTOL * np.abs(ref).max()
 
 
 # --- survival -------------------------------------------------------------------------------------
@@ -189,6 +189,33 @@ def test_kaplan_meier_by_hand():
     z = 1.959963984540054
     half = z * math.sqrt(greenwood) / abs(math.log(s3))
     np.testing.assert_allclose(km["low"].iloc[2], s3 ** math.exp(half), rtol=FORMULA_RTOL, atol=0)
+
+
+def test_kaplan_meier_upper_bound_and_an_empty_end():
+    km = kaplan_meier([1, 2, 2, 3, 4], [True, True, False, True, False])
+    s3 = km["survival"].iloc[2]
+    z = 1.959963984540054
+    half = z * math.sqrt(1 / 20 + 1 / 12 + 1 / 2) / abs(math.log(s3))
+    np.testing.assert_allclose(km["high"].iloc[2], s3 ** math.exp(-half), rtol=FORMULA_RTOL, atol=0)
+    every = kaplan_meier([1.0, 2.0, 2.0], [True, True, True])  # no die left: survival 0, interval [0, 0]
+    assert every["survival"].iloc[-1] == 0 and every["low"].iloc[-1] == 0 and every["high"].iloc[-1] == 0
+    assert kaplan_meier([1.0, 2.0], [False, False]).empty
+
+
+def test_the_drift_check_fires_where_the_outputs_moved(rng):
+    from yieldmc.lifetime.policies import PolicyRun
+
+    y = np.arange(40) % 4
+    v = rng.standard_normal((6, 40, 4)) * 0.05 + np.eye(4)[y] * 0.3
+    run = PolicyRun(PolicySettings(policies=("drift",), budget=40, drift_threshold=0.5), y, y)
+    first = run.step(0, v, v)
+    assert first["labels_drift"].tolist() == [40] * 6
+    moved = v.copy()
+    moved[:3] += 0.3  # half the dies' outputs shift by about twice their spread
+    out = run.step(1, moved, moved)
+    assert out["drift_recalibrated"].tolist() == [True] * 3 + [False] * 3
+    assert out["labels_drift"].tolist() == [80] * 3 + [40] * 3
+    assert np.all(out["drift_score"][:3] > 0.5) and np.all(out["drift_score"][3:] == 0)
 
 
 def test_time_to_failure_is_the_first_checkpoint_below():

@@ -64,7 +64,7 @@ def lifetime(
     pattern) and the programmed cells have drifted; every array's transfer matrix comes from
     the exact rank-k update of one fault-free inverse per checkpoint. The policies: none
     (raw argmax), once (calibrated at t0 on --budget images), recal (re-calibrated at every
-    checkpoint), online (recursive least squares with --forgetting on --stream new images
+    checkpoint), online (incremental ridge with --forgetting on --stream new images
     per checkpoint), drift (re-calibrated when the output statistics move). One Parquet row
     per (die, checkpoint): accuracy, cumulative labelled images and training FLOPs per
     policy, new faults, drift factor. See docs/lifetime.md.

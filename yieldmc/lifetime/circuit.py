@@ -19,7 +19,8 @@ check both against fresh solves of the same conductances.
 
 Scope: the designs of the compiled engine (:func:`yieldmc.engine.chunk.check_supported`)
 without programming noise (noise gives every die its own fault-free conductances, so there
-is no shared inverse to update).
+is no shared inverse to update) and without the run's own drift (``device.drift_nu = 0``:
+the lifetime's drift starts from the die at test).
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def check_lifetime_design(config) -> None:
     except ConfigError as exc:
         raise ConfigError(str(exc).replace(UNSUPPORTED, "the lifetime covers the designs of the compiled "
                                            "engine (linear device, no read noise, bias row or output rail)")) from None
+    if config.device.drift_nu > 0:
+        raise ConfigError(f"device.drift_nu = {config.device.drift_nu:g}: the run's dies are read after their own "
+                          "drift, and the lifetime's drift starts from the die at test; sample the run without "
+                          "drift and give the lifetime --drift-nu")
     if config.device.programming_noise > 0:
         raise ConfigError(f"device.programming_noise = {config.device.programming_noise:g}: the lifetime updates one "
                           "fault-free inverse shared by all dies, and programming noise gives every die its own")

@@ -8,7 +8,7 @@ in *when* and *on what* it learns:
 * ``once``: calibrated at ``t_0`` on ``budget`` labelled images, never again;
 * ``recal``: re-calibrated from scratch at every checkpoint on the same ``budget`` images,
   re-measured;
-* ``online``: the ``t_0`` calibration, then recursive least squares with forgetting factor
+* ``online``: the ``t_0`` calibration, then incremental ridge with forgetting factor
   ``forgetting`` (:class:`~yieldmc.correctors.online.OnlineRidge`) fed ``stream`` new labelled
   images at each checkpoint (the images seen since the previous one);
 * ``drift``: the ``t_0`` calibration, re-done on ``budget`` images only when an unsupervised
@@ -17,7 +17,7 @@ in *when* and *on what* it learns:
   the last calibration.
 
 Costs per die are counted, cumulatively: labelled images, and floating-point operations of
-the training arithmetic (features, Gram or RLS updates, solves; multiply-adds count 2) --
+the training arithmetic (features, Gram matrices, solves; multiply-adds count 2) --
 what a chip or its tester would have to do. Inference costs the same for every corrected
 policy and is left out.
 """
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from yieldmc.correctors.batched import DEFAULT_N_FEATURES, DEFAULT_RIDGE_ALPHA, BatchedRidgeCorrector
-from yieldmc.correctors.online import OnlineRidge, rls_flops
+from yieldmc.correctors.online import OnlineRidge, online_flops
 from yieldmc.errors import ConfigError
 
 POLICIES = ("none", "once", "recal", "online", "drift")
@@ -104,9 +104,10 @@ class PolicySettings:
 
 
 def fit_flops(n_images: int, n_inputs: int, width: int, n_targets: int) -> float:
-    """Floating-point operations of one ridge calibration of one die: features
-    (``n f F``), then the dual (``n < F``: ``n^2 F`` Gram, ``n^3/3`` solve) or primal
-    (``n F^2`` Gram, ``F^3/3`` solve) normal equations and the weights."""
+    """Floating-point operations of one ridge calibration of one die (a multiply-add counts
+    2): features (``2 n f F + 4 n F``: projection, phase and cosine), then the dual (``n < F``:
+    ``2 n^2 F`` Gram, LU ``(2/3) n^3``) or primal (``2 n F^2`` Gram, LU ``(2/3) F^3``) normal
+    equations and the weights."""
     n, f, F, t = n_images, n_inputs, width, n_targets
     features = 2 * n * f * F + 4 * n * F
     if n < F:
@@ -147,9 +148,15 @@ class PolicyRun:
     def _corrector(self) -> BatchedRidgeCorrector:
         return BatchedRidgeCorrector(n_features=self.s.n_features, alpha=self.s.alpha, random_state=self.s.seed)
 
+    def _targets(self) -> int:
+        k = np.unique(self.y_cal).size
+        return 1 if k == 2 else k
+
     def _fit_cost(self, V: np.ndarray) -> float:
-        n_targets = 1 if np.unique(self.y_cal).size == 2 else np.unique(self.y_cal).size
-        return fit_flops(V.shape[1], V.shape[2], self.s.n_features, n_targets)
+        return fit_flops(V.shape[1], V.shape[2], self.s.n_features, self._targets())
+
+    def _online_cost(self, V: np.ndarray) -> float:
+        return online_flops(V.shape[1], V.shape[2], self.s.n_features, self._targets())
 
     def step(self, c: int, v_test: np.ndarray, v_cal: np.ndarray, v_stream: np.ndarray | None = None,
              y_stream: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -197,17 +204,14 @@ class PolicyRun:
             elif p == "online":
                 if c == 0:
                     self.models[p] = OnlineRidge(self._t0, v_cal, self.y_cal, self.s.forgetting)
-                    f1 = self.s.n_features + 1  # and its state: the augmented Gram matrix, inverted
-                    self.flops[p] += 2 * budget * f1 * f1 + 2 * f1**3
+                    self.flops[p] += self._online_cost(v_cal) - fit_cost  # its own state, not the batch fit
                 else:
                     if v_stream is None or y_stream is None:
                         raise ConfigError("the online policy needs the stream's voltages and labels")
                     model = self.models[p]
                     model.update(v_stream, y_stream)
                     self.labels[p] += v_stream.shape[1]
-                    width = self.s.n_features
-                    self.flops[p] += rls_flops(1, width, v_stream.shape[1], model.W.shape[2]) + (
-                        2 * v_stream.shape[1] * v_stream.shape[2] * width)
+                    self.flops[p] += self._online_cost(v_stream)
                 pred = self.models[p].predict(v_test)
             else:  # drift
                 pred, score, fired = self._drift(c, v_test, v_cal, fit_cost)

@@ -19,6 +19,7 @@ settings and the dies only: not on ``jobs`` or ``chunk_dies``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -146,8 +147,12 @@ class LifetimeContext:
         self.design = design_for(model, ("test",))
         self.shapes = [tuple(int(v) for v in s) for s in self.design.shapes]
         self.cell_off = self.design.cell_off
-        with ThreadPoolExecutor(max_workers=jobs) as pool:  # dense Cholesky in LAPACK: threads overlap
-            self.circuits = list(pool.map(lambda f: CheckpointCircuit.build(model, float(f)), settings.drift_factors))
+        from threadpoolctl import threadpool_limits
+
+        factors = sorted(set(float(f) for f in settings.drift_factors))  # one circuit per distinct drift
+        with threadpool_limits(1), ThreadPoolExecutor(max_workers=jobs) as pool:  # LAPACK releases the GIL
+            built = dict(zip(factors, pool.map(lambda f: CheckpointCircuit.build(model, f), factors), strict=True))
+        self.circuits = [built[float(f)] for f in settings.drift_factors]
         self.x_test, self.y_test = model.images("test")
         x_train, y_train = model.images("train")
         p = settings.policies
@@ -175,7 +180,10 @@ def _chunk_rows(ctx: LifetimeContext, dies: np.ndarray) -> tuple[pa.Table, dict]
         ages, codes = fault_history(s.faults, ctx.design.seed, dies, t0.masks, ctx.shapes, ctx.cell_off)
     n_t0 = np.count_nonzero(t0.masks, axis=1)
     run = PolicyRun(s.policies, ctx.y_test, ctx.y_cal)
-    n_test, n_cal = len(ctx.y_test), len(ctx.y_cal)
+    pol = s.policies.policies
+    # only the images some policy reads: the calibration inputs (every corrected policy), the stream (online)
+    n_test, n_cal = len(ctx.y_test), len(ctx.y_cal) if s.policies.labelled else 0
+    streaming = "online" in pol
     parts: dict[str, list] = {}
     routes = {"same": 0, "update": 0, "solve": 0}
     for c, (t, age, circuit) in enumerate(zip(s.times_s, s.ages_s, ctx.circuits, strict=True)):
@@ -183,9 +191,9 @@ def _chunk_rows(ctx: LifetimeContext, dies: np.ndarray) -> tuple[pa.Table, dict]
         transfers, r = checkpoint_transfers(circuit, now, ctx.cell_off)
         for k in routes:
             routes[k] += r[k]
-        xs = [ctx.x_test, ctx.x_cal] + ([ctx.streams[c - 1][0]] if c else [])
+        xs = [ctx.x_test, ctx.x_cal[:n_cal]] + ([ctx.streams[c - 1][0]] if c and streaming else [])
         V = forward_many(ctx.model, transfers, np.concatenate(xs))
-        stream = (V[:, n_test + n_cal:], ctx.streams[c - 1][1]) if c else (None, None)
+        stream = (V[:, n_test + n_cal:], ctx.streams[c - 1][1]) if c and streaming else (None, None)
         out = run.step(c, V[:, :n_test], V[:, n_test:n_test + n_cal], *stream)
         n_stuck = np.count_nonzero(now, axis=1)
         cols = {"die": dies, "checkpoint": np.full(dies.size, c, np.int16), "time_s": np.full(dies.size, t),
@@ -274,6 +282,7 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
         dies = dies[:n_dies]
     head = {"run_id": store.run_id, "settings": settings.as_dict(), "dies": int(dies.size),
             "chunk_dies": int(chunk_dies)}
+    head["digest"] = _digest(head)
     folder = lifetime_dir(run)
     chunks = _chunks(dies, int(chunk_dies))
     with store.locked("lifetime", again=f"run `yieldmc lifetime {run} --resume` again"):
@@ -291,7 +300,8 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
         routes = {"same": 0, "update": 0, "solve": 0}
         with threadpool_limits(1), ThreadPoolExecutor(max_workers=int(jobs)) as pool:
             for c, (tbl, info) in zip(todo, pool.map(lambda c: _chunk_rows(ctx, chunks[c]), todo), strict=True):
-                tbl = tbl.replace_schema_metadata({"yieldmc.run_id": store.run_id, "yieldmc.part": str(c)})
+                tbl = tbl.replace_schema_metadata({"yieldmc.run_id": store.run_id, "yieldmc.part": str(c),
+                                                   "yieldmc.digest": head["digest"]})
                 store.write_file(f"{LIFETIME_DIR}/{part_name(c, 'parquet')}",
                                  lambda tmp, tbl=tbl: pq.write_table(tbl, tmp, compression="zstd"))
                 for k in routes:
@@ -310,27 +320,49 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
     return summary
 
 
+def _digest(head: dict) -> str:
+    """sha256 of what a lifetime's rows depend on (run, settings, dies, chunking)."""
+    return hashlib.sha256(json.dumps(head, sort_keys=True, default=float).encode()).hexdigest()
+
+
+def _part_digest(path: Path) -> str | None:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    value = meta.get(b"yieldmc.digest")
+    return value.decode() if value else None
+
+
 def _prepare(store, folder: Path, head: dict, n_parts: int, resume: bool, overwrite: bool) -> set[int]:
-    """Check what is there; return the parts already done (``resume``)."""
+    """Check what is there; return the parts already done (``resume``). Parts of another
+    lifetime (other settings, dies, chunking or run) are never counted as done."""
     path = folder / SETTINGS_FILE
-    if path.exists():
-        if not (resume or overwrite):
-            raise ConfigError(f"{folder} holds a lifetime already; pass --resume to finish it or --overwrite "
-                              "to replace it")
-        if not store.wrote(f"{LIFETIME_DIR}/{SETTINGS_FILE}"):
-            raise ConfigError(f"{path} was not written by `yieldmc lifetime` for this run; move it away")
+    parts = sorted(folder.glob("part-*.parquet"))
+    foreign = [p for p in parts if not store.wrote(f"{LIFETIME_DIR}/{p.name}")]
+    if foreign:
+        raise ConfigError(f"{foreign[0]} was not written by `yieldmc lifetime` for this run; move it away")
+    if path.exists() and not store.wrote(f"{LIFETIME_DIR}/{SETTINGS_FILE}"):
+        raise ConfigError(f"{path} was not written by `yieldmc lifetime` for this run; move it away")
+    if resume:
+        if not path.exists():
+            raise ConfigError(f"--resume: {folder} holds no lifetime to finish")
         old = json.loads(path.read_text())
-        if resume:
-            if {k: old.get(k) for k in head} != head:
-                raise ConfigError(f"--resume: {path} was made with other settings (or dies, or --chunk-dies); "
-                                  "give the same ones, or --overwrite")
-            return {c for c in range(n_parts) if store.wrote(f"{LIFETIME_DIR}/{part_name(c, 'parquet')}")}
-        for p in folder.glob("part-*.parquet"):
-            if store.wrote(f"{LIFETIME_DIR}/{p.name}"):
+        if old.get("digest") != head["digest"]:
+            raise ConfigError(f"--resume: {path} was made with other settings (or dies, or --chunk-dies); "
+                              "give the same ones, or --overwrite")
+        names = {part_name(c, "parquet"): c for c in range(n_parts)}
+        done = {names[p.name] for p in parts if p.name in names and _part_digest(p) == head["digest"]}
+        for p in parts:  # a part of another lifetime, left by a crash: computed again
+            if p.name not in names or names[p.name] not in done:
                 p.unlink()
-    elif resume:
-        raise ConfigError(f"--resume: {folder} holds no lifetime to finish")
-    _write_settings(store, head | {"status": "running"})
+        return done
+    if (path.exists() or parts) and not overwrite:
+        raise ConfigError(f"{folder} holds a lifetime already; pass --resume to finish it or --overwrite "
+                          "to replace it")
+    _write_settings(store, head | {"status": "running"})  # first: a crash below leaves "running"
+    for p in parts:
+        p.unlink()
     return set()
 
 
@@ -348,24 +380,43 @@ def _t0_mismatches(df: pd.DataFrame, table: pd.DataFrame, n_test: int) -> int | 
 
 
 def read_settings(run: str | Path) -> dict:
-    """``lifetime.json`` of a run (ConfigError naming the fix if absent)."""
+    """``lifetime.json`` of a run, checked against the run (ConfigError naming the fix)."""
+    from yieldmc.runformat import read_run_info
+
     path = lifetime_dir(run) / SETTINGS_FILE
     if not path.exists():
         raise ConfigError(f"{run} has no lifetime; run `yieldmc lifetime {run}` first")
-    return json.loads(path.read_text())
+    info = json.loads(path.read_text())
+    if info.get("run_id") != read_run_info(run).get("run_id"):
+        raise ConfigError(f"the lifetime in {lifetime_dir(run)} belongs to an earlier run in {run} (the run was "
+                          f"replaced); run `yieldmc lifetime {run} --overwrite`")
+    return info
 
 
 def load_lifetime(run: str | Path, *, allow_partial: bool = False) -> pd.DataFrame:
     """The (die, checkpoint) rows of a run's lifetime, sorted by die then checkpoint.
 
-    Raises ConfigError if there is none, or (without ``allow_partial``) it is unfinished."""
+    Every part must carry the digest of ``lifetime.json`` (its settings, dies and chunking)
+    and, unless ``allow_partial``, the lifetime must be complete with every part present.
+
+    Raises
+    ------
+    ConfigError
+        No lifetime, one of an earlier run, an unfinished one, or parts missing or foreign.
+    """
     info = read_settings(run)
     if info.get("status") != "complete" and not allow_partial:
         raise ConfigError(f"the lifetime of {run} is unfinished; run `yieldmc lifetime {run} --resume`")
-    files = sorted(lifetime_dir(run).glob("part-*.parquet"))
-    if not files:
+    n_parts = -(-int(info["dies"]) // int(info["chunk_dies"]))
+    files = [lifetime_dir(run) / part_name(c, "parquet") for c in range(n_parts)]
+    good = [f for f in files if f.exists() and _part_digest(f) == info.get("digest")]
+    if len(good) < n_parts and not allow_partial:
+        bad = next(f for f in files if f not in good)
+        raise ConfigError(f"{bad} is missing or belongs to another lifetime; run `yieldmc lifetime {run} "
+                          "--resume` (same settings) or --overwrite")
+    if not good:
         raise ConfigError(f"the lifetime of {run} has no rows yet")
-    df = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
+    df = pd.concat([pq.read_table(f).to_pandas() for f in good], ignore_index=True)
     return df.sort_values(["die", "checkpoint"], kind="stable").reset_index(drop=True)
 
 
@@ -394,9 +445,11 @@ def yield_at(df: pd.DataFrame, at_s: float, threshold: float, confidence: float 
     times = np.sort(df["time_s"].unique())
     if at_s < times[0] * (1 - 1e-12):
         raise ConfigError(f"--at {at_s:g} s comes before t0 = {times[0]:g} s")
-    t = times[np.searchsorted(times, at_s * (1 + 1e-12), side="right") - 1]
-    curve = yield_over_time(df[df["time_s"] == t], threshold, confidence)
-    return curve
+    if at_s > times[-1] * (1 + 1e-12):
+        raise ConfigError(f"--at {at_s:g} s comes after the last checkpoint, {times[-1]:g} s: the lifetime "
+                          "did not simulate it (give a later --t-end)")
+    i = max(int(np.searchsorted(times, at_s * (1 + 1e-12), side="right")) - 1, 0)
+    return yield_over_time(df[df["time_s"] == times[i]], threshold, confidence)
 
 
 def lifetime_summary(df: pd.DataFrame, settings: LifetimeSettings, confidence: float = 0.95) -> dict[str, Any]:
