@@ -214,8 +214,15 @@ def forward_many(model, transfers: list[np.ndarray], x: np.ndarray) -> np.ndarra
         n_out = layout.layer_sizes[layer + 1]
         current = np.zeros((n_dies, x.shape[0], 2 * n_out))
         for spec, T in zip(layout.arrays, transfers, strict=True):
-            if spec.layer == layer:
-                current[:, :, spec.cols] += np.matmul(v[..., spec.rows], T)
+            if spec.layer != layer:
+                continue
+            if v.ndim == 2:  # layer 0: the same images for every die, one large product
+                m_rows, n_cols = T.shape[1:]
+                wide = np.ascontiguousarray(T.transpose(1, 0, 2)).reshape(m_rows, n_dies * n_cols)
+                part = (v[:, spec.rows] @ wide).reshape(-1, n_dies, n_cols).transpose(1, 0, 2)
+            else:
+                part = np.matmul(v[..., spec.rows], T)
+            current[:, :, spec.cols] += part
         z = (current[..., 0::2] - current[..., 1::2]) / (layout.g_scales[layer] * arr.v_read)
         z += biases[layer]
         if layer < n_layers - 1:
