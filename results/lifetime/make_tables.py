@@ -62,8 +62,7 @@ def main() -> None:
                          "yield_end_high": r["yield_end_ci"][1], "mean_accuracy_end": r["mean_accuracy_end"],
                          "median_life_y": half["time_s"].iloc[0] / YEAR_S if len(half) else float("inf"),
                          "labelled_images_per_die": r["labelled_images_per_die"],
-                         "training_mflop_per_die": r["training_mflop_per_die"],
-                         "elapsed_s": summary["elapsed_s"]})
+                         "training_mflop_per_die": r["training_mflop_per_die"]})
         if name == "budget200":
             section = lifetime_section(df, read_settings(RUN), settings.threshold, 0.95)
             (HERE / "lifetime.png").write_bytes(section.blocks[-1].png)
