@@ -191,9 +191,15 @@ def test_a_replaced_run_does_not_show_its_old_lifetime(run, network_cache):
     assert _lifetime(run).exit_code == 0
     late = CliRunner().invoke(app, ["yield", str(run), "--at", "20y"])
     assert late.exit_code == 2 and "last checkpoint" in late.output
-    run_sample(load_config("paper"), 4, run, overwrite=True)
+    info = json.loads((run / "lifetime" / "lifetime.json").read_text())
+    (run / "lifetime" / "lifetime.json").write_text(json.dumps(info | {"run_id": "another"}))
     result = CliRunner().invoke(app, ["yield", str(run), "--at", "1y"])
     assert result.exit_code == 2 and "earlier run" in result.output
+    (run / "lifetime" / "lifetime.json").write_text(json.dumps(info))
+    run_sample(load_config("paper"), 4, run, overwrite=True)  # the lifetime goes with the run it followed
+    assert not (run / "lifetime" / "lifetime.json").exists()
+    result = CliRunner().invoke(app, ["yield", str(run), "--at", "1y"])
+    assert result.exit_code == 2 and "no lifetime" in result.output
 
 
 def test_a_run_with_its_own_drift_is_refused(tmp_path):

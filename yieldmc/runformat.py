@@ -57,7 +57,7 @@ CORRECTED_DIR = "corrected"
 #: Folder of ``yieldmc lifetime``'s files: ``lifetime.json`` and one part per chunk of dies.
 LIFETIME_DIR = "lifetime"
 #: Folders of a run directory that hold yieldmc's files.
-SUBDIRS = (DIES_DIR, VOLTAGES_DIR, CORRECTED_DIR)
+SUBDIRS = (DIES_DIR, VOLTAGES_DIR, CORRECTED_DIR, LIFETIME_DIR)
 #: What ``store_voltages`` may be: no voltages, the test images, or every image set.
 STORE_VOLTAGES = ("none", "test", "all")
 #: run.json entries that must be equal for ``--resume`` to continue a run; manifest.json
