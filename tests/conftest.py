@@ -47,6 +47,26 @@ def network_cache(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def use_network_cache(network_cache, monkeypatch):
+    """The session's network cache as ``YIELDMC_CACHE`` during one test (CLI tests)."""
+    monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))
+    return network_cache
+
+
+def sampled_run(tmp_path_factory, network_cache, name: str, n_dies: int, config=None, **kw):
+    """A small real run of ``n_dies`` dies (``run_sample``, the paper preset unless ``config``)
+    in a fresh folder ``name``, its network obtained into the session's cache."""
+    from yieldmc.config import load_config
+    from yieldmc.montecarlo import run_sample
+
+    out = tmp_path_factory.mktemp(name) / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("YIELDMC_CACHE", str(network_cache))
+        run_sample(config or load_config("paper"), n_dies, out, **kw)
+    return out
+
+
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
     """A module's own cache folder, set as ``YIELDMC_CACHE`` while the module runs."""

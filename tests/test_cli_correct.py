@@ -16,6 +16,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from typer.testing import CliRunner
 
+from tests.conftest import sampled_run
 from yieldmc import correction
 from yieldmc.cli import app
 from yieldmc.config import load_config
@@ -27,20 +28,12 @@ N_DIES = 6
 SMALL_BUDGET = 30
 
 
-@pytest.fixture(autouse=True)
-def _use_cache(network_cache, monkeypatch):
-    monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))
+pytestmark = pytest.mark.usefixtures("use_network_cache")
 
 
 @pytest.fixture(scope="module")
 def stored_run(tmp_path_factory, network_cache):
-    from yieldmc.montecarlo import run_sample
-
-    out = tmp_path_factory.mktemp("cli-correct") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("YIELDMC_CACHE", str(network_cache))
-        run_sample(load_config("paper"), N_DIES, out, chunk_size=3)
-    return out
+    return sampled_run(tmp_path_factory, network_cache, "cli-correct", N_DIES, chunk_size=3)
 
 
 @pytest.fixture

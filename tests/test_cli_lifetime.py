@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from tests.conftest import sampled_run
 from yieldmc.cli import app
 from yieldmc.config import load_config
 from yieldmc.lifetime import run as lifetime_run
@@ -22,20 +23,12 @@ ARGS = ["--times", "1h,1y,10y", "--budget", "30", "--stream", "10", "--policies"
         "--scale", "20y", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def _use_cache(network_cache, monkeypatch):
-    monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))
+pytestmark = pytest.mark.usefixtures("use_network_cache")
 
 
 @pytest.fixture(scope="module")
 def stored_run(tmp_path_factory, network_cache):
-    from yieldmc.montecarlo import run_sample
-
-    out = tmp_path_factory.mktemp("cli-lifetime") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("YIELDMC_CACHE", str(network_cache))
-        run_sample(load_config("paper"), N_DIES, out, chunk_size=5, store_voltages="none")
-    return out
+    return sampled_run(tmp_path_factory, network_cache, "cli-lifetime", N_DIES, chunk_size=5, store_voltages="none")
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import yieldmc.store
+from tests.conftest import sampled_run
 from yieldmc.cli import app
 from yieldmc.config import load_config
 from yieldmc.montecarlo import run_sample
@@ -28,18 +29,12 @@ SPEC = WaferSpec(diameter_mm=100, die_w_mm=10, die_h_mm=10, edge_exclusion_mm=3)
 D0 = 0.5
 
 
-@pytest.fixture(autouse=True)
-def _use_cache(network_cache, monkeypatch):
-    monkeypatch.setenv("YIELDMC_CACHE", str(network_cache))
+pytestmark = pytest.mark.usefixtures("use_network_cache")
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, network_cache):
-    out = tmp_path_factory.mktemp("cli-report") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("YIELDMC_CACHE", str(network_cache))
-        run_sample(load_config("paper"), DIES, out, chunk_size=CHUNK, store_voltages="none")
-    return out
+    return sampled_run(tmp_path_factory, network_cache, "cli-report", DIES, chunk_size=CHUNK, store_voltages="none")
 
 
 def invoke(*args):
