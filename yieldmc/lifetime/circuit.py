@@ -82,6 +82,9 @@ class CheckpointCircuit:
         Their transfer matrices (A/V).
     caches : tuple of LowRankCache or None
         Per array (None: ideal wires, or too many cells for a dense inverse).
+    wires : Resistances
+    g_on, g_off : float
+        Conductances (S) of stuck ON / OFF cells (they do not drift).
     """
 
     factor: float
