@@ -56,7 +56,7 @@ def test_rows_per_die_and_checkpoint_and_t0_is_the_run(reference, stored_run):
     run_table = load_dies(stored_run, columns=["die", "accuracy"]).set_index("die")
     first = df[df.checkpoint == 0].set_index("die")
     assert np.array_equal(first["accuracy_none"].to_numpy(), run_table.loc[first.index, "accuracy"].to_numpy())
-    assert summary["t0_mismatches"] == 0
+    assert summary["t0_mismatches_this_call"] == 0
     assert (df.groupby("die")["n_stuck"].diff().dropna() >= 0).all()  # faults only accumulate
     assert (df[df.checkpoint == 0]["n_new_faults"] == 0).all() and df["n_new_faults"].max() > 0
     assert df[df.checkpoint == 2]["drift_factor"].iloc[0] == pytest.approx((10 * 365.25 * 24) ** -0.01)
@@ -120,6 +120,11 @@ def test_yield_at_a_time(reference, run):
     (["--policies", "none,sometimes"], "unknown policy"),
     (["--forgetting", "1.5"], "forgetting"),
     (["--dies", "50"], "has 10 dies"),
+    (["--budget", "5"], "10 classes"),
+    (["--checkpoints", "3"], "leave out --checkpoints"),
+    (["--policies", ","], "at least one"),
+    (["--scale", "-2y"], "> 0"),
+    (["--jobs", "0"], "--jobs"),
 ])
 def test_bad_input_is_one_line_and_exit_2(run, args, words):
     result = CliRunner().invoke(app, ["lifetime", str(run), *ARGS, *args])
@@ -202,3 +207,13 @@ def test_a_run_with_its_own_drift_is_refused(tmp_path):
                tmp_path / "drifted")
     result = CliRunner().invoke(app, ["lifetime", str(tmp_path / "drifted"), *ARGS])
     assert result.exit_code == 2 and "drift_nu" in result.output
+
+
+def test_the_report_shows_the_lifetime_at_its_own_threshold(run, tmp_path):
+    assert _lifetime(run, "--threshold", "0.5").exit_code == 0
+    out = tmp_path / "report.md"
+    result = CliRunner().invoke(app, ["report", str(run), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert "## Lifetime" in text and "accuracy >= 0.50 (the lifetime's threshold)" in text
+    assert (tmp_path / "report_files" / "lifetime.png").stat().st_size > 0

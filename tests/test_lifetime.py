@@ -96,8 +96,8 @@ def test_a_new_pattern_appears_at_its_onset():
 
 
 @pytest.mark.parametrize("kw, word", [({"shape": -1.0}, "shape"), ({"scale_s": 0.0}, "scale"),
-                                      ({"scale_s": math.inf}, "scale"), ({"on_fraction": 1.5}, "on_fraction"),
-                                      ({"cluster_gain": -1.0}, "cluster_gain"), ({"pattern_kind": "blob"}, "kind")])
+                                      ({"scale_s": math.inf}, "scale"), ({"on_fraction": 1.5}, "--on-fraction"),
+                                      ({"cluster_gain": -1.0}, "--cluster-gain"), ({"pattern_kind": "blob"}, "kind")])
 def test_bad_fault_settings_are_refused(kw, word):
     with pytest.raises(ConfigError, match=word):
         FaultModel(**kw)
@@ -115,7 +115,7 @@ def test_durations_and_bad_policies():
         PolicySettings(policies=("none", "sometimes"))
     with pytest.raises(ConfigError, match="forgetting"):
         PolicySettings(forgetting=0.0)
-    with pytest.raises(ConfigError, match="drift nu"):
+    with pytest.raises(ConfigError, match="--drift-nu"):
         LifetimeSettings(times_s=(1.0, 2.0), drift_nu=-0.1)
 
 

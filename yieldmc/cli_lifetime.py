@@ -21,9 +21,11 @@ def _policies(text: str) -> tuple[str, ...]:
 
 def lifetime(
     run: Path = typer.Argument(..., metavar="RUN", help="Run directory written by `yieldmc sample`."),
-    checkpoints: int = typer.Option(10, "--checkpoints", "-k", help="K: checkpoints t1..tK after t0, log-spaced."),
-    t0: str = typer.Option("1h", "--t0", help="Test time t0 (calibration; the run's dies as sampled): 3600, 1h, 2d..."),
-    t_end: str = typer.Option("10y", "--t-end", help="End of life tK (units s m h d w y)."),
+    checkpoints: int = typer.Option(
+        None, "--checkpoints", "-k", help="K: checkpoints t1..tK after t0, log-spaced (default 10)."),
+    t0: str = typer.Option(
+        None, "--t0", help="Test time t0 (calibration; the run's dies as sampled): 3600, 1h, 2d... (default 1h)."),
+    t_end: str = typer.Option(None, "--t-end", help="End of life tK (units s m h d w y; default 10y)."),
     times: str = typer.Option(
         None, "--times", help="Explicit checkpoint times, increasing, comma separated (e.g. 1h,1d,1y,10y): "
         "replaces --checkpoints/--t0/--t-end."),
@@ -73,16 +75,19 @@ def lifetime(
     unknown policy, a run outside the lifetime's scope or unfinished); 1 a disk error;
     130 Ctrl-C (finished parts are kept: --resume).
     """
-    import os
-
+    from yieldmc.errors import ConfigError
     from yieldmc.lifetime.faults import FaultModel
     from yieldmc.lifetime.policies import PolicySettings
     from yieldmc.lifetime.run import LifetimeSettings, checkpoint_times, parse_duration, run_lifetime
+    from yieldmc.montecarlo import available_cores
 
     if times is not None:
+        if checkpoints is not None or t0 is not None or t_end is not None:
+            raise ConfigError("--times gives every checkpoint: leave out --checkpoints, --t0 and --t-end")
         grid = tuple(t.strip() for t in times.split(","))
     else:
-        grid = tuple(checkpoint_times(parse_duration(t0), parse_duration(t_end), checkpoints))
+        grid = tuple(checkpoint_times(parse_duration(t0 or "1h"), parse_duration(t_end or "10y"),
+                                      10 if checkpoints is None else checkpoints))
     faults = FaultModel(shape=shape, scale_s=parse_duration(scale), on_fraction=on_fraction,
                         cluster_gain=cluster_gain, cluster_radius=cluster_radius,
                         pattern_scale_s=float("inf") if pattern_scale is None else parse_duration(pattern_scale),
@@ -90,7 +95,7 @@ def lifetime(
     pol = PolicySettings(policies=_policies(policies), budget=budget, stream=stream, forgetting=forgetting,
                          drift_threshold=drift_threshold, seed=seed)
     settings = LifetimeSettings(times_s=grid, drift_nu=drift_nu, faults=faults, policies=pol, threshold=threshold)
-    workers = (os.cpu_count() or 1) if jobs == -1 else jobs
+    workers = available_cores() if jobs == -1 else jobs
     from yieldmc.cli_runs import progress_bar
 
     with progress_bar("dies", quiet) as bar:

@@ -500,7 +500,9 @@ def report_from_frames(info: Mapping[str, Any], dies: pd.DataFrame, corrected: M
     if lifetime is not None:
         from yieldmc.lifetime.report import lifetime_section
 
-        sections.append(lifetime_section(lifetime[0], lifetime[1], threshold, confidence))
+        # the lifetime's own threshold (yieldmc lifetime --threshold): its failures and summary use it
+        own = float(lifetime[1].get("settings", {}).get("threshold", threshold))
+        sections.append(lifetime_section(lifetime[0], lifetime[1], own, confidence))
     title = f"yieldmc report: {run_name}"
     return Report(title, status, tuple(sections), partial, len(dies), int(info.get("n_dies", len(dies))))
 

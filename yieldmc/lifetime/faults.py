@@ -56,6 +56,11 @@ def lifetime_seeds(seed: int) -> tuple[int, int]:
     return out[0], out[1]
 
 
+def _flag(name: str) -> str:
+    """A setting's name as the command line spells it: ``scale_s`` -> ``--scale``."""
+    return "--" + name.removesuffix("_s").replace("_", "-")
+
+
 @dataclass(frozen=True)
 class FaultModel:
     """How stuck cells appear after ``t_0`` (see the module text for the model).
@@ -94,18 +99,18 @@ class FaultModel:
         for name in ("shape", "scale_s", "cluster_radius", "pattern_scale_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
-                raise ConfigError(f"lifetime {name.removesuffix('_s')} must be a number > 0, got {value!r}")
+                raise ConfigError(f"{_flag(name)} must be a number > 0, got {value!r}")
         for name in ("shape", "scale_s", "cluster_radius"):
             if not math.isfinite(getattr(self, name)):
-                raise ConfigError(f"lifetime {name.removesuffix('_s')} must be finite, got {getattr(self, name)!r}")
+                raise ConfigError(f"{_flag(name)} must be finite, got {getattr(self, name)!r}")
         if not (isinstance(self.cluster_gain, (int, float)) and 0 <= self.cluster_gain < math.inf):
-            raise ConfigError(f"lifetime cluster_gain must be a finite number >= 0, got {self.cluster_gain!r}")
+            raise ConfigError(f"{_flag('cluster_gain')} must be a finite number >= 0, got {self.cluster_gain!r}")
         for name in ("on_fraction", "pattern_severity"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value <= 1):
-                raise ConfigError(f"lifetime {name} must lie in [0, 1], got {value!r}")
+                raise ConfigError(f"{_flag(name)} must lie in [0, 1], got {value!r}")
         if self.pattern_kind not in defects.KINDS:
-            raise ConfigError(f"lifetime pattern_kind must be one of {', '.join(defects.KINDS)}, "
+            raise ConfigError(f"{_flag('pattern_kind')} must be one of {', '.join(defects.KINDS)}, "
                               f"got {self.pattern_kind!r}")
 
     def as_dict(self) -> dict:

@@ -76,6 +76,8 @@ class PolicySettings:
     def __post_init__(self) -> None:
         pol = tuple(self.policies)
         object.__setattr__(self, "policies", pol)
+        if not pol:
+            raise ConfigError(f"--policies: give at least one of {', '.join(POLICIES)}")
         bad = [p for p in pol if p not in POLICIES]
         if bad:
             raise ConfigError(f"unknown policy {bad[0]!r}; the policies are {', '.join(POLICIES)}")
@@ -84,13 +86,13 @@ class PolicySettings:
         for name in ("budget", "stream", "n_features"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ConfigError(f"lifetime {name} must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
         if not (isinstance(self.forgetting, (int, float)) and 0 < self.forgetting <= 1):
-            raise ConfigError(f"lifetime forgetting must lie in (0, 1], got {self.forgetting!r}")
+            raise ConfigError(f"--forgetting must lie in (0, 1], got {self.forgetting!r}")
         for name in ("drift_threshold", "alpha"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-                raise ConfigError(f"lifetime {name} must be a finite number > 0, got {value!r}")
+                raise ConfigError(f"--{name.replace('_', '-')} must be a finite number > 0, got {value!r}")
 
     def as_dict(self) -> dict:
         d = asdict(self)

@@ -47,7 +47,8 @@ def lifetime_section(df: pd.DataFrame, info: Mapping[str, Any], threshold: float
     lead = (f"{df['die'].nunique()} dies, {last + 1} checkpoints to {df['time_s'].max() / YEAR_S:.3g} years; "
             f"cell lifetimes Weibull(shape {f.get('shape')}, "
             f"scale {format_number(float(f.get('scale_s', 0)) / YEAR_S, 3, 'g')} y), "
-            f"drift nu {s.get('drift_nu')}. Made by `yieldmc lifetime`; see docs/lifetime.md.")
+            f"drift nu {s.get('drift_nu')}; a die is good at accuracy >= {threshold:.2f} (the lifetime's "
+            "threshold). Made by `yieldmc lifetime`; see docs/lifetime.md.")
     return Section("lifetime", "Lifetime: yield over time per correction policy", (
         Text(lead, "lead"), frame_table(pd.DataFrame(rows), {"policy": str}),
         Image("lifetime", figure_png(fig), "yield over time per policy and Kaplan-Meier survival curves",

@@ -11,7 +11,8 @@ the checkpoint times, and the summary once complete). An interrupted lifetime re
 (``resume=True``): the settings must be the same, finished parts are kept.
 
 The images: the calibration set is the first ``budget`` training images of
-:func:`yieldmc.correction.stratified_order` (every class present; the same images for every
+:func:`yieldmc.correction.stratified_order` (every class present: the budget must be at least
+the number of classes, :func:`check_budget`; the same images for every
 die and checkpoint); checkpoint ``c >= 1``'s stream is the next ``stream`` images after the
 ones already streamed (cycling through the training set). Results depend on the run, the
 settings and the dies only: not on ``jobs`` or ``chunk_dies``.
@@ -52,7 +53,7 @@ SETTINGS_FILE = "lifetime.json"
 #: Dies per part (one chunk of work; memory about dies x 430 images x outputs x checkpoints).
 CHUNK_DIES = 64
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0, "y": YEAR_S}
-_DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([smhdwy]?)\s*")
+_DURATION = re.compile(r"\s*([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([smhdwy]?)\s*")
 
 
 def parse_duration(text: str | float) -> float:
@@ -74,9 +75,9 @@ def parse_duration(text: str | float) -> float:
 def checkpoint_times(t0_s: float, t_end_s: float, checkpoints: int) -> np.ndarray:
     """``K + 1`` log-spaced times from ``t0_s`` to ``t_end_s`` (s), ``K = checkpoints``."""
     if isinstance(checkpoints, bool) or not isinstance(checkpoints, (int, np.integer)) or checkpoints < 1:
-        raise ConfigError(f"checkpoints must be an integer >= 1, got {checkpoints!r}")
+        raise ConfigError(f"--checkpoints must be an integer >= 1, got {checkpoints!r}")
     if not t_end_s > t0_s:
-        raise ConfigError(f"the end of life ({t_end_s:g} s) must come after t0 ({t0_s:g} s)")
+        raise ConfigError(f"--t-end ({t_end_s:g} s) must come after --t0 ({t0_s:g} s)")
     return np.geomspace(t0_s, t_end_s, int(checkpoints) + 1)
 
 
@@ -116,9 +117,9 @@ class LifetimeSettings:
     def __post_init__(self) -> None:
         object.__setattr__(self, "times_s", tuple(float(t) for t in check_times(self.times_s)))
         if not (isinstance(self.drift_nu, (int, float)) and 0 <= self.drift_nu < math.inf):
-            raise ConfigError(f"drift nu must be a finite number >= 0, got {self.drift_nu!r}")
+            raise ConfigError(f"--drift-nu must be a finite number >= 0, got {self.drift_nu!r}")
         if not (isinstance(self.threshold, (int, float)) and 0 <= self.threshold <= 1):
-            raise ConfigError(f"threshold must lie in [0, 1], got {self.threshold!r}")
+            raise ConfigError(f"--threshold must lie in [0, 1], got {self.threshold!r}")
 
     def as_dict(self) -> dict:
         return {"times_s": list(self.times_s), "drift_nu": self.drift_nu, "faults": self.faults.as_dict(),
@@ -134,6 +135,14 @@ class LifetimeSettings:
 
 
 # --- the work ---------------------------------------------------------------------------------
+def check_budget(policies: PolicySettings, y_train: np.ndarray) -> None:
+    """A calibration (when a policy calibrates) needs at least one image of every class."""
+    n_classes = np.unique(y_train).size
+    if policies.labelled and policies.budget < n_classes:
+        raise ConfigError(f"--budget {policies.budget}: a calibration needs at least one image of each of the "
+                          f"{n_classes} classes")
+
+
 class LifetimeContext:
     """What every chunk of a lifetime shares, built once: the model, its compiled design at
     ``t_0`` (the run's defects), the checkpoints' circuits (one drifted inverse per checkpoint
@@ -156,6 +165,7 @@ class LifetimeContext:
         self.x_test, self.y_test = model.images("test")
         x_train, y_train = model.images("train")
         p = settings.policies
+        check_budget(p, y_train)
         order = stratified_order(y_train, p.seed)
         cal = order[:min(p.budget, order.size)]
         self.x_cal, self.y_cal = x_train[cal], y_train[cal]
@@ -195,6 +205,8 @@ def _chunk_rows(ctx: LifetimeContext, dies: np.ndarray) -> tuple[pa.Table, dict]
         V = forward_many(ctx.model, transfers, np.concatenate(xs))
         stream = (V[:, n_test + n_cal:], ctx.streams[c - 1][1]) if c and streaming else (None, None)
         out = run.step(c, V[:, :n_test], V[:, n_test:n_test + n_cal], *stream)
+        if c == 0:  # raw accuracy at t0, whatever the policies: the check against the run's table
+            raw_t0 = (V[:, :n_test].argmax(axis=2) == ctx.y_test[None, :]).sum(axis=1)
         n_stuck = np.count_nonzero(now, axis=1)
         cols = {"die": dies, "checkpoint": np.full(dies.size, c, np.int16), "time_s": np.full(dies.size, t),
                 "drift_factor": np.full(dies.size, circuit.factor), "n_stuck": n_stuck.astype(np.int32),
@@ -203,7 +215,7 @@ def _chunk_rows(ctx: LifetimeContext, dies: np.ndarray) -> tuple[pa.Table, dict]
             parts.setdefault(k, []).append(np.asarray(v))
     table = pa.table({k: np.concatenate(v) for k, v in parts.items()})
     order = np.lexsort((table["checkpoint"].to_numpy(), table["die"].to_numpy()))
-    return table.take(pa.array(order)), {"routes": routes, "t0_correct": t0.n_correct.astype(np.int64)}
+    return table.take(pa.array(order)), {"routes": routes, "dies": dies, "t0_correct": raw_t0}
 
 
 # --- the run directory ------------------------------------------------------------------------
@@ -263,7 +275,7 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
     if isinstance(chunk_dies, bool) or not isinstance(chunk_dies, (int, np.integer)) or chunk_dies < 1:
         raise ConfigError(f"--chunk-dies must be an integer >= 1, got {chunk_dies!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise ConfigError(f"--jobs must be an integer >= 1, got {jobs!r}")
+        raise ConfigError(f"--jobs must be an integer >= 1 (or -1: all cores), got {jobs!r}")
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
     run = Path(run)
@@ -285,10 +297,11 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
     head["digest"] = _digest(head)
     folder = lifetime_dir(run)
     chunks = _chunks(dies, int(chunk_dies))
+    model = DieModel.build(config, store.network_path, cache_dir=cache_dir)
+    check_budget(settings.policies, model.images("train")[1])  # before anything is written
     with store.locked("lifetime", again=f"run `yieldmc lifetime {run} --resume` again"):
         store.check_writable(LIFETIME_DIR)
         done = _prepare(store, folder, head, len(chunks), resume, overwrite)
-        model = DieModel.build(config, store.network_path, cache_dir=cache_dir)
         start = time.perf_counter()
         ctx = LifetimeContext(model, settings, int(jobs))
         say(f"{len(settings.times_s)} checkpoints, {dies.size} dies, {len(chunks) - len(done)} of {len(chunks)} "
@@ -298,6 +311,8 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
         if progress:
             progress(finished, dies.size)
         routes = {"same": 0, "update": 0, "solve": 0}
+        run_correct = table.set_index("die")["n_correct"]
+        mismatches = 0
         with threadpool_limits(1), ThreadPoolExecutor(max_workers=int(jobs)) as pool:
             for c, (tbl, info) in zip(todo, pool.map(lambda c: _chunk_rows(ctx, chunks[c]), todo), strict=True):
                 tbl = tbl.replace_schema_metadata({"yieldmc.run_id": store.run_id, "yieldmc.part": str(c),
@@ -306,6 +321,7 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
                                  lambda tmp, tbl=tbl: pq.write_table(tbl, tmp, compression="zstd"))
                 for k in routes:
                     routes[k] += info["routes"][k]
+                mismatches += int(np.count_nonzero(run_correct.loc[info["dies"]].to_numpy() != info["t0_correct"]))
                 finished += chunks[c].size
                 if progress:
                     progress(finished, dies.size)
@@ -313,9 +329,9 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
         df = load_lifetime(run, allow_partial=True)
         summary = lifetime_summary(df, settings) | {
             "elapsed_s": elapsed, "dies_per_s": (sum(chunks[c].size for c in todo) / elapsed) if todo else None,
-            "routes_this_call": routes, "t0_mismatches": _t0_mismatches(df, table, len(model.images("test")[1]))}
-        if summary["t0_mismatches"]:
-            say(f"warning: {summary['t0_mismatches']} dies classify differently at t0 than in the run's table")
+            "routes_this_call": routes, "t0_mismatches_this_call": mismatches}
+        if mismatches:
+            say(f"warning: {mismatches} dies classify a different number of test images at t0 than in the run's table")
         _write_settings(store, head | {"status": "complete", "summary": summary})
     return summary
 
@@ -371,14 +387,6 @@ def _write_settings(store, obj: dict) -> None:
     store.write_file(f"{LIFETIME_DIR}/{SETTINGS_FILE}", lambda tmp: tmp.write_text(text))
 
 
-def _t0_mismatches(df: pd.DataFrame, table: pd.DataFrame, n_test: int) -> int | None:
-    if "accuracy_none" not in df:
-        return None
-    first = df[df["checkpoint"] == 0].set_index("die")["accuracy_none"]
-    ref = table.set_index("die").loc[first.index, "n_correct"] / n_test
-    return int(np.count_nonzero(np.abs(first.to_numpy() - ref.to_numpy()) > 1e-12))
-
-
 def read_settings(run: str | Path) -> dict:
     """``lifetime.json`` of a run, checked against the run (ConfigError naming the fix)."""
     from yieldmc.runformat import read_run_info
@@ -427,16 +435,18 @@ def policies_of(df: pd.DataFrame) -> list[str]:
 
 def yield_over_time(df: pd.DataFrame, threshold: float, confidence: float = 0.95) -> pd.DataFrame:
     """Yield (share of dies with accuracy >= ``threshold``) per checkpoint and policy, with
-    Wilson intervals: columns checkpoint, time_s, policy, good, dies, yield, low, high."""
-    from yieldmc.stats import wilson_interval
+    intervals as ``yieldmc yield`` makes them (Wilson, Clopper-Pearson near 0 and 1:
+    :func:`yieldmc.stats.choose_method`): columns checkpoint, time_s, policy, good, dies,
+    yield, low, high, method."""
+    from yieldmc.stats import choose_method, interval
 
     rows = []
     for (c, t), g in df.groupby(["checkpoint", "time_s"], sort=True):
         for p in policies_of(df):
             k, n = int((g[f"accuracy_{p}"] >= threshold).sum()), len(g)
-            lo, hi = wilson_interval(k, n, confidence)
+            lo, hi = interval(k, n, confidence)
             rows.append({"checkpoint": int(c), "time_s": float(t), "policy": p, "good": k, "dies": n,
-                         "yield": k / n, "low": float(lo), "high": float(hi)})
+                         "yield": k / n, "low": float(lo), "high": float(hi), "method": choose_method(k, n)})
     return pd.DataFrame(rows)
 
 
@@ -453,8 +463,9 @@ def yield_at(df: pd.DataFrame, at_s: float, threshold: float, confidence: float 
 
 
 def lifetime_summary(df: pd.DataFrame, settings: LifetimeSettings, confidence: float = 0.95) -> dict[str, Any]:
-    """Per policy: yield at ``t_0`` and end of life (with intervals), mean labelled images and
-    training MFLOP per die over the life, dies whose accuracy first fell below the threshold."""
+    """Per policy: yield at ``t_0`` and end of life (with intervals), mean test accuracy at the
+    end, mean labelled images and training MFLOP per die over the life, and the dies that fell
+    below the threshold at some checkpoint (``failed_dies``, time-to-failure events)."""
     curve = yield_over_time(df, settings.threshold, confidence)
     last = df["checkpoint"].max()
     end = df[df["checkpoint"] == last]
@@ -467,11 +478,12 @@ def lifetime_summary(df: pd.DataFrame, settings: LifetimeSettings, confidence: f
             "yield_t0": float(c0["yield"]), "yield_t0_ci": [float(c0.low), float(c0.high)],
             "yield_end": float(cK["yield"]), "yield_end_ci": [float(cK.low), float(cK.high)],
             "mean_accuracy_end": float(end[f"accuracy_{p}"].mean()),
+            "failed_dies": int(df.loc[df[f"accuracy_{p}"] < settings.threshold, "die"].nunique()),
             "labelled_images_per_die": float(end[f"labels_{p}"].mean()),
             "training_mflop_per_die": float(end[f"flops_{p}"].mean() / 1e6)}
     return out
 
 
-__all__ = ["CHUNK_DIES", "SETTINGS_FILE", "LifetimeContext", "LifetimeSettings", "check_times", "checkpoint_times",
-           "lifetime_dir", "lifetime_summary", "load_lifetime", "parse_duration", "policies_of",
+__all__ = ["CHUNK_DIES", "SETTINGS_FILE", "LifetimeContext", "LifetimeSettings", "check_budget", "check_times",
+           "checkpoint_times", "lifetime_dir", "lifetime_summary", "load_lifetime", "parse_duration", "policies_of",
            "read_settings", "run_lifetime", "yield_at", "yield_over_time"]
