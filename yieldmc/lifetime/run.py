@@ -313,18 +313,22 @@ def run_lifetime(run: str | Path, settings: LifetimeSettings, *, n_dies: int | N
         routes = {"same": 0, "update": 0, "solve": 0}
         run_correct = table.set_index("die")["n_correct"]
         mismatches = 0
-        with threadpool_limits(1), ThreadPoolExecutor(max_workers=int(jobs)) as pool:
-            for c, (tbl, info) in zip(todo, pool.map(lambda c: _chunk_rows(ctx, chunks[c]), todo), strict=True):
-                tbl = tbl.replace_schema_metadata({"yieldmc.run_id": store.run_id, "yieldmc.part": str(c),
-                                                   "yieldmc.digest": head["digest"]})
-                store.write_file(f"{LIFETIME_DIR}/{part_name(c, 'parquet')}",
-                                 lambda tmp, tbl=tbl: pq.write_table(tbl, tmp, compression="zstd"))
-                for k in routes:
-                    routes[k] += info["routes"][k]
-                mismatches += int(np.count_nonzero(run_correct.loc[info["dies"]].to_numpy() != info["t0_correct"]))
-                finished += chunks[c].size
-                if progress:
-                    progress(finished, dies.size)
+        pool = ThreadPoolExecutor(max_workers=int(jobs))
+        try:
+            with threadpool_limits(1):
+                for c, (tbl, info) in zip(todo, pool.map(lambda c: _chunk_rows(ctx, chunks[c]), todo), strict=True):
+                    tbl = tbl.replace_schema_metadata({"yieldmc.run_id": store.run_id, "yieldmc.part": str(c),
+                                                       "yieldmc.digest": head["digest"]})
+                    store.write_file(f"{LIFETIME_DIR}/{part_name(c, 'parquet')}",
+                                     lambda tmp, tbl=tbl: pq.write_table(tbl, tmp, compression="zstd"))
+                    for k in routes:
+                        routes[k] += info["routes"][k]
+                    mismatches += int(np.count_nonzero(run_correct.loc[info["dies"]].to_numpy() != info["t0_correct"]))
+                    finished += chunks[c].size
+                    if progress:
+                        progress(finished, dies.size)
+        finally:  # Ctrl-C or an error: the chunks not yet started are dropped, not computed
+            pool.shutdown(wait=True, cancel_futures=True)
         elapsed = time.perf_counter() - start
         df = load_lifetime(run, allow_partial=True)
         summary = lifetime_summary(df, settings) | {
