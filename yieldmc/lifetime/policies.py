@@ -184,8 +184,8 @@ class PolicyRun:
         fit_cost = self._fit_cost(v_cal)
         budget = v_cal.shape[1]
         if c == 0:  # one calibration at t0, shared by every corrected policy (the same fit)
-            self._t0 = self._corrector().fit(v_cal, self.y_cal) if any(
-                p in LABELLED for p in self.s.policies) else None
+            self._t0 = self._corrector().fit(v_cal, self.y_cal) if self.s.labelled else None
+        t0_pred = None  # the t0 corrector's predictions, made once per checkpoint for the policies sharing it
         for p in self.s.policies:
             if c == 0:
                 self.labels[p] = np.zeros(n, dtype=np.int64)
@@ -197,7 +197,8 @@ class PolicyRun:
                 pred = v_test.argmax(axis=2)
             elif p == "once" or (p == "recal" and c == 0):
                 self.models[p] = self._t0
-                pred = self._t0.predict(v_test)
+                t0_pred = self._t0.predict(v_test) if t0_pred is None else t0_pred
+                pred = t0_pred
             elif p == "recal":
                 self.models[p] = self._corrector().fit(v_cal, self.y_cal)
                 self.labels[p] += budget
